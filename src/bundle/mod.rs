@@ -1,0 +1,16 @@
+//! imgpkg formats: the bundle layer (read/write), ImagesLock, BundleLock, locations image,
+//! tarball; plus the registry-facing bundle operations (fetch, localise, locations).
+pub mod fetch;
+pub mod image;
+pub mod layer;
+pub mod lock;
+pub mod tarball;
+
+mod error;
+pub use error::BundleError;
+
+/// Label on an image config that marks an imgpkg bundle (presence is what counts).
+pub const BUNDLE_LABEL: &str = "dev.carvel.imgpkg.bundle";
+
+/// Files of an extracted layer: path relative to the root (`/`-separated) → contents.
+pub type FileTree = std::collections::BTreeMap<String, Vec<u8>>;

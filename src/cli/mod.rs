@@ -1,0 +1,84 @@
+//! Command line: flags, subcommands, and the hand-off to the library.
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+mod copy;
+mod controller;
+mod crd;
+mod pull;
+mod push;
+mod render;
+
+/// Kubernetes controller and relocation tool for Carvel package repositories.
+#[derive(Parser, Debug)]
+#[command(name = "pkgr", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Push a directory as an imgpkg bundle (-b) or plain image (-i).
+    Push(push::PushArgs),
+    /// Pull a bundle or image into a directory, rewriting .imgpkg/images.yml as imgpkg does.
+    Pull(pull::PullArgs),
+    /// Copy bundles and images between registries, or through a tarball.
+    Copy(copy::CopyArgs),
+    /// Print the Packages and PackageMetadatas a repository would produce, without a cluster.
+    Render(render::RenderArgs),
+    /// Run the PackageRepository controller.
+    Controller(controller::ControllerArgs),
+    /// Print the CustomResourceDefinitions as YAML.
+    Crd(crd::CrdArgs),
+}
+
+/// What a subcommand returns: its exit code, or an error to print with its causes.
+pub type CommandResult = Result<ExitCode, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pkgr: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Push(args) => push::run(args).await,
+            Command::Pull(args) => pull::run(args).await,
+            Command::Copy(args) => copy::run(args).await,
+            Command::Render(args) => render::run(args).await,
+            Command::Controller(args) => controller::run(args).await,
+            Command::Crd(args) => crd::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("{}", render_error(error.as_ref()));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `pkgr: <error>` followed by each cause on its own indented line.
+pub fn render_error(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = format!("pkgr: {error}");
+    let mut source = error.source();
+    while let Some(cause) = source {
+        out.push_str(&format!("\n  caused by: {cause}"));
+        source = cause.source();
+    }
+    out
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("PKGR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

@@ -1,0 +1,1 @@
+//! The reconcile pipeline: resolve → pull → (repository) → apply → prune → report.

@@ -1,0 +1,3 @@
+//! Shared helpers for integration tests (each test file does `mod support;`).
+#![allow(dead_code)]
+pub mod registry;
