@@ -5,7 +5,17 @@ use support::registry::TestRegistry;
 #[test]
 fn plain_registry_answers_v2() {
     let reg = TestRegistry::start();
-    let out = std::process::Command::new("curl").args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &format!("{}/v2/", reg.base_url())]).output().unwrap();
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("{}/v2/", reg.base_url()),
+        ])
+        .output()
+        .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
 }
 

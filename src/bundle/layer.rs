@@ -35,7 +35,11 @@ pub fn extract_to_dir(gzip: impl Read, dest: &Path, limits: &Limits) -> Result<(
 }
 
 /// Write imgpkg's layer for `inputs` (each `-f` path) as gzip to `out`.
-pub fn write_layer(inputs: &[PathBuf], exclusions: &[String], out: impl Write) -> Result<LayerInfo, BundleError> {
+pub fn write_layer(
+    inputs: &[PathBuf],
+    exclusions: &[String],
+    out: impl Write,
+) -> Result<LayerInfo, BundleError> {
     let _ = out;
     todo!("{inputs:?} {exclusions:?}")
 }

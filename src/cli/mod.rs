@@ -2,8 +2,8 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-mod copy;
 mod controller;
+mod copy;
 mod crd;
 mod pull;
 mod push;
@@ -80,5 +80,8 @@ pub fn render_error(error: &(dyn std::error::Error + 'static)) -> String {
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("PKGR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

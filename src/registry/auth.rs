@@ -6,9 +6,14 @@ use std::fmt;
 pub enum Credentials {
     #[default]
     Anonymous,
-    Basic { username: String, password: String },
+    Basic {
+        username: String,
+        password: String,
+    },
     /// A registry bearer token, sent as is.
-    Bearer { token: String },
+    Bearer {
+        token: String,
+    },
 }
 
 impl fmt::Debug for Credentials {

@@ -21,6 +21,14 @@ pub struct ClientOptions {
     pub retries: u32,
     /// Largest manifest accepted, in bytes.
     pub max_manifest_bytes: u64,
+    /// Time to establish a connection.
+    pub connect_timeout: std::time::Duration,
+    /// Time to wait for response headers, and the longest silence while reading a body.
+    pub read_timeout: std::time::Duration,
+    /// Explicit proxies (the controller's `kapp-controller-config`); `None` uses the environment.
+    pub http_proxy: Option<String>,
+    pub https_proxy: Option<String>,
+    pub no_proxy: Option<String>,
 }
 
 impl Default for ClientOptions {
@@ -33,6 +41,11 @@ impl Default for ClientOptions {
             allow_plain_http: false,
             retries: 3,
             max_manifest_bytes: 4 * 1024 * 1024,
+            connect_timeout: std::time::Duration::from_secs(10),
+            read_timeout: std::time::Duration::from_secs(30),
+            http_proxy: None,
+            https_proxy: None,
+            no_proxy: None,
         }
     }
 }
@@ -62,7 +75,12 @@ impl Client {
         todo!("{reference}")
     }
     /// PUT raw manifest bytes at the reference's tag or digest; returns the digest.
-    pub async fn put_manifest(&self, reference: &Reference, media_type: &str, bytes: Bytes) -> Result<Digest, RegistryError> {
+    pub async fn put_manifest(
+        &self,
+        reference: &Reference,
+        media_type: &str,
+        bytes: Bytes,
+    ) -> Result<Digest, RegistryError> {
         todo!("{reference} {media_type} {}", bytes.len())
     }
     /// Does `repository` (a reference; tag/digest ignored) hold blob `digest`?
@@ -70,19 +88,39 @@ impl Client {
         todo!("{repository} {digest}")
     }
     /// Stream a blob; the stream fails at the end if size or digest differ from `descriptor`.
-    pub async fn get_blob(&self, repository: &Reference, descriptor: &Descriptor) -> Result<BlobStream, RegistryError> {
+    pub async fn get_blob(
+        &self,
+        repository: &Reference,
+        descriptor: &Descriptor,
+    ) -> Result<BlobStream, RegistryError> {
         todo!("{repository} {descriptor:?}")
     }
     /// A small blob (a config) read whole, at most `max_bytes`, verified.
-    pub async fn get_blob_bytes(&self, repository: &Reference, digest: &Digest, max_bytes: u64) -> Result<Bytes, RegistryError> {
+    pub async fn get_blob_bytes(
+        &self,
+        repository: &Reference,
+        digest: &Digest,
+        max_bytes: u64,
+    ) -> Result<Bytes, RegistryError> {
         todo!("{repository} {digest} {max_bytes}")
     }
     /// Cross-repository mount on the same registry; `false` when the registry declined.
-    pub async fn mount_blob(&self, repository: &Reference, digest: &Digest, from: &Reference) -> Result<bool, RegistryError> {
+    pub async fn mount_blob(
+        &self,
+        repository: &Reference,
+        digest: &Digest,
+        from: &Reference,
+    ) -> Result<bool, RegistryError> {
         todo!("{repository} {digest} {from}")
     }
     /// Upload a blob from a stream of `size` bytes, verified by the registry against `digest`.
-    pub async fn push_blob<S>(&self, repository: &Reference, digest: &Digest, size: u64, body: S) -> Result<(), RegistryError>
+    pub async fn push_blob<S>(
+        &self,
+        repository: &Reference,
+        digest: &Digest,
+        size: u64,
+        body: S,
+    ) -> Result<(), RegistryError>
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
     {
@@ -90,7 +128,11 @@ impl Client {
         todo!("{repository} {digest} {size}")
     }
     /// Upload a small blob held in memory; returns its digest.
-    pub async fn push_blob_bytes(&self, repository: &Reference, bytes: Bytes) -> Result<Digest, RegistryError> {
+    pub async fn push_blob_bytes(
+        &self,
+        repository: &Reference,
+        bytes: Bytes,
+    ) -> Result<Digest, RegistryError> {
         todo!("{repository} {}", bytes.len())
     }
     /// All tags of a repository.

@@ -13,8 +13,8 @@ pub use auth::{Credentials, Keychain, RegistryAuthFlags};
 pub use client::{BlobStream, Client, ClientOptions, ManifestHead};
 pub use error::RegistryError;
 pub use manifest::{
-    Descriptor, ImageIndex, ImageManifest, Manifest, ManifestBody, MANIFEST_ACCEPT,
-    MEDIA_DOCKER_CONFIG, MEDIA_DOCKER_LAYER_GZIP, MEDIA_DOCKER_MANIFEST, MEDIA_DOCKER_MANIFEST_LIST,
-    MEDIA_OCI_CONFIG, MEDIA_OCI_INDEX, MEDIA_OCI_LAYER_GZIP, MEDIA_OCI_MANIFEST,
+    Descriptor, ImageIndex, ImageManifest, MANIFEST_ACCEPT, MEDIA_DOCKER_CONFIG, MEDIA_DOCKER_LAYER_GZIP,
+    MEDIA_DOCKER_MANIFEST, MEDIA_DOCKER_MANIFEST_LIST, MEDIA_OCI_CONFIG, MEDIA_OCI_INDEX,
+    MEDIA_OCI_LAYER_GZIP, MEDIA_OCI_MANIFEST, Manifest, ManifestBody,
 };
 pub use reference::{Digest, Reference};

@@ -77,11 +77,19 @@ impl Reference {
     }
     /// The same repository at `digest` (tag dropped).
     pub fn with_digest(&self, digest: Digest) -> Reference {
-        Reference { digest: Some(digest), tag: None, ..self.clone() }
+        Reference {
+            digest: Some(digest),
+            tag: None,
+            ..self.clone()
+        }
     }
     /// The same repository at `tag` (digest dropped).
     pub fn with_tag(&self, tag: &str) -> Reference {
-        Reference { tag: Some(tag.to_string()), digest: None, ..self.clone() }
+        Reference {
+            tag: Some(tag.to_string()),
+            digest: None,
+            ..self.clone()
+        }
     }
     /// What to put in a manifest URL: the digest if any, else the tag.
     pub fn manifest_selector(&self) -> String {

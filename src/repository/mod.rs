@@ -1,7 +1,7 @@
 //! Bundle contents → Package and PackageMetadata objects: parse, validate, relocate, name.
 //! Pure: no network, no cluster.
 use crate::api::{Package, PackageMetadata};
-use crate::bundle::{lock::ImagesLock, FileTree};
+use crate::bundle::{FileTree, lock::ImagesLock};
 
 /// A document under `packages/` that is not a Package or PackageMetadata (reported, not applied).
 #[derive(Clone, Debug, PartialEq)]
@@ -32,3 +32,5 @@ pub enum RepositoryError {
 pub fn build(files: &FileTree, images_lock: Option<&ImagesLock>) -> Result<Output, RepositoryError> {
     todo!("{} {images_lock:?}", files.len())
 }
+
+pub mod versions;

@@ -63,15 +63,29 @@ impl TestRegistry {
             let mut ca_pem = None;
             if tls {
                 let (ca, cert, key) = make_certificates(dir.path());
-                config.push_str(&format!("  tls:\n    certificate: {}\n    key: {}\n", cert.display(), key.display()));
+                config.push_str(&format!(
+                    "  tls:\n    certificate: {}\n    key: {}\n",
+                    cert.display(),
+                    key.display()
+                ));
                 ca_pem = Some(ca);
             }
             if let Some((user, pass)) = &credentials {
                 let htpasswd = dir.path().join("htpasswd");
-                let out = Command::new("htpasswd").args(["-Bbn", "-C", "5", user, pass]).output().expect("run htpasswd (apache2-utils)");
-                assert!(out.status.success(), "htpasswd failed: {}", String::from_utf8_lossy(&out.stderr));
+                let out = Command::new("htpasswd")
+                    .args(["-Bbn", "-C", "5", user, pass])
+                    .output()
+                    .expect("run htpasswd (apache2-utils)");
+                assert!(
+                    out.status.success(),
+                    "htpasswd failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
                 std::fs::write(&htpasswd, &out.stdout).unwrap();
-                config.push_str(&format!("auth:\n  htpasswd:\n    realm: pkgr-test\n    path: {}\n", htpasswd.display()));
+                config.push_str(&format!(
+                    "auth:\n  htpasswd:\n    realm: pkgr-test\n    path: {}\n",
+                    htpasswd.display()
+                ));
             }
             let config_path = dir.path().join("config.yml");
             std::fs::write(&config_path, config).unwrap();
@@ -105,7 +119,14 @@ impl TestRegistry {
             });
             match rx.recv_timeout(Duration::from_secs(30)) {
                 Ok(Ok(())) => {
-                    return TestRegistry { child, host, ca_pem, credentials, storage, dir };
+                    return TestRegistry {
+                        child,
+                        host,
+                        ca_pem,
+                        credentials,
+                        storage,
+                        dir,
+                    };
                 }
                 Ok(Err(line)) => {
                     let _ = child.kill();
@@ -133,7 +154,11 @@ impl Drop for TestRegistry {
 
 /// A port free on 127.0.0.1 right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A CA and a server certificate for 127.0.0.1/localhost signed by it: (ca.pem, server.pem, server.key).
@@ -151,11 +176,60 @@ pub fn make_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     .unwrap();
     let run = |args: &[&str]| {
         let out = Command::new("openssl").args(args).output().expect("run openssl");
-        assert!(out.status.success(), "openssl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "openssl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     let p = |p: &Path| p.to_str().unwrap().to_string();
-    run(&["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", &p(&ca_key), "-out", &p(&ca), "-days", "2", "-subj", "/CN=pkgr test CA"]);
-    run(&["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", &p(&key), "-out", &p(&csr), "-subj", "/CN=127.0.0.1"]);
-    run(&["x509", "-req", "-in", &p(&csr), "-CA", &p(&ca), "-CAkey", &p(&ca_key), "-CAcreateserial", "-out", &p(&cert), "-days", "2", "-extfile", &p(&ext)]);
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        &p(&ca_key),
+        "-out",
+        &p(&ca),
+        "-days",
+        "2",
+        "-subj",
+        "/CN=pkgr test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        &p(&key),
+        "-out",
+        &p(&csr),
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &p(&csr),
+        "-CA",
+        &p(&ca),
+        "-CAkey",
+        &p(&ca_key),
+        "-CAcreateserial",
+        "-out",
+        &p(&cert),
+        "-days",
+        "2",
+        "-extfile",
+        &p(&ext),
+    ]);
     (ca, cert, key)
 }
