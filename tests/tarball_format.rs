@@ -404,9 +404,7 @@ fn truncated_tarball_names_the_entry() {
     let len = std::fs::metadata(&path).unwrap().len();
     let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     file.set_len(len - 1024 - 512 - 200).unwrap();
-    let err = TarballReader::open(&path)
-        .err()
-        .expect("a truncated tar is refused");
+    let err = TarballReader::open(&path).expect_err("a truncated tar is refused");
     let msg = err.to_string();
     assert!(matches!(err, TarballError::Truncated { .. }), "{msg}");
     let last_layer = {

@@ -144,6 +144,16 @@ pub struct TarballReader {
     entries: HashMap<String, EntrySpan>,
 }
 
+impl std::fmt::Debug for TarballReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TarballReader")
+            .field("path", &self.path)
+            .field("images", &self.images.len())
+            .field("entries", &self.entries.len())
+            .finish()
+    }
+}
+
 impl TarballReader {
     /// Open and index a tarball written by `pkgr copy --to-tar` or `imgpkg copy --to-tar`.
     pub fn open(path: &Path) -> Result<TarballReader, TarballError> {
