@@ -125,12 +125,13 @@ pub async fn copy(
         other => plan_from_registry(&clients.source, other, &options).await?,
     };
     progress.planned(&plan);
+    let plan = Arc::new(plan);
     let mut summary = match destination {
         Destination::Repository(repo) => {
             push::push_plan(
                 &clients.source,
                 &clients.destination,
-                &plan,
+                plan.clone(),
                 repo,
                 &options,
                 progress.clone(),

@@ -6,7 +6,7 @@ use super::{CopyOptions, CopySummary, Progress, RelocateError};
 use crate::bundle::lock::{ImageLocation, ImageLocations};
 use crate::registry::{Client, Descriptor, Digest, Reference};
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
+use futures_util::future::LocalBoxFuture;
 use futures_util::{FutureExt, StreamExt, TryStreamExt};
 use std::collections::HashMap;
 use std::io::Read;
@@ -30,12 +30,16 @@ struct Stats {
 
 type Once = Arc<OnceCell<()>>;
 
-struct Pusher<'a> {
-    source: &'a Client,
-    destination: &'a Client,
-    plan: &'a Plan,
+// The recursion (index → children → blobs) needs boxed futures. They are local (not `Send`)
+// because rustc cannot prove the registry client's futures `Send` for every lifetime once they
+// are type-erased; a copy runs on one task anyway (its parallelism is within that task).
+
+struct Pusher {
+    source: Client,
+    destination: Client,
+    plan: Arc<Plan>,
     repo: Reference,
-    options: &'a CopyOptions,
+    options: CopyOptions,
     progress: Arc<Progress>,
     blobs: Mutex<HashMap<Digest, Once>>,
     manifests: Mutex<HashMap<Digest, Once>>,
@@ -47,7 +51,7 @@ struct Pusher<'a> {
 pub(super) async fn push_plan(
     source: &Client,
     destination: &Client,
-    plan: &Plan,
+    plan: Arc<Plan>,
     repo: &Reference,
     options: &CopyOptions,
     progress: Arc<Progress>,
@@ -55,20 +59,20 @@ pub(super) async fn push_plan(
     let repo = Reference::parse_repository(&repo.repository_name())
         .map_err(|e| RelocateError::registry(format!("reading the destination repository {repo}"), e))?;
     progress.set_total(plan.blob_bytes(options.include_non_distributable));
-    let pusher = Pusher {
-        source,
-        destination,
-        plan,
+    let pusher = Arc::new(Pusher {
+        source: source.clone(),
+        destination: destination.clone(),
+        plan: plan.clone(),
         repo: repo.clone(),
-        options,
+        options: options.clone(),
         progress,
         blobs: Mutex::new(HashMap::new()),
         manifests: Mutex::new(HashMap::new()),
         transfers: Semaphore::new(options.concurrency),
         stats: Stats::default(),
-    };
+    });
     futures_util::stream::iter(plan.tops.iter())
-        .map(|top| pusher.ensure_top(&top.digest))
+        .map(|top| pusher.clone().ensure_top(top.digest.clone()))
         .buffer_unordered(options.concurrency)
         .try_collect::<Vec<()>>()
         .await?;
@@ -92,8 +96,8 @@ pub fn imgpkg_tag(digest: &Digest) -> String {
     format!("{}.imgpkg", digest.dashed())
 }
 
-impl<'a> Pusher<'a> {
-    fn node(&self, digest: &Digest) -> Result<&'a Node, RelocateError> {
+impl Pusher {
+    fn node(&self, digest: &Digest) -> Result<&Node, RelocateError> {
         self.plan.nodes.get(digest).ok_or_else(|| RelocateError::Invalid {
             what: format!("manifest {digest}"),
             reason: "it is referenced but was not found in the source".into(),
@@ -109,7 +113,11 @@ impl<'a> Pusher<'a> {
     }
 
     /// A top-level image: skipped whole when its imgpkg tag already names it.
-    async fn ensure_top(&self, digest: &Digest) -> Result<(), RelocateError> {
+    fn ensure_top(self: Arc<Self>, digest: Digest) -> LocalBoxFuture<'static, Result<(), RelocateError>> {
+        async move { self.ensure_top_inner(&digest).await }.boxed_local()
+    }
+
+    async fn ensure_top_inner(self: &Arc<Self>, digest: &Digest) -> Result<(), RelocateError> {
         let node = self.node(digest)?;
         let tag = self.repo.with_tag(&imgpkg_tag(digest));
         if self.present(&tag, digest).await? {
@@ -119,7 +127,7 @@ impl<'a> Pusher<'a> {
                 .item(&format!("{} already at {tag}", node.display_name()));
             return Ok(());
         }
-        self.push_node(node, Some(tag)).await
+        self.clone().push_node(digest.clone(), Some(tag)).await
     }
 
     /// Does `reference` exist at the destination with `digest`?
@@ -159,37 +167,44 @@ impl<'a> Pusher<'a> {
 
     /// Blobs (or children) first, then the manifest itself at `tag` (by digest when `None`).
     fn push_node(
-        &'a self,
-        node: &'a Node,
+        self: Arc<Self>,
+        digest: Digest,
         tag: Option<Reference>,
-    ) -> BoxFuture<'a, Result<(), RelocateError>> {
+    ) -> LocalBoxFuture<'static, Result<(), RelocateError>> {
         async move {
+            let node = self.node(&digest)?;
             match &node.kind {
                 NodeKind::Index { children } => {
-                    futures_util::future::try_join_all(children.iter().map(|c| self.ensure_child(&c.digest)))
-                        .await?;
+                    let jobs: Vec<_> = children
+                        .iter()
+                        .map(|c| self.clone().ensure_child(c.digest.clone()))
+                        .collect();
+                    futures_util::future::try_join_all(jobs).await?;
                 }
                 NodeKind::Image {
                     config_descriptor,
                     layers,
                     ..
                 } => {
-                    let mut blobs = vec![config_descriptor];
+                    let mut blobs = vec![config_descriptor.clone()];
                     for layer in layers {
                         if self.wanted(layer) {
-                            blobs.push(layer);
+                            blobs.push(layer.clone());
                         } else {
                             self.stats.non_distributable.fetch_add(1, Ordering::Relaxed);
                         }
                     }
-                    futures_util::future::try_join_all(blobs.into_iter().map(|d| self.ensure_blob(d, node)))
-                        .await?;
+                    let jobs: Vec<_> = blobs
+                        .into_iter()
+                        .map(|d| self.clone().ensure_blob(d, digest.clone()))
+                        .collect();
+                    futures_util::future::try_join_all(jobs).await?;
                 }
             }
-            let target = tag.unwrap_or_else(|| self.repo.with_digest(node.manifest.digest.clone()));
+            let target = tag.unwrap_or_else(|| self.repo.with_digest(digest.clone()));
             self.put_manifest(node, &target).await
         }
-        .boxed()
+        .boxed_local()
     }
 
     async fn put_manifest(&self, node: &Node, target: &Reference) -> Result<(), RelocateError> {
@@ -217,27 +232,39 @@ impl<'a> Pusher<'a> {
     }
 
     /// An index child, pushed by digest once.
-    async fn ensure_child(&'a self, digest: &Digest) -> Result<(), RelocateError> {
-        let cell = Self::cell(&self.manifests, digest);
-        cell.get_or_try_init(|| async {
-            let node = self.node(digest)?;
-            let at = self.repo.with_digest(digest.clone());
-            if self.present(&at, digest).await? {
-                self.stats.manifests_skipped.fetch_add(1, Ordering::Relaxed);
-                self.progress.skip(self.subtree_bytes(node));
-                return Ok(());
-            }
-            self.push_node(node, None).await
-        })
-        .await?;
-        Ok(())
+    fn ensure_child(self: Arc<Self>, digest: Digest) -> LocalBoxFuture<'static, Result<(), RelocateError>> {
+        async move {
+            let cell = Self::cell(&self.manifests, &digest);
+            cell.get_or_try_init(|| async {
+                let node = self.node(&digest)?;
+                let at = self.repo.with_digest(digest.clone());
+                if self.present(&at, &digest).await? {
+                    self.stats.manifests_skipped.fetch_add(1, Ordering::Relaxed);
+                    self.progress.skip(self.subtree_bytes(node));
+                    return Ok(());
+                }
+                self.clone().push_node(digest.clone(), None).await
+            })
+            .await?;
+            Ok(())
+        }
+        .boxed_local()
     }
 
-    async fn ensure_blob(&self, descriptor: &Descriptor, node: &Node) -> Result<(), RelocateError> {
-        let cell = Self::cell(&self.blobs, &descriptor.digest);
-        cell.get_or_try_init(|| self.transfer_blob(descriptor, node))
-            .await?;
-        Ok(())
+    /// A blob of image `owner`, transferred once whatever number of images share it.
+    fn ensure_blob(
+        self: Arc<Self>,
+        descriptor: Descriptor,
+        owner: Digest,
+    ) -> LocalBoxFuture<'static, Result<(), RelocateError>> {
+        async move {
+            let node = self.node(&owner)?;
+            let cell = Self::cell(&self.blobs, &descriptor.digest);
+            cell.get_or_try_init(|| self.transfer_blob(&descriptor, node))
+                .await?;
+            Ok(())
+        }
+        .boxed_local()
     }
 
     async fn transfer_blob(&self, descriptor: &Descriptor, node: &Node) -> Result<(), RelocateError> {
@@ -247,13 +274,6 @@ impl<'a> Pusher<'a> {
             .await
             .map_err(|e| RelocateError::Task(e.to_string()))?;
         let digest = &descriptor.digest;
-        let fail = |attempts: u32, source: Box<dyn std::error::Error + Send + Sync>| RelocateError::Blob {
-            image: node.display_name(),
-            digest: digest.clone(),
-            destination: self.repo.repository_name(),
-            attempts,
-            source,
-        };
         match self.destination.blob_exists(&self.repo, digest).await {
             Ok(true) => {
                 self.stats.skipped.fetch_add(1, Ordering::Relaxed);
@@ -261,7 +281,7 @@ impl<'a> Pusher<'a> {
                 return Ok(());
             }
             Ok(false) => {}
-            Err(e) => return Err(fail(1, Box::new(e))),
+            Err(e) => return Err(self.blob_error(node, digest, 1, Box::new(e))),
         }
         if let Some(from) = &node.source
             && from.registry() == self.repo.registry()
@@ -299,7 +319,7 @@ impl<'a> Pusher<'a> {
                 Err(error) => {
                     self.progress.retract(sent.load(Ordering::Relaxed));
                     if attempt == attempts {
-                        return Err(fail(attempt, error));
+                        return Err(self.blob_error(node, digest, attempt, error));
                     }
                     self.progress.note(&format!(
                         "blob {digest} of {} failed (attempt {attempt} of {attempts}): {}; retrying",
@@ -315,6 +335,22 @@ impl<'a> Pusher<'a> {
             }
         }
         unreachable!("the loop returns on its last attempt")
+    }
+
+    fn blob_error(
+        &self,
+        node: &Node,
+        digest: &Digest,
+        attempts: u32,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    ) -> RelocateError {
+        RelocateError::Blob {
+            image: node.display_name(),
+            digest: digest.clone(),
+            destination: self.repo.repository_name(),
+            attempts,
+            source,
+        }
     }
 
     /// One streamed upload from the source (registry or tarball).
@@ -394,13 +430,13 @@ impl<'a> Pusher<'a> {
             images.dedup();
             let locations = ImageLocations { images };
             let at = self.repo.with_digest(bundle.clone());
-            if let Ok(Some(existing)) = crate::bundle::fetch::read_locations(self.destination, &at).await
+            if let Ok(Some(existing)) = crate::bundle::fetch::read_locations(&self.destination, &at).await
                 && existing == locations
             {
                 self.stats.manifests_skipped.fetch_add(1, Ordering::Relaxed);
                 return Ok(());
             }
-            crate::bundle::fetch::write_locations(self.destination, &at, &locations)
+            crate::bundle::fetch::write_locations(&self.destination, &at, &locations)
                 .await
                 .map_err(|e| {
                     RelocateError::bundle(format!("writing the locations image of bundle {at}"), e)
