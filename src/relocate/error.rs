@@ -13,16 +13,16 @@ pub enum RelocateError {
     Registry {
         action: String,
         #[source]
-        source: RegistryError,
+        source: Box<RegistryError>,
     },
     #[error("{action}")]
     Bundle {
         action: String,
         #[source]
-        source: BundleError,
+        source: Box<BundleError>,
     },
     #[error(transparent)]
-    Tarball(#[from] TarballError),
+    Tarball(#[from] Box<TarballError>),
     #[error("Expected bundle image but found plain image {reference} (hint: Did you use -i instead of -b?)")]
     NotABundle { reference: String },
     #[error(
@@ -60,13 +60,19 @@ impl RelocateError {
     pub(crate) fn registry(action: impl Into<String>, source: RegistryError) -> RelocateError {
         RelocateError::Registry {
             action: action.into(),
-            source,
+            source: Box::new(source),
         }
     }
     pub(crate) fn bundle(action: impl Into<String>, source: BundleError) -> RelocateError {
         RelocateError::Bundle {
             action: action.into(),
-            source,
+            source: Box::new(source),
         }
+    }
+}
+
+impl From<TarballError> for RelocateError {
+    fn from(e: TarballError) -> RelocateError {
+        RelocateError::Tarball(Box::new(e))
     }
 }

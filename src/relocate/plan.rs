@@ -305,7 +305,8 @@ async fn fetch_item(client: &Client, item: Item, options: &CopyOptions) -> Resul
     // can, the last one's real error is reported by the GET below.
     let mut location = item.candidates[item.candidates.len() - 1].clone();
     if item.candidates.len() > 1 {
-        for candidate in &item.candidates {
+        // The last candidate needs no HEAD: it is used whenever the others are not there.
+        for candidate in &item.candidates[..item.candidates.len() - 1] {
             if let Ok(Some(_)) = client.head_manifest(candidate).await {
                 location = candidate.clone();
                 break;
@@ -501,11 +502,12 @@ async fn read_bundle_lock_from_registry(
     }
     let limits = bundle_limits(options);
     let display_owned = display.to_string();
-    let files =
-        tokio::task::spawn_blocking(move || crate::bundle::layer::read_to_memory(&bytes[..], &limits))
-            .await
-            .map_err(|e| RelocateError::Task(e.to_string()))?
-            .map_err(|e| RelocateError::bundle(format!("reading the layer of bundle {display_owned}"), e))?;
+    let files = tokio::task::spawn_blocking(move || {
+        crate::bundle::layer::read_to_memory(&bytes[..], &limits)
+            .map_err(|e| RelocateError::bundle(format!("reading the layer of bundle {display_owned}"), e))
+    })
+    .await
+    .map_err(|e| RelocateError::Task(e.to_string()))??;
     parse_images_yml(display, &files)
 }
 
