@@ -133,17 +133,18 @@ run_case() { # run_case CASE TOOL PREP_FN CMD...
     "$case" "$tool" "$w" "$c" "$(echo "$r / 1024" | bc -l)" "${walls[*]}" >&2
 }
 noop() { :; }
-rm_tars() { rm -f "$WORK/pkgr.tar" "$WORK/skopeo.tar"; }
+rm_pkgr_tar() { rm -f "$WORK/pkgr.tar"; }
+rm_skopeo_tar() { rm -f "$WORK/skopeo.tar"; }
 
 SRC_IMG="$SRC_HOST/bench/big:v1"
 echo "== 500 MiB image, $REPS run(s) per tool and case" >&2
+# Each tool's warm run follows its own cold run (the cold runs empty the destination).
 run_case cold pkgr empty_dst "$PKGR" copy -i "$SRC_IMG" --to-repo "$DST_HOST/bench/big" "${PKGR_TLS[@]}"
-run_case cold skopeo empty_dst skopeo copy -q "${SKOPEO_SRC[@]}" "${SKOPEO_DST[@]}" "docker://$SRC_IMG" "docker://$DST_HOST/bench/big:v1"
-# Warm: both already copied the image into the same repository.
 run_case warm pkgr noop "$PKGR" copy -i "$SRC_IMG" --to-repo "$DST_HOST/bench/big" "${PKGR_TLS[@]}"
+run_case cold skopeo empty_dst skopeo copy -q "${SKOPEO_SRC[@]}" "${SKOPEO_DST[@]}" "docker://$SRC_IMG" "docker://$DST_HOST/bench/big:v1"
 run_case warm skopeo noop skopeo copy -q "${SKOPEO_SRC[@]}" "${SKOPEO_DST[@]}" "docker://$SRC_IMG" "docker://$DST_HOST/bench/big:v1"
-run_case to-tar pkgr rm_tars "$PKGR" copy -i "$SRC_IMG" --to-tar "$WORK/pkgr.tar"
-run_case to-tar skopeo rm_tars skopeo copy -q "${SKOPEO_SRC[@]}" "docker://$SRC_IMG" "oci-archive:$WORK/skopeo.tar"
+run_case to-tar pkgr rm_pkgr_tar "$PKGR" copy -i "$SRC_IMG" --to-tar "$WORK/pkgr.tar"
+run_case to-tar skopeo rm_skopeo_tar skopeo copy -q "${SKOPEO_SRC[@]}" "docker://$SRC_IMG" "oci-archive:$WORK/skopeo.tar"
 run_case from-tar pkgr empty_dst "$PKGR" copy --tar "$WORK/pkgr.tar" --to-repo "$DST_HOST/bench/big" "${PKGR_TLS[@]}"
 run_case from-tar skopeo empty_dst skopeo copy -q "${SKOPEO_DST[@]}" "oci-archive:$WORK/skopeo.tar" "docker://$DST_HOST/bench/big:v1"
 

@@ -1107,9 +1107,18 @@ impl TarballWriter {
             start: slot.data_offset,
             position: slot.data_offset,
             end: slot.data_offset + slot.size,
-            hasher: Sha256::new(),
+            hasher: Some(Sha256::new()),
             digest: digest.clone(),
         })
+    }
+
+    /// Like [`layer_sink`](Self::layer_sink) for a source that verifies the digest itself (a
+    /// registry blob stream fails at its end on a mismatch, before `finish` is called): the
+    /// bytes are not hashed a second time. The size is still checked.
+    pub fn verified_layer_sink(&self, digest: &Digest) -> Result<LayerSink, TarballError> {
+        let mut sink = self.layer_sink(digest)?;
+        sink.hasher = None;
+        Ok(sink)
     }
 
     /// Check every layer arrived and put the file in place.
@@ -1182,7 +1191,7 @@ pub struct LayerSink {
     start: u64,
     position: u64,
     end: u64,
-    hasher: Sha256,
+    hasher: Option<Sha256>,
     digest: Digest,
 }
 
@@ -1202,7 +1211,9 @@ impl LayerSink {
         self.file
             .write_all_at(bytes, self.position)
             .map_err(|source| io_err("write a layer to", &self.path, source))?;
-        self.hasher.update(bytes);
+        if let Some(h) = &mut self.hasher {
+            h.update(bytes);
+        }
         self.position += bytes.len() as u64;
         Ok(())
     }
@@ -1217,12 +1228,14 @@ impl LayerSink {
                 reason: format!("layer {} ended after {received} of {expected} bytes", self.digest),
             });
         }
-        let actual = sha256_digest(self.hasher);
-        if actual != self.digest {
-            return Err(TarballError::Write {
-                path: self.path,
-                reason: format!("layer {} arrived with digest {actual}", self.digest),
-            });
+        if let Some(hasher) = self.hasher {
+            let actual = sha256_digest(hasher);
+            if actual != self.digest {
+                return Err(TarballError::Write {
+                    path: self.path,
+                    reason: format!("layer {} arrived with digest {actual}", self.digest),
+                });
+            }
         }
         self.filled
             .lock()

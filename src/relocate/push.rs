@@ -379,7 +379,21 @@ impl Pusher {
                 }
             }
         };
-        let result = if let Some(tarball) = &self.plan.tarball {
+        let config = match &node.kind {
+            NodeKind::Image {
+                config,
+                config_descriptor,
+                ..
+            } if config_descriptor.digest == descriptor.digest => Some(config.clone()),
+            _ => None,
+        };
+        let result = if let Some(config) = config {
+            // Configs were read while planning (tarballs hold them in manifest.json, not as entries).
+            let stream = futures_util::stream::iter([Ok::<Bytes, String>(config)]).map(counted);
+            self.destination
+                .push_blob(&self.repo, &descriptor.digest, descriptor.size, stream)
+                .await
+        } else if let Some(tarball) = &self.plan.tarball {
             let stream = tar_layer_stream(tarball.clone(), descriptor.digest.clone()).map(counted);
             self.destination
                 .push_blob(&self.repo, &descriptor.digest, descriptor.size, stream)
@@ -473,7 +487,7 @@ fn tar_layer_stream(
     tarball: Arc<crate::bundle::tarball::TarballReader>,
     digest: Digest,
 ) -> impl futures_util::Stream<Item = Result<Bytes, String>> + Send + 'static {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, String>>(4);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, String>>(1);
     tokio::task::spawn_blocking(move || {
         let mut reader = match tarball.open_layer(&digest) {
             Ok(r) => r,

@@ -247,13 +247,17 @@ async fn fill_once(
         .get_blob(from, descriptor)
         .await
         .map_err(|e| format!("reading it from {}: {}", from.repository_name(), chain(&e)))?;
-    let mut sink = writer.layer_sink(&descriptor.digest).map_err(|e| e.to_string())?;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    // The blob stream checks size and digest at its end; the slot only counts once it has.
+    let mut sink = writer
+        .verified_layer_sink(&descriptor.digest)
+        .map_err(|e| e.to_string())?;
+    // One chunk in flight per layer keeps memory flat when the disk is slower than the network.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(1);
     let write = tokio::task::spawn_blocking(move || {
         while let Some(chunk) = rx.blocking_recv() {
             sink.write(&chunk)?;
         }
-        sink.finish()
+        Ok::<_, crate::bundle::tarball::TarballError>(sink)
     });
     let mut stream_error = None;
     while let Some(chunk) = stream.next().await {
@@ -280,5 +284,6 @@ async fn fill_once(
     if let Some(e) = stream_error {
         return Err(e);
     }
-    written.map_err(|e| e.to_string())
+    // Only a stream that ended cleanly (verified) marks the layer as written.
+    written.and_then(|sink| sink.finish()).map_err(|e| e.to_string())
 }
