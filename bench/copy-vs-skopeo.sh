@@ -16,7 +16,7 @@
 # <= 0.8x skopeo, warm <= 0.6x, tar cases <= 0.8x, peak RSS <= 20 MiB.
 #
 # Usage: bench/copy-vs-skopeo.sh            (builds target/release/pkgr unless PKGR is set)
-#        REPS=5 LAYERS=10 LAYER_MIB=50 bench/copy-vs-skopeo.sh
+#        REPS=5 LAYERS=10 LAYER_MIB=50 SKIP_BUNDLE=1 bench/copy-vs-skopeo.sh
 # Needs: docker-registry, skopeo, apache2-utils (htpasswd), openssl, python3, /usr/bin/time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -173,7 +173,9 @@ bundle_case() {
   printf 'bundle of %s images, %-4s: wall %.3fs cpu %ss peak RSS %.1f MiB; requests: source %s, destination %s (writes %s)\n' \
     "$SMALL_IMAGES" "$label" "$wall" "$cpu" "$(echo "$rss / 1024" | bc -l)" "$s" "$d" "$w"
 }
-empty_dst
-bundle_case cold
-bundle_case warm
+if [ "${SKIP_BUNDLE:-0}" != 1 ]; then
+  empty_dst
+  bundle_case cold
+  bundle_case warm
+fi
 $ok || echo "some targets were missed (see MISS above)"

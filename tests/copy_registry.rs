@@ -549,3 +549,89 @@ async fn same_registry_copy_mounts_and_flags_are_checked() {
         .unwrap_err();
     assert!(err.to_string().contains("Images Lock"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_platform_index_plain_to_tls_auth_and_through_a_tar() {
+    let src = TestRegistry::start();
+    let dst = TestRegistry::start_tls_auth("bob", "pw-for-bob");
+    let source = plain_client();
+    let index_ref = Reference::parse(&format!("{}/src/multiarch:2.0", src.host)).unwrap();
+    let index_digest = push_index(&source, &index_ref, 11).await;
+    let clients = Clients {
+        source,
+        destination: client_for(&dst),
+    };
+    let to = Reference::parse_repository(&format!("{}/mirror/multiarch", dst.host)).unwrap();
+    let summary = copy(
+        &clients,
+        Source::Image(index_ref.clone()),
+        Destination::Repository(to.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.images, 3);
+    // Shared layer once: 2 configs + 1 shared + 2 own layers.
+    assert_eq!(summary.blobs_transferred, 5, "{summary:?}");
+    let d = &clients.destination;
+    assert_eq!(
+        digest_at(d, &to.with_tag("2.0")).await,
+        Some(index_digest.clone())
+    );
+    assert_eq!(
+        digest_at(d, &to.with_tag(&format!("{}.imgpkg", index_digest.dashed()))).await,
+        Some(index_digest.clone())
+    );
+    let index = d
+        .get_manifest(&to.with_digest(index_digest.clone()))
+        .await
+        .unwrap();
+    let source_index = clients.source.get_manifest(&index_ref).await.unwrap();
+    assert_eq!(index.bytes, source_index.bytes, "raw bytes kept");
+    match summary.lock {
+        Some(LockOutput::Images(lock)) => {
+            assert_eq!(lock.images.len(), 1);
+            assert_eq!(
+                lock.images[0].image,
+                to.with_digest(index_digest.clone()).to_string()
+            );
+        }
+        other => panic!("expected an ImagesLock, got {other:?}"),
+    }
+
+    // Through a tarball into a second repository of the TLS registry.
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("index.tar");
+    copy(
+        &clients,
+        Source::Image(index_ref),
+        Destination::Tarball {
+            path: tar.clone(),
+            resume: false,
+        },
+    )
+    .await
+    .unwrap();
+    drop(src);
+    let to2 = Reference::parse_repository(&format!("{}/airgap/multiarch", dst.host)).unwrap();
+    let imported = copy(
+        &clients,
+        Source::Tarball(tar),
+        Destination::Repository(to2.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(imported.images, 3);
+    assert_eq!(
+        digest_at(d, &to2.with_tag("2.0")).await,
+        Some(index_digest.clone())
+    );
+    let pkgr::registry::ManifestBody::Index(children) = index.parse().unwrap() else {
+        panic!("not an index")
+    };
+    for child in children.manifests {
+        assert_eq!(
+            digest_at(d, &to2.with_digest(child.digest.clone())).await,
+            Some(child.digest)
+        );
+    }
+}
