@@ -635,3 +635,81 @@ async fn multi_platform_index_plain_to_tls_auth_and_through_a_tar() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_distributable_layers_are_left_out_unless_asked_for() {
+    let src = TestRegistry::start();
+    let dst = TestRegistry::start();
+    let source = plain_client();
+    let repo = Reference::parse_repository(&format!("{}/src/windows", src.host)).unwrap();
+    let layer = noise(33, 10_000);
+    source
+        .push_blob_bytes(&repo, Bytes::from(layer.clone()))
+        .await
+        .unwrap();
+    // The foreign layer lives elsewhere (its urls); the source registry does not hold it.
+    let foreign = noise(34, 20_000);
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"windows","rootfs":{{"type":"layers","diff_ids":["{}","{}"]}}}}"#,
+        sha(&foreign),
+        sha(&layer)
+    );
+    let config_digest = source
+        .push_blob_bytes(&repo, Bytes::from(config.clone()))
+        .await
+        .unwrap();
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{DOCKER_MANIFEST}","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":{},"digest":"{config_digest}"}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip","size":{},"digest":"{}","urls":["https://example.invalid/layer"]}},{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":{},"digest":"{}"}}]}}"#,
+        config.len(),
+        foreign.len(),
+        sha(&foreign),
+        layer.len(),
+        sha(&layer)
+    );
+    let image = repo.with_tag("ltsc");
+    let digest = source
+        .put_manifest(&image, DOCKER_MANIFEST, Bytes::from(manifest))
+        .await
+        .unwrap();
+    let clients = Clients {
+        source,
+        destination: plain_client(),
+    };
+    let to = Reference::parse_repository(&format!("{}/dst/windows", dst.host)).unwrap();
+    let summary = copy(
+        &clients,
+        Source::Image(image.clone()),
+        Destination::Repository(to.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.non_distributable_skipped, 1);
+    assert_eq!(summary.blobs_transferred, 2);
+    assert_eq!(
+        digest_at(&clients.destination, &to.with_tag("ltsc")).await,
+        Some(digest)
+    );
+    assert!(
+        !clients
+            .destination
+            .blob_exists(&to, &sha(&foreign))
+            .await
+            .unwrap()
+    );
+
+    // Asked to include it, the copy must fetch it, and says which blob it could not get.
+    let err = relocate::copy(
+        &clients,
+        &Source::Image(image),
+        &Destination::Repository(Reference::parse_repository(&format!("{}/dst/windows2", dst.host)).unwrap()),
+        &CopyOptions {
+            include_non_distributable: true,
+            ..CopyOptions::default()
+        },
+        Arc::new(Progress::quiet()),
+    )
+    .await
+    .unwrap_err();
+    let msg = pkgr::cli::render_error(&err);
+    assert!(msg.contains(sha(&foreign).as_str()), "{msg}");
+}
