@@ -987,10 +987,9 @@ impl TarballWriter {
         }
         let total = offset + 2 * BLOCK;
 
-        // What an earlier file offers.
+        // What an earlier file offers: every wanted layer that is there whole and verifies.
         let mut report = ResumeReport::default();
-        let mut in_place: HashSet<Digest> = HashSet::new();
-        let mut elsewhere: Vec<(Digest, EntrySpan)> = Vec::new();
+        let mut verified: Vec<(Digest, EntrySpan)> = Vec::new();
         let old = if resume && path.exists() {
             let old = File::open(path).map_err(|source| io_err("open", path, source))?;
             let (_, entries) = scan(&old, path, false)?;
@@ -998,34 +997,32 @@ impl TarballWriter {
                 let Some(span) = entries.get(&layer_entry_name(digest)).copied() else {
                     continue;
                 };
-                if span.size != slot.size {
+                if span.size != slot.size || !span_verifies(&old, span, digest) {
                     report.corrupt += 1;
                     continue;
                 }
-                if !span_verifies(&old, span, digest) {
-                    report.corrupt += 1;
-                    continue;
-                }
-                if span.header_offset == slot.header_offset {
-                    in_place.insert(digest.clone());
-                } else {
-                    elsewhere.push((digest.clone(), span));
-                }
+                verified.push((digest.clone(), span));
             }
             Some(old)
         } else {
             None
         };
+        let all_in_place = verified
+            .iter()
+            .all(|(d, span)| span.header_offset == slots[d].header_offset);
 
-        let (file, writing) = if elsewhere.is_empty() {
+        let mut filled: HashSet<Digest> = HashSet::new();
+        let mut to_copy: Vec<(Digest, EntrySpan)> = Vec::new();
+        let (file, writing) = if all_in_place {
             let file = OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create(true)
-                .truncate(in_place.is_empty())
+                .truncate(verified.is_empty())
                 .open(path)
                 .map_err(|source| io_err("create", path, source))?;
-            report.reused_in_place = in_place.len();
+            report.reused_in_place = verified.len();
+            filled.extend(verified.into_iter().map(|(d, _)| d));
             (file, path.to_path_buf())
         } else {
             // The layout moved (a different manifest.json): build beside it, then replace it.
@@ -1037,7 +1034,7 @@ impl TarballWriter {
                 .truncate(true)
                 .open(&writing)
                 .map_err(|source| io_err("create", &writing, source))?;
-            in_place.clear();
+            to_copy = verified;
             (file, writing)
         };
         file.set_len(total)
@@ -1056,11 +1053,11 @@ impl TarballWriter {
             .map_err(|source| io_err("write", &writing, source))?;
 
         if let Some(old) = &old {
-            for (digest, span) in &elsewhere {
-                let slot = slots[digest];
+            for (digest, span) in to_copy {
+                let slot = slots[&digest];
                 copy_span(old, span.data_offset, &file, slot.data_offset, slot.size)
                     .map_err(|source| io_err("copy a layer within", &writing, source))?;
-                in_place.insert(digest.clone());
+                filled.insert(digest);
                 report.reused_copied += 1;
             }
         }
@@ -1069,7 +1066,7 @@ impl TarballWriter {
             writing,
             target: path.to_path_buf(),
             slots,
-            filled: Arc::new(Mutex::new(in_place)),
+            filled: Arc::new(Mutex::new(filled)),
             resume: report,
         })
     }
