@@ -42,7 +42,14 @@ pub enum BundleError {
         action: &'static str,
         reference: String,
         #[source]
-        source: RegistryError,
+        source: Box<RegistryError>,
+    },
+    /// A failure with what was being done around it (which layer, which image).
+    #[error("{context}")]
+    Context {
+        context: String,
+        #[source]
+        source: Box<BundleError>,
     },
     #[error("{0}")]
     Other(String),
@@ -68,6 +75,33 @@ impl BundleError {
         BundleError::Format {
             what: what.into(),
             reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn context(self, context: impl Into<String>) -> Self {
+        BundleError::Context {
+            context: context.into(),
+            source: Box::new(self),
+        }
+    }
+
+    /// The message with every cause, on one line (for logs, status and tests).
+    pub fn chain(&self) -> String {
+        let mut out = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            out.push_str(": ");
+            out.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        out
+    }
+
+    pub(crate) fn registry(action: &'static str, reference: impl ToString, source: RegistryError) -> Self {
+        BundleError::Registry {
+            action,
+            reference: reference.to_string(),
+            source: Box::new(source),
         }
     }
 }

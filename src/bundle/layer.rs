@@ -99,20 +99,8 @@ pub fn write_layer(
     exclusions: &[String],
     out: impl Write,
 ) -> Result<LayerInfo, BundleError> {
-    let gzip = GzEncoder::new(
-        HashingWriter {
-            inner: out,
-            hasher: Sha256::new(),
-            count: 0,
-        },
-        Compression::fast(),
-    );
     let mut tar = TarWriter {
-        out: HashingWriter {
-            inner: gzip,
-            hasher: Sha256::new(),
-            count: 0,
-        },
+        out: layer_sink(out),
         seen_files: HashSet::new(),
         exclusions,
     };
@@ -139,17 +127,35 @@ pub fn write_layer(
             )));
         }
     }
-    tar.write_all(&[0u8; 2 * BLOCK], Path::new("<trailer>"))?;
-    let tar_out = tar.out;
-    let diff_id = finish_digest(tar_out.hasher);
-    let gz_out = tar_out
-        .inner
-        .finish()
-        .map_err(|e| BundleError::io("writing the compressed layer", "<layer output>", e))?;
-    let mut gz_out = gz_out;
-    gz_out
-        .flush()
-        .map_err(|e| BundleError::io("writing the compressed layer", "<layer output>", e))?;
+    finish_layer(tar.out)
+}
+
+type LayerSink<W> = HashingWriter<GzEncoder<HashingWriter<W>>>;
+
+/// Tar bytes go in; they are hashed (diff_id), gzipped, and the gzip is hashed and counted.
+fn layer_sink<W: Write>(out: W) -> LayerSink<W> {
+    let gzip = GzEncoder::new(
+        HashingWriter {
+            inner: out,
+            hasher: Sha256::new(),
+            count: 0,
+        },
+        Compression::fast(),
+    );
+    HashingWriter {
+        inner: gzip,
+        hasher: Sha256::new(),
+        count: 0,
+    }
+}
+
+/// Write the two zero blocks that end the tar (no padding to a record), then finish the gzip.
+fn finish_layer<W: Write>(mut sink: LayerSink<W>) -> Result<LayerInfo, BundleError> {
+    let fail = |e| BundleError::io("writing the compressed layer", "<layer output>", e);
+    sink.write_all(&[0u8; 2 * BLOCK]).map_err(fail)?;
+    let diff_id = finish_digest(sink.hasher);
+    let mut gz_out = sink.inner.finish().map_err(fail)?;
+    gz_out.flush().map_err(fail)?;
     Ok(LayerInfo {
         digest: finish_digest(gz_out.hasher),
         diff_id,
@@ -157,8 +163,28 @@ pub fn write_layer(
     })
 }
 
+/// A layer with a `.` directory and one file, built in memory (used for the locations image).
+pub fn write_single_file_layer(
+    name: &str,
+    data: &[u8],
+    mode: u32,
+) -> Result<(Vec<u8>, LayerInfo), BundleError> {
+    let mut out = Vec::new();
+    let mut sink = layer_sink(&mut out);
+    let fail = |e| BundleError::io("writing the in-memory layer for", name, e);
+    sink.write_all(&header_blocks(".", 0o700, 0, b'5'))
+        .map_err(fail)?;
+    sink.write_all(&header_blocks(name, mode & 0o777, data.len() as u64, b'0'))
+        .map_err(fail)?;
+    sink.write_all(data).map_err(fail)?;
+    let pad = (BLOCK - (data.len() % BLOCK)) % BLOCK;
+    sink.write_all(&[0u8; BLOCK][..pad]).map_err(fail)?;
+    let info = finish_layer(sink)?;
+    Ok((out, info))
+}
+
 struct TarWriter<'a, W: Write> {
-    out: HashingWriter<GzEncoder<HashingWriter<W>>>,
+    out: LayerSink<W>,
     seen_files: HashSet<String>,
     exclusions: &'a [String],
 }

@@ -4,6 +4,7 @@ pub mod fetch;
 pub mod image;
 pub mod layer;
 pub mod lock;
+pub mod push;
 pub mod tarball;
 
 mod error;
