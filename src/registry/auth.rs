@@ -40,7 +40,7 @@ impl fmt::Debug for Credentials {
 }
 
 /// imgpkg-compatible auth flags (`--registry-username` ...), shared by every CLI subcommand.
-#[derive(Clone, Default, clap::Args)]
+#[derive(Clone, clap::Args)]
 pub struct RegistryAuthFlags {
     /// Username for every registry (prefer IMGPKG_REGISTRY_* variables or docker login for several).
     #[arg(long = "registry-username", env = "IMGPKG_USERNAME")]
@@ -77,6 +77,23 @@ pub struct RegistryAuthFlags {
     /// Longest wait for response headers and the longest silence in a body (Go duration: 30s, 1m, 500ms).
     #[arg(long = "registry-response-header-timeout", default_value = "30s", value_parser = parse_go_duration, value_name = "DURATION")]
     pub response_header_timeout: Duration,
+}
+
+/// The same values as the flags' defaults: verification on, 5 retries, 30 s.
+impl Default for RegistryAuthFlags {
+    fn default() -> Self {
+        RegistryAuthFlags {
+            username: None,
+            password: None,
+            token: None,
+            anon: false,
+            ca_cert_paths: Vec::new(),
+            verify_certs: true,
+            insecure: false,
+            retry_count: 5,
+            response_header_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 impl fmt::Debug for RegistryAuthFlags {
@@ -692,4 +709,483 @@ fn run_credential_helper(name: &str, registry: &str) -> Option<Credentials> {
             password: reply.secret,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn basic(u: &str) -> Credentials {
+        Credentials::Basic {
+            username: u.into(),
+            password: format!("{u}-pw"),
+        }
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn most_specific_host_pattern_wins() {
+        let k = Keychain::anonymous()
+            .with_host("*.docker.io", basic("glob"))
+            .with_host("index.docker.io", basic("exact"))
+            .with_host("gcr.io", basic("gcr"))
+            .with_host("gcr.io/team", basic("team"))
+            .with_host("gcr.io/team/app", basic("app"))
+            .with_host("reg.io:5000", basic("port"))
+            .with_host("*.corp.xyz", basic("corp"));
+        assert_eq!(k.resolve("index.docker.io", "library/ubuntu"), basic("exact"));
+        assert_eq!(k.resolve("auth.docker.io", "x"), basic("glob"));
+        assert_eq!(k.resolve("gcr.io", "team/app"), basic("app"));
+        assert_eq!(k.resolve("gcr.io", "team/app/sub"), basic("app"));
+        assert_eq!(
+            k.resolve("gcr.io", "team/application"),
+            basic("team"),
+            "prefix matches whole components"
+        );
+        assert_eq!(k.resolve("gcr.io", "other"), basic("gcr"));
+        assert_eq!(k.resolve("reg.io:5000", "x"), basic("port"));
+        assert_eq!(
+            k.resolve("reg.io", "x"),
+            Credentials::Anonymous,
+            "the port must match"
+        );
+        assert_eq!(k.resolve("final-registry.corp.xyz", "apps/b"), basic("corp"));
+        assert_eq!(
+            k.resolve("a.b.corp.xyz", "x"),
+            Credentials::Anonymous,
+            "a glob covers one label"
+        );
+        assert_eq!(k.resolve("quay.io", "x"), Credentials::Anonymous);
+    }
+
+    #[test]
+    fn patterns_drop_scheme_and_api_paths() {
+        let k = Keychain::anonymous()
+            .with_host("https://index.docker.io/v1/", basic("hub"))
+            .with_host("http://reg.io:5000/v2/", basic("reg"))
+            .with_host("docker.io", basic("ignored-duplicate-of-hub"));
+        // docker.io normalises to index.docker.io; the reverse-sorted order picks one of them
+        // deterministically, and both are the Hub.
+        assert!(matches!(
+            k.resolve("index.docker.io", "u/app"),
+            Credentials::Basic { .. }
+        ));
+        assert_eq!(k.resolve("reg.io:5000", "any/thing"), basic("reg"));
+    }
+
+    #[test]
+    fn layers_fall_through_in_order() {
+        let env_layer = Keychain::anonymous().with_host("reg.io", basic("env"));
+        let all = env_layer.clone().then(Keychain::for_all(basic("flags")));
+        assert_eq!(all.resolve("reg.io", "x"), basic("env"));
+        assert_eq!(all.resolve("other.io", "x"), basic("flags"));
+        let docker = Keychain::anonymous().with_host("other.io", basic("docker"));
+        let chain = env_layer.then(docker);
+        assert_eq!(chain.resolve("other.io", "x"), basic("docker"));
+        assert_eq!(chain.resolve("third.io", "x"), Credentials::Anonymous);
+        assert_eq!(
+            Keychain::anonymous().resolve("reg.io", "x"),
+            Credentials::Anonymous
+        );
+        assert!(
+            Keychain::anonymous()
+                .try_with_host("https:///", basic("x"))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn imgpkg_env_with_suffixes() {
+        let k = Keychain::from_imgpkg_env(&env(&[
+            ("IMGPKG_REGISTRY_HOSTNAME", "reg.io"),
+            ("IMGPKG_REGISTRY_USERNAME", "u0"),
+            ("IMGPKG_REGISTRY_PASSWORD", "p0"),
+            ("IMGPKG_REGISTRY_HOSTNAME_1", "https://gcr.io/v2/"),
+            ("IMGPKG_REGISTRY_USERNAME_1", "u1"),
+            ("IMGPKG_REGISTRY_PASSWORD_1", "p1"),
+            ("IMGPKG_REGISTRY_HOSTNAME_TOK", "tok.io"),
+            ("IMGPKG_REGISTRY_REGISTRY_TOKEN_TOK", "t"),
+            ("IMGPKG_REGISTRY_HOSTNAME_ID", "id.io"),
+            ("IMGPKG_REGISTRY_IDENTITY_TOKEN_ID", "refresh"),
+            ("IMGPKG_REGISTRY_AZURE_CR_CONFIG", "/etc/azure.json"),
+            ("IMGPKG_USERNAME", "not-the-env-keychain"),
+            ("HOME", "/root"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            k.resolve("reg.io", "x"),
+            Credentials::Basic {
+                username: "u0".into(),
+                password: "p0".into()
+            }
+        );
+        assert_eq!(
+            k.resolve("gcr.io", "x"),
+            Credentials::Basic {
+                username: "u1".into(),
+                password: "p1".into()
+            }
+        );
+        assert_eq!(
+            k.resolve("tok.io", "x"),
+            Credentials::Bearer { token: "t".into() }
+        );
+        assert_eq!(
+            k.resolve("id.io", "x"),
+            Credentials::IdentityToken {
+                token: "refresh".into()
+            }
+        );
+        assert_eq!(k.resolve("else.io", "x"), Credentials::Anonymous);
+    }
+
+    #[test]
+    fn imgpkg_env_errors_name_the_variable() {
+        let err = Keychain::from_imgpkg_env(&env(&[("IMGPKG_REGISTRY_TOKEN", "t")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("environment variable IMGPKG_REGISTRY_TOKEN") && err.contains("unknown"),
+            "{err}"
+        );
+        let err = Keychain::from_imgpkg_env(&env(&[("IMGPKG_REGISTRY_USER_2", "u")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("IMGPKG_REGISTRY_USER_2"), "{err}");
+        let err = Keychain::from_imgpkg_env(&env(&[
+            ("IMGPKG_REGISTRY_USERNAME_A", "u"),
+            ("IMGPKG_REGISTRY_PASSWORD_A", "p"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("IMGPKG_REGISTRY_HOSTNAME_A is missing"), "{err}");
+        let err = Keychain::from_imgpkg_env(&env(&[
+            ("IMGPKG_REGISTRY_HOSTNAME_B", "r.io"),
+            ("IMGPKG_REGISTRY_USERNAME_B", "u"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("IMGPKG_REGISTRY_PASSWORD_B must be set together"),
+            "{err}"
+        );
+        assert!(!err.contains("\"u\""), "{err}");
+    }
+
+    #[test]
+    fn docker_config_entries() {
+        let json = br#"{
+            "auths": {
+                "https://index.docker.io/v1/": {"auth": "aHViOmh1Yi1wdw=="},
+                "reg.io:5000": {"username": "ru", "password": "rp"},
+                "acr.io": {"identitytoken": "refresh-me"},
+                "tok.io": {"registrytoken": "tok"},
+                "empty.io": {}
+            },
+            "credHelpers": {"gcr.io": "gcloud"},
+            "HttpHeaders": {"X": "y"}
+        }"#;
+        let k = Keychain::from_docker_config_json(json).unwrap();
+        assert_eq!(
+            k.resolve("index.docker.io", "u/app"),
+            Credentials::Basic {
+                username: "hub".into(),
+                password: "hub-pw".into()
+            }
+        );
+        assert_eq!(
+            k.resolve("reg.io:5000", "x"),
+            Credentials::Basic {
+                username: "ru".into(),
+                password: "rp".into()
+            }
+        );
+        assert_eq!(
+            k.resolve("acr.io", "x"),
+            Credentials::IdentityToken {
+                token: "refresh-me".into()
+            }
+        );
+        assert_eq!(
+            k.resolve("tok.io", "x"),
+            Credentials::Bearer { token: "tok".into() }
+        );
+        assert_eq!(k.resolve("empty.io", "x"), Credentials::Anonymous);
+        // A Secret's config never runs credential helpers.
+        assert_eq!(k.resolve("gcr.io", "x"), Credentials::Anonymous);
+    }
+
+    #[test]
+    fn docker_config_errors() {
+        let err = Keychain::from_docker_config_json(b"{").unwrap_err().to_string();
+        assert!(
+            err.contains("Docker config JSON") && err.contains("not valid JSON"),
+            "{err}"
+        );
+        let err = Keychain::from_docker_config_json(br#"{"auths":{"r.io":{"auth":"%%%"}}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("auths[\"r.io\"]") && err.contains("base64"), "{err}");
+        let no_colon = base64::engine::general_purpose::STANDARD.encode("userpass");
+        let json = format!(r#"{{"auths":{{"r.io":{{"auth":"{no_colon}"}}}}}}"#);
+        let err = Keychain::from_docker_config_json(json.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("username:password"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let missing = Keychain::from_docker_config_file(&dir.path().join("none.json")).unwrap();
+        assert_eq!(missing.resolve("r.io", "x"), Credentials::Anonymous);
+        let bad = dir.path().join("config.json");
+        std::fs::write(&bad, "not json").unwrap();
+        let err = Keychain::from_docker_config_file(&bad).unwrap_err().to_string();
+        assert!(err.contains(&bad.display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn debug_output_is_redacted() {
+        let c = Credentials::Basic {
+            username: "alice".into(),
+            password: "hunter2".into(),
+        };
+        let k = Keychain::for_all(c.clone())
+            .then(Keychain::anonymous().with_host(
+                "r.io",
+                Credentials::Bearer {
+                    token: "tok-secret".into(),
+                },
+            ))
+            .then(Keychain::anonymous().with_host(
+                "s.io",
+                Credentials::IdentityToken {
+                    token: "refresh-secret".into(),
+                },
+            ));
+        let flags = RegistryAuthFlags {
+            username: Some("alice".into()),
+            password: Some("hunter2".into()),
+            token: Some("tok-secret".into()),
+            ..RegistryAuthFlags::default()
+        };
+        let options = crate::registry::ClientOptions {
+            keychain: k.clone(),
+            ..Default::default()
+        };
+        for text in [
+            format!("{c:?}"),
+            format!("{k:?}"),
+            format!("{flags:?}"),
+            format!("{options:?}"),
+        ] {
+            for secret in ["hunter2", "tok-secret", "refresh-secret"] {
+                assert!(!text.contains(secret), "{secret} leaked in {text}");
+            }
+            assert!(text.contains("redacted") || text.contains("Anonymous"), "{text}");
+        }
+        assert!(format!("{c:?}").contains("alice"), "the username is not a secret");
+    }
+
+    #[derive(clap::Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        auth: RegistryAuthFlags,
+    }
+
+    fn parse(args: &[&str]) -> RegistryAuthFlags {
+        Cli::try_parse_from(std::iter::once("pkgr").chain(args.iter().copied()))
+            .unwrap()
+            .auth
+    }
+
+    #[test]
+    fn flags_parse_like_imgpkg() {
+        let f = parse(&[]);
+        assert_eq!(
+            format!("{f:?}"),
+            format!("{:?}", RegistryAuthFlags::default()),
+            "Default matches the flags"
+        );
+        assert!(f.verify_certs && !f.insecure && !f.anon);
+        assert_eq!(f.retry_count, 5);
+        assert_eq!(f.response_header_timeout, Duration::from_secs(30));
+        assert!(!parse(&["--registry-verify-certs=false"]).verify_certs);
+        assert!(parse(&["--registry-verify-certs"]).verify_certs);
+        assert!(parse(&["--registry-verify-certs=true"]).verify_certs);
+        let f = parse(&[
+            "--registry-username",
+            "u",
+            "--registry-password",
+            "p",
+            "--registry-ca-cert-path",
+            "/a.pem",
+            "--registry-ca-cert-path",
+            "/b.pem",
+            "--registry-insecure",
+            "--registry-retry-count",
+            "2",
+            "--registry-response-header-timeout",
+            "1m30s",
+        ]);
+        assert_eq!(
+            f.ca_cert_paths,
+            vec![PathBuf::from("/a.pem"), PathBuf::from("/b.pem")]
+        );
+        assert!(f.insecure);
+        assert_eq!(f.retry_count, 2);
+        assert_eq!(f.response_header_timeout, Duration::from_secs(90));
+        let err = Cli::try_parse_from(["pkgr", "--registry-response-header-timeout", "soon"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid duration \"soon\""), "{err}");
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_go_duration("1h2m3s").unwrap(), Duration::from_secs(3723));
+        assert_eq!(parse_go_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_go_duration("0").unwrap(), Duration::ZERO);
+        for bad in ["", "10", "s", "5x", "-1s"] {
+            assert!(parse_go_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn client_options_priority_env_then_flags_then_docker_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let docker = dir.path().join("config.json");
+        std::fs::write(&docker, r#"{"auths":{"docker-only.io":{"username":"d","password":"dp"},"env.io":{"username":"d","password":"dp"}}}"#).unwrap();
+        let e = env(&[
+            ("IMGPKG_REGISTRY_HOSTNAME", "env.io"),
+            ("IMGPKG_REGISTRY_USERNAME", "e"),
+            ("IMGPKG_REGISTRY_PASSWORD", "ep"),
+        ]);
+        let e_creds = Credentials::Basic {
+            username: "e".into(),
+            password: "ep".into(),
+        };
+        let d_creds = Credentials::Basic {
+            username: "d".into(),
+            password: "dp".into(),
+        };
+
+        // No flags: env first, then Docker config.
+        let o = RegistryAuthFlags::default()
+            .client_options_from(&e, Some(&docker))
+            .unwrap();
+        assert!(o.verify_certs && !o.allow_plain_http);
+        assert_eq!((o.retries, o.read_timeout), (5, Duration::from_secs(30)));
+        assert_eq!(o.keychain.resolve("env.io", "x"), e_creds);
+        assert_eq!(o.keychain.resolve("docker-only.io", "x"), d_creds);
+        assert_eq!(o.keychain.resolve("other.io", "x"), Credentials::Anonymous);
+
+        // Flags apply to every registry not in the env, and hide the Docker config.
+        let flags = RegistryAuthFlags {
+            username: Some("f".into()),
+            password: Some("fp".into()),
+            verify_certs: false,
+            insecure: true,
+            retry_count: 7,
+            response_header_timeout: Duration::from_secs(3),
+            ..Default::default()
+        };
+        let o = flags.client_options_from(&e, Some(&docker)).unwrap();
+        assert_eq!(o.keychain.resolve("env.io", "x"), e_creds);
+        assert_eq!(
+            o.keychain.resolve("docker-only.io", "x"),
+            Credentials::Basic {
+                username: "f".into(),
+                password: "fp".into()
+            }
+        );
+        assert!(!o.verify_certs && o.allow_plain_http);
+        assert_eq!((o.retries, o.read_timeout), (7, Duration::from_secs(3)));
+
+        // --registry-anon: anonymous everywhere the env does not say otherwise.
+        let anon = RegistryAuthFlags {
+            anon: true,
+            ..Default::default()
+        };
+        let o = anon.client_options_from(&e, Some(&docker)).unwrap();
+        assert_eq!(o.keychain.resolve("docker-only.io", "x"), Credentials::Anonymous);
+
+        // Token flag.
+        let tok = RegistryAuthFlags {
+            token: Some("t".into()),
+            ..Default::default()
+        };
+        let o = tok.client_options_from(&HashMap::new(), None).unwrap();
+        assert_eq!(
+            o.keychain.resolve("any.io", "x"),
+            Credentials::Bearer { token: "t".into() }
+        );
+    }
+
+    #[test]
+    fn client_options_errors() {
+        let none = HashMap::new();
+        let half = RegistryAuthFlags {
+            username: Some("u".into()),
+            ..Default::default()
+        };
+        let err = half.client_options_from(&none, None).unwrap_err().to_string();
+        assert!(
+            err.contains("--registry-username was given without --registry-password"),
+            "{err}"
+        );
+        let both = RegistryAuthFlags {
+            anon: true,
+            token: Some("t".into()),
+            ..Default::default()
+        };
+        assert!(
+            both.client_options_from(&none, None)
+                .unwrap_err()
+                .to_string()
+                .contains("--registry-anon")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing-ca.pem");
+        let flags = RegistryAuthFlags {
+            ca_cert_paths: vec![missing.clone()],
+            ..Default::default()
+        };
+        let err = flags.client_options_from(&none, None).unwrap_err().to_string();
+        assert!(
+            err.contains(&missing.display().to_string()) && err.contains("--registry-ca-cert-path"),
+            "{err}"
+        );
+        let not_pem = dir.path().join("ca.txt");
+        std::fs::write(&not_pem, "hello").unwrap();
+        let flags = RegistryAuthFlags {
+            ca_cert_paths: vec![not_pem],
+            ..Default::default()
+        };
+        let err = flags.client_options_from(&none, None).unwrap_err().to_string();
+        assert!(err.contains("no PEM certificate"), "{err}");
+        let err = RegistryAuthFlags::default()
+            .client_options_from(&env(&[("IMGPKG_REGISTRY_PASWORD", "typo")]), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("IMGPKG_REGISTRY_PASWORD"), "{err}");
+    }
+
+    #[test]
+    fn docker_config_location() {
+        assert_eq!(
+            docker_config_path(&env(&[("DOCKER_CONFIG", "/cfg"), ("HOME", "/home/u")])),
+            Some(PathBuf::from("/cfg/config.json"))
+        );
+        assert_eq!(
+            docker_config_path(&env(&[("HOME", "/home/u")])),
+            Some(PathBuf::from("/home/u/.docker/config.json"))
+        );
+        assert_eq!(docker_config_path(&env(&[])), None);
+    }
 }
