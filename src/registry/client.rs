@@ -804,13 +804,17 @@ impl Client {
                 Ok(_) => "https",
                 Err(e) => match classify(&e, op) {
                     err @ (RegistryError::Tls { .. } | RegistryError::Timeout { .. }) => return Err(err),
-                    tls_failure => {
-                        tracing::debug!(registry, error = %tls_failure, "registry does not speak TLS; using plain HTTP");
-                        match http.get(format!("http://{registry}/v2/")).send().await {
-                            Ok(_) => "http",
-                            Err(e) => return Err(classify(&e, op)),
+                    tls_failure => match http.get(format!("http://{registry}/v2/")).send().await {
+                        // A TLS server answers plain HTTP with 400 ("Client sent an HTTP request
+                        // to an HTTPS server"): the TLS attempt failed for another reason, so
+                        // report that instead of settling on plain HTTP for good.
+                        Ok(resp) if resp.status() == StatusCode::BAD_REQUEST => return Err(tls_failure),
+                        Ok(_) => {
+                            tracing::debug!(registry, error = %tls_failure, "registry does not speak TLS; using plain HTTP");
+                            "http"
                         }
-                    }
+                        Err(e) => return Err(classify(&e, op)),
+                    },
                 },
             }
         };

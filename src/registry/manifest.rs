@@ -59,13 +59,6 @@ pub struct Descriptor {
     pub annotations: BTreeMap<String, String>,
 }
 
-impl<'de> Deserialize<'de> for Digest {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Digest::parse(&s).map_err(serde::de::Error::custom)
-    }
-}
-
 /// The fields of any manifest or index we look at; unknown fields are ignored.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -64,6 +64,34 @@ impl Digest {
     }
 }
 
+/// Serialised as the `sha256:<hex>` string; deserialising validates it.
+impl serde::Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Digest::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl std::str::FromStr for Digest {
+    type Err = RegistryError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Digest::parse(s)
+    }
+}
+
+impl std::str::FromStr for Reference {
+    type Err = RegistryError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Reference::parse(s)
+    }
+}
+
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -463,6 +491,23 @@ mod tests {
         assert!(Digest::parse("0123").is_err());
         let err = Digest::parse(&format!("{}g", &D[..70])).unwrap_err().to_string();
         assert!(err.contains("hexadecimal"), "{err}");
+    }
+
+    #[test]
+    fn digest_serde_round_trip() {
+        let d = Digest::parse(D).unwrap();
+        let json = serde_json::to_string(&d).unwrap();
+        assert_eq!(json, format!("\"{D}\""));
+        assert_eq!(serde_json::from_str::<Digest>(&json).unwrap(), d);
+        let err = serde_json::from_str::<Digest>("\"sha256:nope\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid digest"), "{err}");
+        assert_eq!(D.parse::<Digest>().unwrap(), d);
+        assert_eq!(
+            "ubuntu".parse::<Reference>().unwrap().to_string(),
+            "index.docker.io/library/ubuntu:latest"
+        );
     }
 
     #[test]
