@@ -195,9 +195,10 @@ impl Client {
             Subject::Manifest(reference.to_string()),
         );
         let path = manifest_path(reference);
+        let (op, path) = (&op, &path);
         let resp = self
-            .retrying(&op, async || {
-                self.send(&op, &|http, base| {
+            .retrying(op, || async move {
+                self.send(op, &|http, base| {
                     http.head(format!("{base}{path}"))
                         .header(header::ACCEPT, MANIFEST_ACCEPT)
                 })
@@ -208,7 +209,7 @@ impl Client {
             return Ok(None);
         }
         if !resp.status().is_success() {
-            return Err(self.status_error(resp, &op).await);
+            return Err(self.status_error(resp, op).await);
         }
         let header_digest = content_digest(resp.headers());
         let media_type = content_type(resp.headers());
@@ -223,7 +224,7 @@ impl Client {
                     && *want != digest
                 {
                     return Err(RegistryError::DigestMismatch {
-                        action: op.action,
+                        action: op.action.clone(),
                         expected: want.to_string(),
                         actual: digest.to_string(),
                     });
@@ -257,19 +258,20 @@ impl Client {
         );
         let path = manifest_path(reference);
         let limit = self.inner.options.max_manifest_bytes;
-        self.retrying(&op, async || {
+        let (op, path) = (&op, &path);
+        self.retrying(op, || async move {
             let resp = self
-                .send(&op, &|http, base| {
+                .send(op, &|http, base| {
                     http.get(format!("{base}{path}"))
                         .header(header::ACCEPT, MANIFEST_ACCEPT)
                 })
                 .await?;
             if !resp.status().is_success() {
-                return Err(self.status_error(resp, &op).await);
+                return Err(self.status_error(resp, op).await);
             }
             let served_type = content_type(resp.headers()).unwrap_or_default();
             let header_digest = content_digest(resp.headers());
-            let bytes = read_capped(resp, limit, &op).await?;
+            let bytes = read_capped(resp, limit, op).await?;
             let digest = Digest::of(&bytes);
             // A digest reference is checked against itself; a tag against what the registry claims.
             if let Some(expected) = reference.digest().or(header_digest.as_ref())
@@ -316,19 +318,20 @@ impl Client {
         }
         let path = manifest_path(reference);
         let media_type = media_type.to_string();
-        self.retrying(&op, async || {
+        let (op, path, media_type, bytes, digest) = (&op, &path, &media_type, &bytes, &digest);
+        self.retrying(op, || async move {
             let resp = self
-                .send(&op, &|http, base| {
+                .send(op, &|http, base| {
                     http.put(format!("{base}{path}"))
-                        .header(header::CONTENT_TYPE, &media_type)
+                        .header(header::CONTENT_TYPE, media_type.as_str())
                         .body(bytes.clone())
                 })
                 .await?;
             if !resp.status().is_success() {
-                return Err(self.status_error(resp, &op).await);
+                return Err(self.status_error(resp, op).await);
             }
             if let Some(served) = content_digest(resp.headers())
-                && served != digest
+                && served != *digest
             {
                 return Err(RegistryError::DigestMismatch {
                     action: op.action.clone(),
@@ -350,16 +353,17 @@ impl Client {
             Subject::Blob(digest.to_string()),
         );
         let path = format!("/v2/{}/blobs/{digest}", repository.repository());
+        let (op, path) = (&op, &path);
         let resp = self
-            .retrying(&op, async || {
-                self.send(&op, &|http, base| http.head(format!("{base}{path}")))
+            .retrying(op, || async move {
+                self.send(op, &|http, base| http.head(format!("{base}{path}")))
                     .await
             })
             .await?;
         match resp.status() {
             s if s.is_success() => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),
-            _ => Err(self.status_error(resp, &op).await),
+            _ => Err(self.status_error(resp, op).await),
         }
     }
 
@@ -377,15 +381,16 @@ impl Client {
             Subject::Blob(digest.to_string()),
         );
         let path = format!("/v2/{}/blobs/{digest}", repository.repository());
+        let (op, path) = (&op, &path);
         let resp = self
-            .retrying(&op, async || {
+            .retrying(op, || async move {
                 let resp = self
-                    .send(&op, &|http, base| http.get(format!("{base}{path}")))
+                    .send(op, &|http, base| http.get(format!("{base}{path}")))
                     .await?;
                 if resp.status().is_success() {
                     Ok(resp)
                 } else {
-                    Err(self.status_error(resp, &op).await)
+                    Err(self.status_error(resp, op).await)
                 }
             })
             .await?;
@@ -393,7 +398,7 @@ impl Client {
             && len != descriptor.size
         {
             return Err(RegistryError::SizeMismatch {
-                action: op.action,
+                action: op.action.clone(),
                 expected: descriptor.size,
                 actual: len,
             });
@@ -404,8 +409,8 @@ impl Client {
             received: 0,
             expected_size: descriptor.size,
             expected_digest: digest.clone(),
-            action: op.action,
-            registry: op.registry,
+            action: op.action.clone(),
+            registry: op.registry.clone(),
             done: false,
         };
         Ok(BlobStream {
@@ -428,14 +433,15 @@ impl Client {
             Subject::Blob(digest.to_string()),
         );
         let path = format!("/v2/{}/blobs/{digest}", repository.repository());
-        self.retrying(&op, async || {
+        let (op, path) = (&op, &path);
+        self.retrying(op, || async move {
             let resp = self
-                .send(&op, &|http, base| http.get(format!("{base}{path}")))
+                .send(op, &|http, base| http.get(format!("{base}{path}")))
                 .await?;
             if !resp.status().is_success() {
-                return Err(self.status_error(resp, &op).await);
+                return Err(self.status_error(resp, op).await);
             }
-            let bytes = read_capped(resp, max_bytes, &op).await?;
+            let bytes = read_capped(resp, max_bytes, op).await?;
             let actual = Digest::of(&bytes);
             if actual != *digest {
                 return Err(RegistryError::DigestMismatch {
@@ -471,9 +477,10 @@ impl Client {
         );
         op.scopes.push(format!("repository:{}:pull", from.repository()));
         let path = format!("/v2/{}/blobs/uploads/", repository.repository());
+        let (op, path) = (&op, &path);
         let resp = self
-            .retrying(&op, async || {
-                self.send(&op, &|http, base| {
+            .retrying(op, || async move {
+                self.send(op, &|http, base| {
                     http.post(format!("{base}{path}"))
                         .query(&[("mount", digest.as_str()), ("from", from.repository())])
                         .header(header::CONTENT_LENGTH, "0")
@@ -485,15 +492,15 @@ impl Client {
             StatusCode::CREATED => Ok(true),
             StatusCode::ACCEPTED => {
                 // The registry opened an upload session instead; close it, it is not needed.
-                if let Ok(url) = upload_location(&resp, &op) {
-                    let cancel = self.send(&op, &|http, _| http.delete(url.clone())).await;
+                if let Ok(url) = upload_location(&resp, op) {
+                    let cancel = self.send(op, &|http, _| http.delete(url.clone())).await;
                     if let Err(e) = cancel {
                         tracing::debug!(error = %e, "cancelling the unused upload session failed");
                     }
                 }
                 Ok(false)
             }
-            _ => Err(self.status_error(resp, &op).await),
+            _ => Err(self.status_error(resp, op).await),
         }
     }
 
@@ -559,16 +566,17 @@ impl Client {
 
         let mut finish = after_patch;
         finish.query_pairs_mut().append_pair("digest", digest.as_str());
+        let (op, finish) = (&op, &finish);
         let resp = self
-            .retrying(&op, async || {
-                self.send(&op, &|http, _| {
+            .retrying(op, || async move {
+                self.send(op, &|http, _| {
                     http.put(finish.clone()).header(header::CONTENT_LENGTH, "0")
                 })
                 .await
             })
             .await?;
         if !resp.status().is_success() {
-            return Err(self.status_error(resp, &op).await);
+            return Err(self.status_error(resp, op).await);
         }
         Ok(())
     }
@@ -587,18 +595,19 @@ impl Client {
             Subject::Blob(digest.to_string()),
         );
         // The body is in memory, so the whole POST + PUT can be replayed on failure.
-        self.retrying(&op, async || {
-            let mut url = self.start_upload_once(&op).await?;
-            url.query_pairs_mut().append_pair("digest", digest.as_str());
+        let (op, bytes, digest_ref) = (&op, &bytes, &digest);
+        self.retrying(op, || async move {
+            let mut url = self.start_upload_once(op).await?;
+            url.query_pairs_mut().append_pair("digest", digest_ref.as_str());
             let resp = self
-                .send(&op, &|http, _| {
+                .send(op, &|http, _| {
                     http.put(url.clone())
                         .header(header::CONTENT_TYPE, "application/octet-stream")
                         .body(bytes.clone())
                 })
                 .await?;
             if !resp.status().is_success() {
-                return Err(self.status_error(resp, &op).await);
+                return Err(self.status_error(resp, op).await);
             }
             Ok(())
         })
@@ -623,19 +632,20 @@ impl Client {
         let mut next: Option<Url> = None;
         for _ in 0..MAX_TAG_PAGES {
             let first = format!("/v2/{}/tags/list", repository.repository());
+            let (op, first, current) = (&op, &first, &next);
             let page = self
-                .retrying(&op, async || {
+                .retrying(op, || async move {
                     let resp = self
-                        .send(&op, &|http, base| match &next {
+                        .send(op, &|http, base| match current {
                             Some(url) => http.get(url.clone()),
                             None => http.get(format!("{base}{first}")),
                         })
                         .await?;
                     if !resp.status().is_success() {
-                        return Err(self.status_error(resp, &op).await);
+                        return Err(self.status_error(resp, op).await);
                     }
                     let link = next_link(resp.headers(), resp.url());
-                    let body = read_capped(resp, MAX_TAGS_PAGE, &op).await?;
+                    let body = read_capped(resp, MAX_TAGS_PAGE, op).await?;
                     let list: TagList =
                         serde_json::from_slice(&body).map_err(|e| RegistryError::Protocol {
                             action: op.action.clone(),
@@ -671,7 +681,7 @@ impl Client {
     // ---- upload sessions ----
 
     async fn start_upload(&self, op: &Op) -> Result<Url, RegistryError> {
-        self.retrying(op, async || self.start_upload_once(op).await).await
+        self.retrying(op, || self.start_upload_once(op)).await
     }
 
     async fn start_upload_once(&self, op: &Op) -> Result<Url, RegistryError> {
@@ -691,11 +701,14 @@ impl Client {
     // ---- request machinery ----
 
     /// Run `f` again after retryable failures, with exponential backoff and jitter.
-    async fn retrying<T>(
-        &self,
-        op: &Op,
-        f: impl AsyncFn() -> Result<T, RegistryError>,
-    ) -> Result<T, RegistryError> {
+    ///
+    /// `f` is a plain closure returning a future (not an async closure) so that the futures of
+    /// the public methods stay `Send`; it captures only references, copied into each attempt.
+    async fn retrying<T, F, Fut>(&self, op: &Op, f: F) -> Result<T, RegistryError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, RegistryError>>,
+    {
         let mut attempt = 0u32;
         loop {
             match f().await {
@@ -1714,6 +1727,34 @@ mod tests {
         assert!(text.contains("docker login reg.io"), "{text}");
         let e = status_to_error(&op, 403, Some("DENIED".into()), "no".into());
         assert!(matches!(e, RegistryError::Denied { .. }), "{e:?}");
+    }
+
+    /// Callers spawn these on a multi-threaded runtime: the client and every future must be Send.
+    #[test]
+    fn client_and_futures_are_send() {
+        fn send_sync<T: Send + Sync>(_: &T) {}
+        fn send<T: Send>(_: T) {}
+        let c = Client::new(ClientOptions::default()).unwrap();
+        send_sync(&c);
+        let r = Reference::parse("reg.io/app:v1").unwrap();
+        let d = Digest::of(b"x");
+        let desc = Descriptor {
+            media_type: String::new(),
+            digest: d.clone(),
+            size: 1,
+            urls: vec![],
+            annotations: Default::default(),
+        };
+        send(c.head_manifest(&r));
+        send(c.get_manifest(&r));
+        send(c.put_manifest(&r, "", Bytes::new()));
+        send(c.blob_exists(&r, &d));
+        send(c.get_blob(&r, &desc));
+        send(c.get_blob_bytes(&r, &d, 1));
+        send(c.mount_blob(&r, &d, &r));
+        send(c.push_blob(&r, &d, 0, futures_util::stream::empty()));
+        send(c.push_blob_bytes(&r, Bytes::new()));
+        send(c.list_tags(&r));
     }
 
     #[test]
