@@ -318,6 +318,40 @@ async fn silent_server_times_out() {
     );
 }
 
+#[tokio::test]
+async fn blob_body_that_goes_silent_times_out() {
+    let server = HostileServer::start(|_req: &Request| Reply::Stall {
+        declared: 1000,
+        body: vec![b'a'; 100],
+    })
+    .await;
+    let desc = Descriptor {
+        media_type: "application/octet-stream".into(),
+        digest: Digest::of(&[b'a'; 1000]),
+        size: 1000,
+        urls: vec![],
+        annotations: Default::default(),
+    };
+    let c = client(ClientOptions {
+        read_timeout: Duration::from_millis(300),
+        ..options()
+    });
+    let repo = reference(&server, "slow/app");
+    let mut stream = c.get_blob(&repo, &desc).await.unwrap();
+    use futures_util::StreamExt as _;
+    let first = stream.next().await.unwrap().unwrap();
+    assert_eq!(first.len(), 100);
+    let err = stream.next().await.unwrap().unwrap_err();
+    assert!(matches!(err, RegistryError::Timeout { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains(desc.digest.as_str()) && text.contains("after 100 of 1000 bytes"),
+        "{text}"
+    );
+    assert!(err.is_retryable());
+    assert!(stream.next().await.is_none(), "the stream ends after its error");
+}
+
 /// A registry that wants `Bearer good-token`, and its token endpoint.
 struct TokenRealm {
     server: HostileServer,

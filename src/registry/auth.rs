@@ -420,7 +420,14 @@ impl Keychain {
         self.layers.extend(fallback.layers);
         self
     }
+    /// Whether [`resolve`](Self::resolve) may run a Docker credential helper (a blocking call).
+    pub fn runs_programs(&self) -> bool {
+        self.layers.iter().any(|l| matches!(l, Layer::Helpers(_)))
+    }
     /// Credentials to use for `registry` / `repository`.
+    ///
+    /// May run a Docker credential helper (once per registry, then cached); async callers
+    /// check [`runs_programs`](Self::runs_programs) and move the call off the runtime.
     pub fn resolve(&self, registry: &str, repository: &str) -> Credentials {
         for layer in &self.layers {
             match layer {
@@ -523,15 +530,23 @@ impl Keychain {
 
     /// A Docker `config.json` file; a missing file gives an empty keychain.
     pub fn from_docker_config_file(path: &Path) -> Result<Keychain, RegistryError> {
+        Self::from_docker_config_file_with(path, None)
+    }
+
+    fn from_docker_config_file_with(
+        path: &Path,
+        helper_search_path: Option<std::ffi::OsString>,
+    ) -> Result<Keychain, RegistryError> {
         match std::fs::read(path) {
             Ok(bytes) => {
-                let (keychain, helpers) = Self::parse_docker_config(&bytes).map_err(|e| match e {
+                let (keychain, mut helpers) = Self::parse_docker_config(&bytes).map_err(|e| match e {
                     RegistryError::Config { reason, .. } => RegistryError::Config {
                         what: format!("Docker config {}", path.display()),
                         reason,
                     },
                     other => other,
                 })?;
+                helpers.search_path = helper_search_path;
                 // Docker consults credHelpers/credsStore before the auths entries.
                 if helpers.is_empty() {
                     Ok(keychain)
@@ -623,6 +638,7 @@ impl Keychain {
                 .collect(),
             store: config.creds_store.filter(|s| !s.is_empty()),
             cache: Default::default(),
+            search_path: None,
         };
         Ok((keychain, helpers))
     }
@@ -637,6 +653,8 @@ struct CredentialHelpers {
     per_host: BTreeMap<String, String>,
     store: Option<String>,
     cache: std::sync::Arc<std::sync::Mutex<HashMap<String, Option<Credentials>>>>,
+    /// Where to look for `docker-credential-*` instead of `$PATH` (tests).
+    search_path: Option<std::ffi::OsString>,
 }
 
 impl CredentialHelpers {
@@ -650,14 +668,18 @@ impl CredentialHelpers {
         if let Some(hit) = cache.get(registry) {
             return hit.clone();
         }
-        let found = run_credential_helper(helper, registry);
+        let found = run_credential_helper(helper, registry, self.search_path.as_deref());
         cache.insert(registry.to_string(), found.clone());
         found
     }
 }
 
 /// `docker-credential-<name> get` with the server URL on stdin; `None` when it has nothing.
-fn run_credential_helper(name: &str, registry: &str) -> Option<Credentials> {
+fn run_credential_helper(
+    name: &str,
+    registry: &str,
+    search_path: Option<&std::ffi::OsStr>,
+) -> Option<Credentials> {
     use std::io::Write as _;
     use std::process::{Command, Stdio};
     let server = if registry == super::reference::DOCKER_HUB {
@@ -666,7 +688,12 @@ fn run_credential_helper(name: &str, registry: &str) -> Option<Credentials> {
         registry.to_string()
     };
     let program = format!("docker-credential-{name}");
-    let child = Command::new(&program)
+    let mut command = Command::new(&program);
+    if let Some(path) = search_path {
+        // On Unix the child's PATH is also where the program is looked up.
+        command.env("PATH", path);
+    }
+    let child = command
         .arg("get")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -946,6 +973,81 @@ mod tests {
         std::fs::write(&bad, "not json").unwrap();
         let err = Keychain::from_docker_config_file(&bad).unwrap_err().to_string();
         assert!(err.contains(&bad.display().to_string()), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn credential_helpers_run_once_per_registry() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let calls = dir.path().join("calls");
+        // A helper that records the server it was asked about and answers for two of them.
+        let script = format!(
+            "#!/bin/sh\nread server\necho \"$1 $server\" >> {calls}\ncase \"$server\" in\n  \
+             helped.io) echo '{{\"ServerURL\":\"helped.io\",\"Username\":\"hu\",\"Secret\":\"hs\"}}' ;;\n  \
+             https://index.docker.io/v1/) echo '{{\"Username\":\"<token>\",\"Secret\":\"refresh\"}}' ;;\n  \
+             *) echo 'credentials not found in native keychain' >&2; exit 1 ;;\nesac\n",
+            calls = calls.display()
+        );
+        for name in ["docker-credential-store", "docker-credential-special"] {
+            let p = dir.path().join(name);
+            std::fs::write(&p, &script).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let config = dir.path().join("config.json");
+        std::fs::write(
+            &config,
+            r#"{"credsStore":"store","credHelpers":{"special.io":"special","missing.io":"not-installed"},
+                "auths":{"fallback.io":{"username":"fu","password":"fp"}}}"#,
+        )
+        .unwrap();
+        let path = std::ffi::OsString::from(format!("{}:/usr/bin:/bin", dir.path().display()));
+        let k = Keychain::from_docker_config_file_with(&config, Some(path)).unwrap();
+        assert!(k.runs_programs());
+        assert_eq!(
+            k.resolve("helped.io", "x"),
+            Credentials::Basic {
+                username: "hu".into(),
+                password: "hs".into()
+            }
+        );
+        assert_eq!(
+            k.resolve("helped.io", "y"),
+            Credentials::Basic {
+                username: "hu".into(),
+                password: "hs".into()
+            }
+        );
+        assert_eq!(
+            k.resolve("index.docker.io", "u/a"),
+            Credentials::IdentityToken {
+                token: "refresh".into()
+            }
+        );
+        // The store knows nothing of fallback.io: the auths entry answers.
+        assert_eq!(
+            k.resolve("fallback.io", "x"),
+            Credentials::Basic {
+                username: "fu".into(),
+                password: "fp".into()
+            }
+        );
+        // A helper that is not installed gives no credentials (with a warning), not a failure.
+        assert_eq!(k.resolve("missing.io", "x"), Credentials::Anonymous);
+        assert_eq!(k.resolve("special.io", "x"), Credentials::Anonymous);
+        let log = std::fs::read_to_string(&calls).unwrap();
+        let lines: Vec<&str> = log.lines().collect();
+        assert_eq!(
+            lines,
+            vec![
+                "get helped.io",
+                "get https://index.docker.io/v1/",
+                "get fallback.io",
+                "get special.io"
+            ],
+            "one call per registry, cached afterwards"
+        );
+        assert!(!Keychain::from_docker_config_json(b"{}").unwrap().runs_programs());
     }
 
     #[test]

@@ -531,7 +531,7 @@ impl Client {
         // with the real reason rather than a registry-side digest error.
         let source_error: Arc<Mutex<Option<String>>> = Arc::default();
         let counted = CountedBody::new(body, size, source_error.clone());
-        let credentials = self.inner.options.keychain.resolve(&op.registry, &op.repository);
+        let credentials = self.credentials(&op).await;
         let auth = self.authorization(&op, &credentials).await?;
         let http = self.http_for(&op.registry);
         let mut request = http
@@ -730,7 +730,7 @@ impl Client {
         op: &Op,
         build: &(dyn Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder + Sync),
     ) -> Result<reqwest::Response, RegistryError> {
-        let credentials = self.inner.options.keychain.resolve(&op.registry, &op.repository);
+        let credentials = self.credentials(op).await;
         let mut answered_challenge = false;
         loop {
             let auth = self.authorization(op, &credentials).await?;
@@ -773,6 +773,22 @@ impl Client {
                 return Err(self.status_error(resp, op).await);
             }
             return Ok(resp);
+        }
+    }
+
+    /// The keychain's answer; a Docker credential helper runs on the blocking pool.
+    async fn credentials(&self, op: &Op) -> Credentials {
+        let keychain = &self.inner.options.keychain;
+        if !keychain.runs_programs() {
+            return keychain.resolve(&op.registry, &op.repository);
+        }
+        let (keychain, registry, repository) = (keychain.clone(), op.registry.clone(), op.repository.clone());
+        match tokio::task::spawn_blocking(move || keychain.resolve(&registry, &repository)).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "credential lookup failed; continuing anonymously");
+                Credentials::Anonymous
+            }
         }
     }
 

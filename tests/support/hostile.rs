@@ -81,6 +81,8 @@ pub enum Reply {
     },
     /// Never answers; keeps the connection open.
     Hang,
+    /// Declares `declared` bytes, sends `body` (shorter), then goes silent with the connection open.
+    Stall { declared: u64, body: Vec<u8> },
     /// Closes the connection without answering.
     Close,
 }
@@ -242,6 +244,12 @@ async fn serve(mut stream: TcpStream, handler: Arc<Handler>, sent: Arc<AtomicU64
                 }
             }
             Reply::Hang => std::future::pending::<()>().await,
+            Reply::Stall { declared, body } => {
+                write_head(&mut stream, 200, &[], Some(declared)).await?;
+                stream.write_all(&body).await?;
+                stream.flush().await?;
+                std::future::pending::<()>().await
+            }
             Reply::Close => return Ok(()),
         }
     }
