@@ -352,6 +352,90 @@ async fn blob_body_that_goes_silent_times_out() {
     assert!(stream.next().await.is_none(), "the stream ends after its error");
 }
 
+#[tokio::test]
+async fn upload_that_stops_moving_times_out() {
+    let server = HostileServer::start_stalling_bodies(|req: &Request| match req.method.as_str() {
+        "POST" => Reply::with(202, &[("Location", "/v2/app/blobs/uploads/s1")], ""),
+        _ => Reply::status(400),
+    })
+    .await;
+    // Far more than the socket buffers hold, so the client blocks once the server stops reading.
+    let data = vec![7u8; 64 * 1024 * 1024];
+    let digest = Digest::of(&data);
+    let chunks: Vec<Result<Bytes, std::io::Error>> = data
+        .chunks(256 * 1024)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    let c = client(ClientOptions {
+        read_timeout: Duration::from_millis(500),
+        ..options()
+    });
+    let err = c
+        .push_blob(
+            &reference(&server, "app"),
+            &digest,
+            data.len() as u64,
+            futures_util::stream::iter(chunks),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::Timeout { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("no progress") && text.contains(digest.as_str()),
+        "{text}"
+    );
+    assert!(
+        err.is_retryable(),
+        "the caller may re-open the source and try again"
+    );
+}
+
+#[tokio::test]
+async fn upload_longer_than_the_read_timeout_succeeds_while_it_progresses() {
+    let patched = Arc::new(Mutex::new(Vec::new()));
+    let seen = patched.clone();
+    let server = HostileServer::start(move |req: &Request| match req.method.as_str() {
+        "POST" => Reply::with(202, &[("Location", "/v2/app/blobs/uploads/s1")], ""),
+        "PATCH" => {
+            *seen.lock().unwrap() = req.body.clone();
+            Reply::with(202, &[("Location", "/v2/app/blobs/uploads/s1?_state=2")], "")
+        }
+        "PUT" => Reply::status(201),
+        _ => Reply::status(400),
+    })
+    .await;
+    // The source is rate-limited (one chunk per 100 ms tick, 8 chunks): the whole upload takes
+    // about 0.8 s, well over the 300 ms read timeout, while no single gap reaches it.
+    let mut ticks = tokio::time::interval(Duration::from_millis(100));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let chunk = Bytes::from(vec![1u8; 1000]);
+    let source = futures_util::stream::unfold((ticks, 0), move |(mut ticks, n)| {
+        let chunk = chunk.clone();
+        async move {
+            if n == 8 {
+                return None;
+            }
+            ticks.tick().await;
+            Some((Ok::<_, std::io::Error>(chunk), (ticks, n + 1)))
+        }
+    });
+    let data = vec![1u8; 8000];
+    let c = client(ClientOptions {
+        read_timeout: Duration::from_millis(300),
+        ..options()
+    });
+    let started = std::time::Instant::now();
+    c.push_blob(&reference(&server, "app"), &Digest::of(&data), 8000, source)
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() > Duration::from_millis(300),
+        "the upload outlasted the read timeout"
+    );
+    assert_eq!(*patched.lock().unwrap(), data);
+}
+
 /// A registry that wants `Bearer good-token`, and its token endpoint.
 struct TokenRealm {
     server: HostileServer,

@@ -91,6 +91,11 @@ struct Inner {
     verified: reqwest::Client,
     /// Only built when some registry is reached without verification.
     unverified: Option<reqwest::Client>,
+    /// For streamed uploads: reqwest's read timeout counts from the start of the request to
+    /// the response headers, which would cut off any upload longer than it. Uploads use clients
+    /// without it and a progress watchdog instead (see `push_blob`).
+    upload_verified: reqwest::Client,
+    upload_unverified: Option<reqwest::Client>,
     /// `https` or `http` per registry, decided once.
     schemes: Mutex<HashMap<String, &'static str>>,
     /// The last `WWW-Authenticate` challenge seen per registry.
@@ -163,17 +168,25 @@ impl Op {
 
 impl Client {
     pub fn new(options: ClientOptions) -> Result<Client, RegistryError> {
-        let verified = build_http(&options, options.verify_certs)?;
-        let unverified = if !options.verify_certs || !options.skip_tls_verify_hosts.is_empty() {
-            Some(build_http(&options, false)?)
+        let some_unverified = !options.verify_certs || !options.skip_tls_verify_hosts.is_empty();
+        let read_timeout = Some(options.read_timeout);
+        let verified = build_http(&options, options.verify_certs, read_timeout)?;
+        let upload_verified = build_http(&options, options.verify_certs, None)?;
+        let (unverified, upload_unverified) = if some_unverified {
+            (
+                Some(build_http(&options, false, read_timeout)?),
+                Some(build_http(&options, false, None)?),
+            )
         } else {
-            None
+            (None, None)
         };
         Ok(Client {
             inner: Arc::new(Inner {
                 options,
                 verified,
                 unverified,
+                upload_verified,
+                upload_unverified,
                 schemes: Mutex::default(),
                 challenges: Mutex::default(),
                 tokens: tokio::sync::Mutex::default(),
@@ -530,10 +543,11 @@ impl Client {
         // The stream is counted so that a source that ends early or runs long fails the PATCH
         // with the real reason rather than a registry-side digest error.
         let source_error: Arc<Mutex<Option<String>>> = Arc::default();
-        let counted = CountedBody::new(body, size, source_error.clone());
+        let progress = Progress::new();
+        let counted = CountedBody::new(body, size, source_error.clone(), progress.clone());
         let credentials = self.credentials(&op).await;
         let auth = self.authorization(&op, &credentials).await?;
-        let http = self.http_for(&op.registry);
+        let http = self.upload_http_for(&op.registry);
         let mut request = http
             .patch(start.clone())
             .header(header::CONTENT_TYPE, "application/octet-stream")
@@ -546,7 +560,9 @@ impl Client {
         {
             request.headers_mut().insert(header::AUTHORIZATION, auth);
         }
-        let sent = http.execute(request).await;
+        let sent = self
+            .watch_progress(http.execute(request), &progress, &op, size)
+            .await?;
         let source_failure = source_error.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(message) = source_failure {
             return Err(RegistryError::Source {
@@ -680,6 +696,43 @@ impl Client {
 
     // ---- upload sessions ----
 
+    /// Run an upload, failing it when neither the body nor the response moved for `read_timeout`.
+    ///
+    /// The clock restarts whenever a chunk is handed to the connection, so an upload may take
+    /// as long as it needs while it progresses; after the last chunk the registry has
+    /// `read_timeout` to answer.
+    async fn watch_progress<F>(
+        &self,
+        upload: F,
+        progress: &Progress,
+        op: &Op,
+        size: u64,
+    ) -> Result<reqwest::Result<reqwest::Response>, RegistryError>
+    where
+        F: std::future::Future<Output = reqwest::Result<reqwest::Response>>,
+    {
+        let limit = self.inner.options.read_timeout;
+        let mut upload = std::pin::pin!(upload);
+        loop {
+            let deadline = progress.last() + limit;
+            tokio::select! {
+                result = &mut upload => return Ok(result),
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    if progress.last() + limit <= Instant::now() {
+                        return Err(RegistryError::Timeout {
+                            action: op.action.clone(),
+                            registry: op.registry.clone(),
+                            message: format!(
+                                "no progress for {limit:?} after sending {} of {size} bytes",
+                                progress.sent()
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
     async fn start_upload(&self, op: &Op) -> Result<Url, RegistryError> {
         self.retrying(op, || self.start_upload_once(op)).await
     }
@@ -792,17 +845,27 @@ impl Client {
         }
     }
 
-    fn http_for(&self, registry: &str) -> &reqwest::Client {
-        let skip = !self.inner.options.verify_certs
+    fn skip_verify(&self, registry: &str) -> bool {
+        !self.inner.options.verify_certs
             || self
                 .inner
                 .options
                 .skip_tls_verify_hosts
                 .iter()
-                .any(|h| h == registry || registry.rsplit_once(':').is_some_and(|(host, _)| host == h));
-        match (&self.inner.unverified, skip) {
+                .any(|h| h == registry || registry.rsplit_once(':').is_some_and(|(host, _)| host == h))
+    }
+
+    fn http_for(&self, registry: &str) -> &reqwest::Client {
+        match (&self.inner.unverified, self.skip_verify(registry)) {
             (Some(unverified), true) => unverified,
             _ => &self.inner.verified,
+        }
+    }
+
+    fn upload_http_for(&self, registry: &str) -> &reqwest::Client {
+        match (&self.inner.upload_unverified, self.skip_verify(registry)) {
+            (Some(unverified), true) => unverified,
+            _ => &self.inner.upload_verified,
         }
     }
 
@@ -1165,11 +1228,17 @@ fn truncate(s: &str, max: usize) -> String {
     format!("{}…", &s[..end])
 }
 
-fn build_http(options: &ClientOptions, verify: bool) -> Result<reqwest::Client, RegistryError> {
+fn build_http(
+    options: &ClientOptions,
+    verify: bool,
+    read_timeout: Option<Duration>,
+) -> Result<reqwest::Client, RegistryError> {
     let mut builder = reqwest::Client::builder()
         .connect_timeout(options.connect_timeout)
-        .read_timeout(options.read_timeout)
         .user_agent(concat!("pkgr/", env!("CARGO_PKG_VERSION")));
+    if let Some(t) = read_timeout {
+        builder = builder.read_timeout(t);
+    }
     if verify {
         let mut certs = Vec::new();
         for (i, pem) in options.ca_certs_pem.iter().enumerate() {
@@ -1564,21 +1633,53 @@ impl Stream for Verifying {
     }
 }
 
+/// When an upload last moved, and how far it got (shared with the watchdog).
+#[derive(Clone)]
+struct Progress {
+    start: Instant,
+    last_millis: Arc<std::sync::atomic::AtomicU64>,
+    sent: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            start: Instant::now(),
+            last_millis: Arc::default(),
+            sent: Arc::default(),
+        }
+    }
+    fn touch(&self, sent: u64) {
+        use std::sync::atomic::Ordering;
+        let millis = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_millis.store(millis, Ordering::Relaxed);
+        self.sent.store(sent, Ordering::Relaxed);
+    }
+    fn last(&self) -> Instant {
+        self.start + Duration::from_millis(self.last_millis.load(std::sync::atomic::Ordering::Relaxed))
+    }
+    fn sent(&self) -> u64 {
+        self.sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// The upload side: passes chunks on and fails the request if the source yields a different size.
 struct CountedBody<S> {
     inner: Pin<Box<S>>,
     expected: u64,
     sent: u64,
     failure: Arc<Mutex<Option<String>>>,
+    progress: Progress,
 }
 
 impl<S> CountedBody<S> {
-    fn new(inner: S, expected: u64, failure: Arc<Mutex<Option<String>>>) -> Self {
+    fn new(inner: S, expected: u64, failure: Arc<Mutex<Option<String>>>, progress: Progress) -> Self {
         CountedBody {
             inner: Box::pin(inner),
             expected,
             sent: 0,
             failure,
+            progress,
         }
     }
 
@@ -1598,6 +1699,7 @@ where
             Poll::Pending => Poll::Pending,
             Poll::Ready(Some(Ok(chunk))) => {
                 self.sent += chunk.len() as u64;
+                self.progress.touch(self.sent);
                 if self.sent > self.expected {
                     let message = format!(
                         "the source yielded more than the declared {} bytes",
@@ -1618,7 +1720,11 @@ where
                 );
                 self.fail(message)
             }
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                // The body is done: from here the registry has `read_timeout` to answer.
+                self.progress.touch(self.sent);
+                Poll::Ready(None)
+            }
         }
     }
 }

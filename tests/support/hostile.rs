@@ -123,6 +123,21 @@ pub struct HostileServer {
 
 impl HostileServer {
     pub async fn start(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> HostileServer {
+        Self::launch(handler, false).await
+    }
+
+    /// Like [`start`](Self::start), but the server stops reading as soon as a request with a
+    /// body arrives (a registry that accepts an upload and then stalls).
+    pub async fn start_stalling_bodies(
+        handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
+    ) -> HostileServer {
+        Self::launch(handler, true).await
+    }
+
+    async fn launch(
+        handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
+        stall_bodies: bool,
+    ) -> HostileServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let host = listener.local_addr().unwrap().to_string();
         let handler: Arc<Handler> = Arc::new(handler);
@@ -139,7 +154,7 @@ impl HostileServer {
                 let handler = handler.clone();
                 let sent = sent.clone();
                 connections.spawn(async move {
-                    let _ = serve(stream, handler, sent).await;
+                    let _ = serve(stream, handler, sent, stall_bodies).await;
                 });
                 while connections.try_join_next().is_some() {}
             }
@@ -157,10 +172,15 @@ impl HostileServer {
     }
 }
 
-async fn serve(mut stream: TcpStream, handler: Arc<Handler>, sent: Arc<AtomicU64>) -> std::io::Result<()> {
+async fn serve(
+    mut stream: TcpStream,
+    handler: Arc<Handler>,
+    sent: Arc<AtomicU64>,
+    stall_bodies: bool,
+) -> std::io::Result<()> {
     let mut buf = Vec::new();
     loop {
-        let Some(request) = read_request(&mut stream, &mut buf).await? else {
+        let Some(request) = read_request(&mut stream, &mut buf, stall_bodies).await? else {
             return Ok(());
         };
         if request.method == "GET" && request.target == "/v2/" {
@@ -274,7 +294,11 @@ async fn write_head(
 }
 
 /// Read one request (head + Content-Length body); `None` when the peer closed or spoke TLS.
-async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<Option<Request>> {
+async fn read_request(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    stall_bodies: bool,
+) -> std::io::Result<Option<Request>> {
     let head_end = loop {
         if let Some(first) = buf.first()
             && !first.is_ascii_uppercase()
@@ -313,6 +337,9 @@ async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Res
         .iter()
         .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked"));
     buf.drain(..head_end + 4);
+    if stall_bodies && (length > 0 || chunked) {
+        std::future::pending::<()>().await;
+    }
     let body = if chunked {
         read_chunked(stream, buf).await?
     } else {
