@@ -670,3 +670,108 @@ async fn tags_follow_link_pagination() {
         .unwrap();
     assert_eq!(tags, vec!["a", "b", "c"]);
 }
+
+#[tokio::test]
+async fn rejected_cached_token_is_replaced_once() {
+    // The token server numbers its tokens; the registry accepts only the newest one.
+    let issued = counter();
+    let token_requests: Arc<Mutex<Vec<Request>>> = Arc::default();
+    let host: Arc<Mutex<String>> = Arc::default();
+    let (n, log, h) = (issued.clone(), token_requests.clone(), host.clone());
+    let server = HostileServer::start(move |req: &Request| {
+        if req.path() == "/token" {
+            log.lock().unwrap().push(req.clone());
+            let k = n.fetch_add(1, Ordering::SeqCst) + 1;
+            return Reply::ok(&[], format!(r#"{{"token":"tok-{k}","expires_in":600}}"#));
+        }
+        let newest = format!("Bearer tok-{}", n.load(Ordering::SeqCst));
+        if req.header("authorization") == Some(newest.as_str()) {
+            return match req.method.as_str() {
+                "POST" => Reply::status(201),
+                _ => manifest_reply(),
+            };
+        }
+        let challenge = format!(
+            r#"Bearer realm="http://{}/token",service="svc""#,
+            h.lock().unwrap()
+        );
+        Reply::with(401, &[("WWW-Authenticate", &challenge)], "")
+    })
+    .await;
+    *host.lock().unwrap() = server.host.clone();
+    let c = client(options());
+    let r = reference(&server, "app:v1");
+    c.get_manifest(&r).await.unwrap();
+    c.get_manifest(&r).await.unwrap();
+    assert_eq!(issued.load(Ordering::SeqCst), 1);
+    // Revoke tok-1 by issuing tok-2 out of band: the client's cached token now fails.
+    issued.fetch_add(1, Ordering::SeqCst);
+    c.get_manifest(&r).await.unwrap();
+    assert_eq!(
+        issued.load(Ordering::SeqCst),
+        3,
+        "one fresh token after the rejection"
+    );
+
+    // A cross-repository mount asks for push on the target and pull on the source.
+    let mounted = c
+        .mount_blob(
+            &reference(&server, "dst"),
+            &Digest::of(b"l"),
+            &reference(&server, "src"),
+        )
+        .await
+        .unwrap();
+    assert!(mounted);
+    let last = token_requests.lock().unwrap().last().unwrap().clone();
+    let scopes = last.query("scope");
+    assert!(
+        scopes.contains(&"repository:dst:pull,push".to_string()),
+        "{scopes:?}"
+    );
+    assert!(scopes.contains(&"repository:src:pull".to_string()), "{scopes:?}");
+}
+
+#[tokio::test]
+async fn explicit_proxy_carries_the_requests() {
+    // The "proxy" sees absolute-form targets for a registry name that does not resolve.
+    let targets: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = targets.clone();
+    let proxy = HostileServer::start(move |req: &Request| {
+        seen.lock()
+            .unwrap()
+            .push(format!("{} {}", req.method, req.target));
+        if req.method == "CONNECT" {
+            // Refuse the HTTPS tunnel so the client falls back to plain HTTP, which it may here.
+            return Reply::status(403);
+        }
+        match req.target.as_str() {
+            "http://registry.invalid:5000/v2/" => Reply::ok(&[], "{}"),
+            "http://registry.invalid:5000/v2/app/manifests/v1" => manifest_reply(),
+            _ => Reply::status(404),
+        }
+    })
+    .await;
+    let c = client(ClientOptions {
+        http_proxy: Some(format!("http://{}", proxy.host)),
+        https_proxy: Some(format!("http://{}", proxy.host)),
+        allow_plain_http: true,
+        ..options()
+    });
+    let m = c
+        .get_manifest(&Reference::parse("registry.invalid:5000/app:v1").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(m.digest, Digest::of(MANIFEST.as_bytes()));
+    let targets = targets.lock().unwrap();
+    assert!(
+        targets.contains(&"GET http://registry.invalid:5000/v2/app/manifests/v1".to_string()),
+        "{targets:?}"
+    );
+    assert!(
+        targets
+            .iter()
+            .any(|t| t.starts_with("CONNECT registry.invalid:5000")),
+        "HTTPS was tried first: {targets:?}"
+    );
+}
