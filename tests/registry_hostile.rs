@@ -775,3 +775,71 @@ async fn explicit_proxy_carries_the_requests() {
         "HTTPS was tried first: {targets:?}"
     );
 }
+
+#[tokio::test]
+async fn identity_token_is_exchanged_with_oauth2_post() {
+    let token_requests: Arc<Mutex<Vec<Request>>> = Arc::default();
+    let host: Arc<Mutex<String>> = Arc::default();
+    let (log, h) = (token_requests.clone(), host.clone());
+    let server = HostileServer::start(move |req: &Request| {
+        if req.path() == "/oauth2/token" {
+            log.lock().unwrap().push(req.clone());
+            let form = String::from_utf8_lossy(&req.body).to_string();
+            return if req.method == "POST"
+                && form.contains("grant_type=refresh_token")
+                && form.contains("refresh_token=R1")
+            {
+                Reply::ok(&[], r#"{"access_token":"from-refresh","expires_in":60}"#)
+            } else {
+                Reply::status(401)
+            };
+        }
+        if req.header("authorization") == Some("Bearer from-refresh") {
+            return manifest_reply();
+        }
+        let challenge = format!(
+            r#"Bearer realm="http://{}/oauth2/token",service="acr""#,
+            h.lock().unwrap()
+        );
+        Reply::with(401, &[("WWW-Authenticate", &challenge)], "")
+    })
+    .await;
+    *host.lock().unwrap() = server.host.clone();
+    let c = client(ClientOptions {
+        keychain: Keychain::for_all(Credentials::IdentityToken { token: "R1".into() }),
+        ..options()
+    });
+    c.get_manifest(&reference(&server, "app:v1")).await.unwrap();
+    let log = token_requests.lock().unwrap();
+    assert_eq!(log.len(), 1);
+    let form = String::from_utf8_lossy(&log[0].body).to_string();
+    assert!(
+        form.contains("service=acr") && form.contains("scope=repository%3Aapp%3Apull"),
+        "{form}"
+    );
+    assert_eq!(
+        log[0].header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+}
+
+#[tokio::test]
+async fn head_without_digest_header_falls_back_to_get() {
+    let methods: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = methods.clone();
+    let server = HostileServer::start(move |req: &Request| {
+        seen.lock().unwrap().push(req.method.clone());
+        // A registry (or a cache in front of it) that never sends Docker-Content-Digest.
+        Reply::ok(&[("Content-Type", MEDIA_OCI_MANIFEST)], MANIFEST)
+    })
+    .await;
+    let head = client(options())
+        .head_manifest(&reference(&server, "app:v1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(head.digest, Digest::of(MANIFEST.as_bytes()));
+    assert_eq!(head.size, MANIFEST.len() as u64);
+    assert_eq!(head.media_type, MEDIA_OCI_MANIFEST);
+    assert_eq!(*methods.lock().unwrap(), vec!["HEAD", "GET"]);
+}
