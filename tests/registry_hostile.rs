@@ -515,18 +515,41 @@ async fn bearer_token_is_fetched_once_and_reused() {
     // 1 challenged request + 3 GETs + 1 HEAD, each sent once.
     assert_eq!(realm.registry_requests.load(Ordering::SeqCst), 5);
 
-    // A push needs a wider scope: a second token.
+    // Concurrent pulls on a fresh client: every one is challenged, one token is fetched.
+    let fresh = client(ClientOptions {
+        keychain: Keychain::for_all(Credentials::Basic {
+            username: "alice".into(),
+            password: "pw".into(),
+        }),
+        ..options()
+    });
+    let pulls: Vec<_> = (0..8)
+        .map(|_| {
+            let (fresh, r) = (fresh.clone(), r.clone());
+            tokio::spawn(async move { fresh.get_manifest(&r).await })
+        })
+        .collect();
+    for pull in pulls {
+        pull.await.unwrap().unwrap();
+    }
+    assert_eq!(
+        realm.token_requests.lock().unwrap().len(),
+        2,
+        "one more token for the new client"
+    );
+
+    // A push needs a wider scope: a third token.
     c.put_manifest(&r, MEDIA_OCI_MANIFEST, Bytes::from_static(MANIFEST.as_bytes()))
         .await
         .unwrap();
     let tokens = realm.token_requests.lock().unwrap().clone();
-    assert_eq!(tokens.len(), 2);
+    assert_eq!(tokens.len(), 3);
     assert!(
-        tokens[1]
+        tokens[2]
             .query("scope")
             .contains(&"repository:app:pull,push".to_string()),
         "{:?}",
-        tokens[1]
+        tokens[2]
     );
 }
 

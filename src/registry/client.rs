@@ -100,9 +100,9 @@ struct Inner {
     schemes: Mutex<HashMap<String, &'static str>>,
     /// The last `WWW-Authenticate` challenge seen per registry.
     challenges: Mutex<HashMap<String, Challenge>>,
-    /// Bearer tokens per (registry, scopes, credentials). An async lock so that concurrent
-    /// requests wait for one token fetch instead of each fetching their own.
-    tokens: tokio::sync::Mutex<HashMap<TokenKey, CachedToken>>,
+    /// Bearer tokens per (registry, scopes, credentials), each behind its own async lock so
+    /// that concurrent requests wait for one token fetch instead of each fetching their own.
+    tokens: Mutex<HashMap<TokenKey, TokenSlot>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -129,6 +129,8 @@ struct TokenKey {
     scopes: String,
     credentials: Credentials,
 }
+
+type TokenSlot = Arc<tokio::sync::Mutex<Option<CachedToken>>>;
 
 struct CachedToken {
     token: String,
@@ -189,7 +191,7 @@ impl Client {
                 upload_unverified,
                 schemes: Mutex::default(),
                 challenges: Mutex::default(),
-                tokens: tokio::sync::Mutex::default(),
+                tokens: Mutex::default(),
             }),
         })
     }
@@ -791,6 +793,7 @@ impl Client {
             let http = self.http_for(&op.registry);
             let base = format!("{scheme}://{}", op.registry);
             let mut request = build(http, &base).build().map_err(|e| classify(&e, op))?;
+            let sent_auth = auth.clone();
             if let Some(auth) = auth
                 && same_authority(request.url(), &op.registry)
             {
@@ -810,7 +813,9 @@ impl Client {
                     return Err(unauthorized(op));
                 }
                 let challenge = challenge.expect("can_improve implies a challenge");
-                self.forget_token(op, &credentials).await;
+                if let Some(rejected) = &sent_auth {
+                    self.forget_token(op, &credentials, rejected).await;
+                }
                 self.inner
                     .challenges
                     .lock()
@@ -964,12 +969,24 @@ impl Client {
         }
     }
 
-    async fn forget_token(&self, op: &Op, credentials: &Credentials) {
-        self.inner
-            .tokens
-            .lock()
-            .await
-            .remove(&Self::token_key(op, credentials));
+    /// Drop the cached token if it is the one the registry rejected (another task may
+    /// already have replaced it with a good one).
+    async fn forget_token(&self, op: &Op, credentials: &Credentials, rejected: &HeaderValue) {
+        let slot = self.token_slot(Self::token_key(op, credentials));
+        let mut cached = slot.lock().await;
+        if cached
+            .as_ref()
+            .is_some_and(|c| rejected.as_bytes() == format!("Bearer {}", c.token).as_bytes())
+        {
+            *cached = None;
+        }
+    }
+
+    /// The cache slot for one key; its async lock makes concurrent requests for the same
+    /// scopes wait for one fetch, while other registries and scopes go ahead.
+    fn token_slot(&self, key: TokenKey) -> TokenSlot {
+        let mut tokens = self.inner.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        tokens.entry(key).or_default().clone()
     }
 
     /// A bearer token for the operation's scopes, from the cache or the token server.
@@ -981,9 +998,9 @@ impl Client {
         service: Option<&str>,
         challenge_scope: Option<&str>,
     ) -> Result<String, RegistryError> {
-        let key = Self::token_key(op, credentials);
-        let mut tokens = self.inner.tokens.lock().await;
-        if let Some(cached) = tokens.get(&key)
+        let slot = self.token_slot(Self::token_key(op, credentials));
+        let mut cached = slot.lock().await;
+        if let Some(cached) = cached.as_ref()
             && cached.expires > Instant::now()
         {
             return Ok(cached.token.clone());
@@ -1085,13 +1102,10 @@ impl Client {
         // The distribution spec's default lifetime is 60 s; renew a little early.
         let lifetime = Duration::from_secs(reply.expires_in.unwrap_or(60).max(1));
         let margin = (lifetime / 10).min(Duration::from_secs(30));
-        tokens.insert(
-            key,
-            CachedToken {
-                token: token.clone(),
-                expires: Instant::now() + lifetime - margin,
-            },
-        );
+        *cached = Some(CachedToken {
+            token: token.clone(),
+            expires: Instant::now() + lifetime - margin,
+        });
         Ok(token)
     }
 
