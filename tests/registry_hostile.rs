@@ -866,3 +866,64 @@ async fn head_without_digest_header_falls_back_to_get() {
     assert_eq!(head.media_type, MEDIA_OCI_MANIFEST);
     assert_eq!(*methods.lock().unwrap(), vec!["HEAD", "GET"]);
 }
+
+#[tokio::test]
+async fn credentials_do_not_follow_a_redirect_to_another_host() {
+    let data = b"layer bytes from storage".to_vec();
+    let storage_auth: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let seen = storage_auth.clone();
+    let served = data.clone();
+    let storage = HostileServer::start(move |req: &Request| {
+        seen.lock()
+            .unwrap()
+            .push(req.header("authorization").map(str::to_string));
+        Reply::ok(&[], served.clone())
+    })
+    .await;
+    let storage_url = format!("http://{}/bucket/blob?sig=1", storage.host);
+    let registry = HostileServer::start(move |req: &Request| {
+        if req.header("authorization").is_none() {
+            return Reply::with(401, &[("WWW-Authenticate", r#"Basic realm="r""#)], "");
+        }
+        Reply::with(307, &[("Location", &storage_url)], "")
+    })
+    .await;
+    let c = client(ClientOptions {
+        keychain: Keychain::for_all(Credentials::Basic {
+            username: "u".into(),
+            password: "secret-pw".into(),
+        }),
+        ..options()
+    });
+    let desc = Descriptor {
+        media_type: "application/octet-stream".into(),
+        digest: Digest::of(&data),
+        size: data.len() as u64,
+        urls: vec![],
+        annotations: Default::default(),
+    };
+    let chunks: Vec<Bytes> = c
+        .get_blob(&reference(&registry, "app"), &desc)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(chunks.concat(), data);
+    assert_eq!(
+        *storage_auth.lock().unwrap(),
+        vec![None],
+        "the storage host never sees the registry credentials"
+    );
+}
+
+#[test]
+fn invalid_ca_bundle_is_a_clear_error() {
+    let err = Client::new(ClientOptions {
+        ca_certs_pem: vec![b"-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n".to_vec()],
+        ..options()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("CA certificate bundle #1"), "{err}");
+}
