@@ -802,17 +802,17 @@ impl Client {
             let resp = http.execute(request).await.map_err(|e| classify(&e, op))?;
             let status = resp.status();
             if status == StatusCode::UNAUTHORIZED {
-                let challenge = parse_challenge(resp.headers());
-                let can_improve = !matches!(
-                    (&challenge, &credentials),
-                    (None, _)
-                        | (_, Credentials::Bearer { .. })
-                        | (Some(Challenge::Basic), Credentials::Anonymous)
-                );
-                if answered_challenge || !can_improve {
+                // Retry once with what the challenge asks for, when we have something better to send.
+                let challenge = match (parse_challenge(resp.headers()), &credentials) {
+                    (_, _) if answered_challenge => None,
+                    (_, Credentials::Bearer { .. }) | (Some(Challenge::Basic), Credentials::Anonymous) => {
+                        None
+                    }
+                    (challenge, _) => challenge,
+                };
+                let Some(challenge) = challenge else {
                     return Err(unauthorized(op));
-                }
-                let challenge = challenge.expect("can_improve implies a challenge");
+                };
                 if let Some(rejected) = &sent_auth {
                     self.forget_token(op, &credentials, rejected).await;
                 }
