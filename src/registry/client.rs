@@ -116,10 +116,11 @@ impl std::fmt::Debug for Client {
 #[derive(Clone, Debug, PartialEq)]
 enum Challenge {
     Basic,
+    /// The challenge's `scope` is not kept: it names the repository of the request that was
+    /// challenged, while the cached challenge serves every repository of the registry.
     Bearer {
         realm: String,
         service: Option<String>,
-        scope: Option<String>,
     },
 }
 
@@ -945,17 +946,8 @@ impl Client {
                 Ok(Some(secret_header(&basic(username, password))?))
             }
             (Some(Challenge::Basic), _) => Ok(None),
-            (
-                Some(Challenge::Bearer {
-                    realm,
-                    service,
-                    scope,
-                }),
-                _,
-            ) => {
-                let token = self
-                    .token(op, credentials, &realm, service.as_deref(), scope.as_deref())
-                    .await?;
+            (Some(Challenge::Bearer { realm, service }), _) => {
+                let token = self.token(op, credentials, &realm, service.as_deref()).await?;
                 Ok(Some(secret_header(&format!("Bearer {token}"))?))
             }
         }
@@ -996,7 +988,6 @@ impl Client {
         credentials: &Credentials,
         realm: &str,
         service: Option<&str>,
-        challenge_scope: Option<&str>,
     ) -> Result<String, RegistryError> {
         let slot = self.token_slot(Self::token_key(op, credentials));
         let mut cached = slot.lock().await;
@@ -1023,12 +1014,7 @@ impl Client {
                 )));
             }
         }
-        let mut scopes = op.scopes.clone();
-        if let Some(s) = challenge_scope
-            && !scopes.iter().any(|x| x == s)
-        {
-            scopes.push(s.to_string());
-        }
+        let scopes = &op.scopes;
         let http = self.http_for(&realm_authority);
         let request = match credentials {
             Credentials::IdentityToken { token } => {
@@ -1054,7 +1040,7 @@ impl Client {
                     if let Some(service) = service {
                         pairs.append_pair("service", service);
                     }
-                    for scope in &scopes {
+                    for scope in scopes {
                         pairs.append_pair("scope", scope);
                     }
                 }
@@ -1403,6 +1389,7 @@ fn next_link(headers: &HeaderMap, current: &Url) -> Option<Url> {
 }
 
 /// Parse `WWW-Authenticate: Bearer realm="...",service="...",scope="..."` or `Basic realm="..."`.
+/// Quoted values may hold commas (the scope does), so the parameters are tokenised properly.
 fn parse_challenge(headers: &HeaderMap) -> Option<Challenge> {
     let value = headers.get(header::WWW_AUTHENTICATE)?.to_str().ok()?.trim();
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
@@ -1413,7 +1400,6 @@ fn parse_challenge(headers: &HeaderMap) -> Option<Challenge> {
         Some(Challenge::Bearer {
             realm: params.get("realm")?.clone(),
             service: params.get("service").cloned(),
-            scope: params.get("scope").cloned(),
         })
     } else {
         None
@@ -1779,7 +1765,6 @@ mod tests {
             Some(Challenge::Bearer {
                 realm: "https://auth.docker.io/token".into(),
                 service: Some("registry.docker.io".into()),
-                scope: Some("repository:library/ubuntu:pull,push".into()),
             })
         );
         assert_eq!(
