@@ -47,15 +47,16 @@ pub struct ImageIndex {
     pub manifests: Vec<Descriptor>,
 }
 
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+/// A content descriptor, as found in manifests and indexes (serialises in the OCI field order).
+#[derive(Clone, Debug, PartialEq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Descriptor {
     pub media_type: String,
     pub digest: Digest,
     pub size: u64,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub urls: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
 }
 
@@ -187,6 +188,23 @@ mod tests {
             manifest("", bare).parse().unwrap(),
             ManifestBody::Index(_)
         ));
+    }
+
+    #[test]
+    fn descriptor_serialises_without_empty_fields() {
+        let d = Descriptor {
+            media_type: MEDIA_OCI_LAYER_GZIP.into(),
+            digest: Digest::parse(D1).unwrap(),
+            size: 3,
+            urls: vec![],
+            annotations: BTreeMap::new(),
+        };
+        let json = serde_json::to_string(&d).unwrap();
+        assert_eq!(
+            json,
+            format!(r#"{{"mediaType":"{MEDIA_OCI_LAYER_GZIP}","digest":"{D1}","size":3}}"#)
+        );
+        assert_eq!(serde_json::from_str::<Descriptor>(&json).unwrap(), d);
     }
 
     #[test]
