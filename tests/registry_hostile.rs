@@ -927,3 +927,21 @@ fn invalid_ca_bundle_is_a_clear_error() {
     .to_string();
     assert!(err.contains("CA certificate bundle #1"), "{err}");
 }
+
+#[tokio::test]
+async fn concurrent_first_requests_share_one_scheme_probe() {
+    let server = HostileServer::start(|_req: &Request| manifest_reply()).await;
+    let c = client(options());
+    let r = reference(&server, "app:v1");
+    let pulls: Vec<_> = (0..8)
+        .map(|_| {
+            let (c, r) = (c.clone(), r.clone());
+            tokio::spawn(async move { c.get_manifest(&r).await })
+        })
+        .collect();
+    for pull in pulls {
+        pull.await.unwrap().unwrap();
+    }
+    assert_eq!(server.refused.load(Ordering::SeqCst), 1, "one HTTPS attempt");
+    assert_eq!(server.pings.load(Ordering::SeqCst), 1, "one plain-HTTP probe");
+}

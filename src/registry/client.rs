@@ -97,7 +97,7 @@ struct Inner {
     upload_verified: reqwest::Client,
     upload_unverified: Option<reqwest::Client>,
     /// `https` or `http` per registry, decided once.
-    schemes: Mutex<HashMap<String, &'static str>>,
+    schemes: Mutex<HashMap<String, SchemeSlot>>,
     /// The last `WWW-Authenticate` challenge seen per registry.
     challenges: Mutex<HashMap<String, Challenge>>,
     /// Bearer tokens per (registry, scopes, credentials), each behind its own async lock so
@@ -130,6 +130,9 @@ struct TokenKey {
     scopes: String,
     credentials: Credentials,
 }
+
+/// A registry's scheme once known; the async lock makes concurrent first requests share one probe.
+type SchemeSlot = Arc<tokio::sync::Mutex<Option<&'static str>>>;
 
 type TokenSlot = Arc<tokio::sync::Mutex<Option<CachedToken>>>;
 
@@ -885,13 +888,12 @@ impl Client {
     /// verification or a timeout: a bad certificate is never "solved" by dropping TLS.
     async fn scheme(&self, op: &Op) -> Result<&'static str, RegistryError> {
         let registry = &op.registry;
-        if let Some(s) = self
-            .inner
-            .schemes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(registry)
-        {
+        let slot = {
+            let mut schemes = self.inner.schemes.lock().unwrap_or_else(|p| p.into_inner());
+            schemes.entry(registry.clone()).or_default().clone()
+        };
+        let mut known = slot.lock().await;
+        if let Some(s) = *known {
             return Ok(s);
         }
         let scheme = if !self.plain_http_allowed(registry) {
@@ -916,11 +918,7 @@ impl Client {
                 },
             }
         };
-        self.inner
-            .schemes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(registry.clone(), scheme);
+        *known = Some(scheme);
         Ok(scheme)
     }
 

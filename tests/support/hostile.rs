@@ -118,6 +118,10 @@ pub struct HostileServer {
     pub host: String,
     /// Filler bytes written by [`Reply::Flood`] so far.
     pub bytes_sent: Arc<AtomicU64>,
+    /// `GET /v2/` requests answered by the server itself.
+    pub pings: Arc<AtomicU64>,
+    /// Connections that opened with something other than HTTP (TLS handshakes), refused.
+    pub refused: Arc<AtomicU64>,
     _tasks: JoinSet<()>,
 }
 
@@ -142,8 +146,13 @@ impl HostileServer {
         let host = listener.local_addr().unwrap().to_string();
         let handler: Arc<Handler> = Arc::new(handler);
         let bytes_sent = Arc::new(AtomicU64::new(0));
+        let counters = Counters {
+            sent: bytes_sent.clone(),
+            pings: Arc::default(),
+            refused: Arc::default(),
+        };
+        let (pings, refused) = (counters.pings.clone(), counters.refused.clone());
         let mut tasks = JoinSet::new();
-        let sent = bytes_sent.clone();
         tasks.spawn(async move {
             // Connection tasks live in this set, so dropping the server aborts them all.
             let mut connections = JoinSet::new();
@@ -152,9 +161,9 @@ impl HostileServer {
                     continue;
                 };
                 let handler = handler.clone();
-                let sent = sent.clone();
+                let counters = counters.clone();
                 connections.spawn(async move {
-                    let _ = serve(stream, handler, sent, stall_bodies).await;
+                    let _ = serve(stream, handler, counters, stall_bodies).await;
                 });
                 while connections.try_join_next().is_some() {}
             }
@@ -162,6 +171,8 @@ impl HostileServer {
         HostileServer {
             host,
             bytes_sent,
+            pings,
+            refused,
             _tasks: tasks,
         }
     }
@@ -172,18 +183,32 @@ impl HostileServer {
     }
 }
 
+#[derive(Clone)]
+struct Counters {
+    sent: Arc<AtomicU64>,
+    pings: Arc<AtomicU64>,
+    refused: Arc<AtomicU64>,
+}
+
 async fn serve(
     mut stream: TcpStream,
     handler: Arc<Handler>,
-    sent: Arc<AtomicU64>,
+    counters: Counters,
     stall_bodies: bool,
 ) -> std::io::Result<()> {
+    let sent = counters.sent.clone();
     let mut buf = Vec::new();
     loop {
-        let Some(request) = read_request(&mut stream, &mut buf, stall_bodies).await? else {
-            return Ok(());
+        let request = match read_request(&mut stream, &mut buf, stall_bodies).await? {
+            Incoming::Request(r) => r,
+            Incoming::Closed => return Ok(()),
+            Incoming::NotHttp => {
+                counters.refused.fetch_add(1, Ordering::SeqCst);
+                return Ok(());
+            }
         };
         if request.method == "GET" && request.target == "/v2/" {
+            counters.pings.fetch_add(1, Ordering::SeqCst);
             write_head(&mut stream, 200, &[], Some(2)).await?;
             stream.write_all(b"{}").await?;
             continue;
@@ -293,29 +318,35 @@ async fn write_head(
     stream.write_all(head.as_bytes()).await
 }
 
-/// Read one request (head + Content-Length body); `None` when the peer closed or spoke TLS.
+enum Incoming {
+    Request(Request),
+    Closed,
+    NotHttp,
+}
+
+/// Read one request (head + Content-Length or chunked body).
 async fn read_request(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
     stall_bodies: bool,
-) -> std::io::Result<Option<Request>> {
+) -> std::io::Result<Incoming> {
     let head_end = loop {
         if let Some(first) = buf.first()
             && !first.is_ascii_uppercase()
         {
             // Not an HTTP method: most likely a TLS ClientHello. Refuse it.
-            return Ok(None);
+            return Ok(Incoming::NotHttp);
         }
         if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             break pos;
         }
         if buf.len() > 64 * 1024 {
-            return Ok(None);
+            return Ok(Incoming::NotHttp);
         }
         let mut chunk = [0u8; 8192];
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
-            return Ok(None);
+            return Ok(Incoming::Closed);
         }
         buf.extend_from_slice(&chunk[..n]);
     };
@@ -345,7 +376,7 @@ async fn read_request(
     } else {
         read_exact_buffered(stream, buf, length).await?
     };
-    Ok(Some(Request {
+    Ok(Incoming::Request(Request {
         method,
         target,
         headers,
