@@ -367,7 +367,8 @@ enum Layer {
 ///
 /// Layers are consulted in order (imgpkg: environment, flags, Docker config); within a layer
 /// the most specific host pattern wins (imgpkg's reverse-sorted order: an exact host beats a
-/// glob, a longer path prefix beats a shorter one).
+/// glob, a longer path prefix beats a shorter one). A layer whose answer is anonymous passes
+/// the question on, except [`Keychain::for_all`] (`--registry-anon` means anonymous everywhere).
 #[derive(Clone, Debug, Default)]
 pub struct Keychain {
     layers: Vec<Layer>,
@@ -434,7 +435,10 @@ impl Keychain {
                 Layer::All(c) => return c.clone(),
                 Layer::Hosts(entries) => {
                     // Entries are kept reverse-sorted, so the first match is the most specific.
-                    if let Some(e) = entries.iter().find(|e| e.pattern.matches(registry, repository)) {
+                    // An anonymous answer falls through, as in ggcr's multi-keychain.
+                    if let Some(e) = entries.iter().find(|e| e.pattern.matches(registry, repository))
+                        && e.credentials != Credentials::Anonymous
+                    {
                         return e.credentials.clone();
                     }
                 }
@@ -817,6 +821,19 @@ mod tests {
         let chain = env_layer.then(docker);
         assert_eq!(chain.resolve("other.io", "x"), basic("docker"));
         assert_eq!(chain.resolve("third.io", "x"), Credentials::Anonymous);
+        // An anonymous host entry does not hide a later layer; an anonymous for_all does.
+        let anon_entry = Keychain::anonymous().with_host("other.io", Credentials::Anonymous);
+        let docker = Keychain::anonymous().with_host("other.io", basic("docker"));
+        assert_eq!(
+            anon_entry.then(docker.clone()).resolve("other.io", "x"),
+            basic("docker")
+        );
+        assert_eq!(
+            Keychain::for_all(Credentials::Anonymous)
+                .then(docker)
+                .resolve("other.io", "x"),
+            Credentials::Anonymous
+        );
         assert_eq!(
             Keychain::anonymous().resolve("reg.io", "x"),
             Credentials::Anonymous
