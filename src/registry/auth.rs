@@ -279,9 +279,20 @@ impl HostPattern {
         if hostport.is_empty() {
             return Err(format!("host pattern {raw:?} has no host"));
         }
-        let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => (h, Some(p.to_string())),
-            _ => (hostport, None),
+        let (host, port) = if let Some(rest) = hostport.strip_prefix('[') {
+            // IPv6 literal: [::1] or [::1]:5000
+            let Some((addr, after)) = rest.split_once(']') else {
+                return Err(format!("host pattern {raw:?} has an unclosed '['"));
+            };
+            (
+                &hostport[..addr.len() + 2],
+                after.strip_prefix(':').map(str::to_string),
+            )
+        } else {
+            match hostport.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p.to_string())),
+                None => (hostport, None),
+            }
         };
         let host = host.to_ascii_lowercase();
         let host = match host.as_str() {
@@ -809,6 +820,13 @@ mod tests {
             Credentials::Basic { .. }
         ));
         assert_eq!(k.resolve("reg.io:5000", "any/thing"), basic("reg"));
+        let v6 = Keychain::anonymous()
+            .with_host("[::1]:5000", basic("v6port"))
+            .with_host("[::1]", basic("v6"));
+        assert_eq!(v6.resolve("[::1]:5000", "x"), basic("v6port"));
+        assert_eq!(v6.resolve("[::1]", "x"), basic("v6"));
+        assert_eq!(v6.resolve("[::1]:6000", "x"), Credentials::Anonymous);
+        assert!(Keychain::anonymous().try_with_host("[::1", basic("x")).is_err());
     }
 
     #[test]
