@@ -495,13 +495,18 @@ impl Client {
             Subject::Blob(digest.to_string()),
         );
         op.scopes.push(format!("repository:{}:pull", from.repository()));
-        let path = format!("/v2/{}/blobs/uploads/", repository.repository());
+        // Digests and repository names hold only characters that need no escaping in a query
+        // (and reqwest's `query` feature is not ours to rely on).
+        let path = format!(
+            "/v2/{}/blobs/uploads/?mount={digest}&from={}",
+            repository.repository(),
+            from.repository()
+        );
         let (op, path) = (&op, &path);
         let resp = self
             .retrying(op, || async move {
                 self.send(op, &|http, base| {
                     http.post(format!("{base}{path}"))
-                        .query(&[("mount", digest.as_str()), ("from", from.repository())])
                         .header(header::CONTENT_LENGTH, "0")
                 })
                 .await
