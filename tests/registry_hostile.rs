@@ -945,3 +945,39 @@ async fn concurrent_first_requests_share_one_scheme_probe() {
     assert_eq!(server.refused.load(Ordering::SeqCst), 1, "one HTTPS attempt");
     assert_eq!(server.pings.load(Ordering::SeqCst), 1, "one plain-HTTP probe");
 }
+
+#[tokio::test]
+async fn lost_answer_to_the_final_put_is_recovered() {
+    let puts = counter();
+    let heads = counter();
+    let (p, h) = (puts.clone(), heads.clone());
+    let server = HostileServer::start(move |req: &Request| match req.method.as_str() {
+        "POST" | "PATCH" => Reply::with(202, &[("Location", "/v2/app/blobs/uploads/s1")], ""),
+        // The first PUT commits, but the answer is lost; the retry finds no session.
+        "PUT" if p.fetch_add(1, Ordering::SeqCst) == 0 => Reply::Close,
+        "PUT" => Reply::with(
+            404,
+            &[],
+            r#"{"errors":[{"code":"BLOB_UPLOAD_UNKNOWN","message":"blob upload unknown"}]}"#,
+        ),
+        "HEAD" => {
+            h.fetch_add(1, Ordering::SeqCst);
+            Reply::status(200)
+        }
+        _ => Reply::status(400),
+    })
+    .await;
+    let data = Bytes::from_static(b"some layer");
+    let digest = Digest::of(&data);
+    client(options())
+        .push_blob(
+            &reference(&server, "app"),
+            &digest,
+            data.len() as u64,
+            futures_util::stream::iter([Ok(data)]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(puts.load(Ordering::SeqCst), 2);
+    assert_eq!(heads.load(Ordering::SeqCst), 1, "the blob's presence was checked");
+}

@@ -594,18 +594,26 @@ impl Client {
         let mut finish = after_patch;
         finish.query_pairs_mut().append_pair("digest", digest.as_str());
         let (op, finish) = (&op, &finish);
-        let resp = self
+        let committed = self
             .retrying(op, || async move {
-                self.send(op, &|http, _| {
-                    http.put(finish.clone()).header(header::CONTENT_LENGTH, "0")
-                })
-                .await
+                let resp = self
+                    .send(op, &|http, _| {
+                        http.put(finish.clone()).header(header::CONTENT_LENGTH, "0")
+                    })
+                    .await?;
+                if resp.status().is_success() {
+                    Ok(())
+                } else {
+                    Err(self.status_error(resp, op).await)
+                }
             })
-            .await?;
-        if !resp.status().is_success() {
-            return Err(self.status_error(resp, op).await);
+            .await;
+        match committed {
+            // A retried PUT finds the session gone when the first one landed but its answer
+            // was lost: the blob is then in place.
+            Err(e) if e.is_not_found() && self.blob_exists(repository, digest).await? => Ok(()),
+            other => other,
         }
-        Ok(())
     }
 
     /// Upload a small blob held in memory; returns its digest.
