@@ -1527,8 +1527,31 @@ fn certificate_error(e: &(dyn std::error::Error + 'static)) -> Option<String> {
     None
 }
 
+/// A registry that answered the TLS handshake with something else (usually plain HTTP).
+fn not_tls(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut pending: Vec<&(dyn std::error::Error + 'static)> = vec![e];
+    while let Some(err) = pending.pop() {
+        if let Some(rustls::Error::InvalidMessage(_)) = err.downcast_ref::<rustls::Error>() {
+            return true;
+        }
+        if let Some(inner) = err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            pending.push(inner);
+        }
+        if let Some(source) = err.source() {
+            pending.push(source);
+        }
+    }
+    false
+}
+
 fn classify(e: &reqwest::Error, op: &Op) -> RegistryError {
-    let message = error_chain(e);
+    let mut message = error_chain(e);
+    if not_tls(e) {
+        message.push_str(
+            " (the registry does not seem to speak TLS; if it only serves plain HTTP, \
+             allow that with --registry-insecure)",
+        );
+    }
     if let Some(cert) = certificate_error(e) {
         return RegistryError::Tls {
             action: op.action.clone(),
@@ -1887,6 +1910,40 @@ mod tests {
         send(c.push_blob(&r, &d, 0, futures_util::stream::empty()));
         send(c.push_blob_bytes(&r, Bytes::new()));
         send(c.list_tags(&r));
+    }
+
+    #[tokio::test]
+    async fn plain_http_answer_to_tls_gets_a_hint() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut hello = [0u8; 512];
+            let _ = stream.read(&mut hello).await;
+            let _ = stream
+                .write_all(
+                    b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n",
+                )
+                .await;
+        });
+        let err = reqwest::Client::new()
+            .get(format!("https://{addr}/v2/"))
+            .send()
+            .await
+            .unwrap_err();
+        server.await.unwrap();
+        let reference = Reference::parse(&format!("{addr}/app:v1")).unwrap();
+        let op = Op::new("fetching manifest".into(), &reference, false, Subject::Repository);
+        let classified = classify(&err, &op);
+        assert!(
+            matches!(classified, RegistryError::Connection { .. }),
+            "{classified:?}"
+        );
+        assert!(
+            classified.to_string().contains("--registry-insecure"),
+            "{classified}"
+        );
     }
 
     #[test]
