@@ -981,3 +981,51 @@ async fn lost_answer_to_the_final_put_is_recovered() {
     assert_eq!(puts.load(Ordering::SeqCst), 2);
     assert_eq!(heads.load(Ordering::SeqCst), 1, "the blob's presence was checked");
 }
+
+#[tokio::test]
+async fn blob_as_async_read_reports_the_registry_error() {
+    use tokio::io::AsyncReadExt as _;
+    let good = b"0123456789".repeat(100);
+    let desc = Descriptor {
+        media_type: "application/octet-stream".into(),
+        digest: Digest::of(&good),
+        size: good.len() as u64,
+        urls: vec![],
+        annotations: Default::default(),
+    };
+    let served = good.clone();
+    let server = HostileServer::start(move |req: &Request| {
+        let mut body = served.clone();
+        if req.path().starts_with("/v2/corrupt/") {
+            body[999] = b'X';
+        }
+        Reply::ok(&[], body)
+    })
+    .await;
+    let c = client(options());
+
+    let mut read = Vec::new();
+    let mut reader = c
+        .get_blob(&reference(&server, "fine/app"), &desc)
+        .await
+        .unwrap()
+        .into_async_read();
+    reader.read_to_end(&mut read).await.unwrap();
+    assert_eq!(read, good);
+
+    let mut reader = c
+        .get_blob(&reference(&server, "corrupt/app"), &desc)
+        .await
+        .unwrap()
+        .into_async_read();
+    let err = reader.read_to_end(&mut Vec::new()).await.unwrap_err();
+    let inner = err
+        .into_inner()
+        .expect("an inner error")
+        .downcast::<RegistryError>()
+        .expect("a RegistryError");
+    assert!(
+        matches!(*inner, RegistryError::DigestMismatch { .. }),
+        "{inner:?}"
+    );
+}

@@ -1769,6 +1769,16 @@ pub struct BlobStream {
     inner: Pin<Box<dyn Stream<Item = Result<Bytes, RegistryError>> + Send>>,
 }
 
+impl BlobStream {
+    /// The blob as an `AsyncRead` (for tar readers and files). A failure (short read, wrong
+    /// digest, timeout) surfaces as an `io::Error` whose inner error is the [`RegistryError`]:
+    /// `e.into_inner()` then `downcast::<RegistryError>()` gets it back.
+    pub fn into_async_read(self) -> impl tokio::io::AsyncRead + Send + Unpin {
+        use futures_util::TryStreamExt as _;
+        tokio_util::io::StreamReader::new(self.map_err(std::io::Error::other))
+    }
+}
+
 impl Stream for BlobStream {
     type Item = Result<Bytes, RegistryError>;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
