@@ -205,3 +205,119 @@ impl RegistryError {
         ) || matches!(self, RegistryError::Status { status: 404, .. })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn action() -> String {
+        "downloading blob sha256:ab from reg.io/app".to_string()
+    }
+
+    #[test]
+    fn messages_say_what_to_what() {
+        let cases: Vec<(RegistryError, &str)> = vec![
+            (
+                RegistryError::SizeMismatch {
+                    action: action(),
+                    expected: 10,
+                    actual: 4,
+                },
+                "size mismatch while downloading blob sha256:ab from reg.io/app: expected 10 bytes, but the transfer ended after 4 bytes (short read)",
+            ),
+            (
+                RegistryError::SizeMismatch {
+                    action: action(),
+                    expected: 10,
+                    actual: 11,
+                },
+                "size mismatch while downloading blob sha256:ab from reg.io/app: expected 10 bytes, but more than 10 bytes arrived (11 or more)",
+            ),
+            (
+                RegistryError::TooLarge {
+                    action: "fetching manifest reg.io/app:v1".into(),
+                    limit: 4,
+                },
+                "too large while fetching manifest reg.io/app:v1: the content exceeds the limit of 4 bytes; refusing to read it",
+            ),
+            (
+                RegistryError::Timeout {
+                    action: action(),
+                    registry: "reg.io".into(),
+                    message: "read timed out".into(),
+                },
+                "timed out while downloading blob sha256:ab from reg.io/app: registry reg.io did not answer in time (read timed out)",
+            ),
+            (
+                RegistryError::Status {
+                    action: action(),
+                    registry: "reg.io".into(),
+                    status: 400,
+                    code: Some("DIGEST_INVALID".into()),
+                    message: String::new(),
+                },
+                "registry reg.io answered HTTP 400 (DIGEST_INVALID) while downloading blob sha256:ab from reg.io/app",
+            ),
+            (
+                RegistryError::CaCert {
+                    path: "/x/ca.pem".into(),
+                    reason: "No such file".into(),
+                },
+                "cannot read CA certificate file /x/ca.pem: No such file",
+            ),
+        ];
+        for (err, want) in cases {
+            assert_eq!(err.to_string(), want);
+        }
+        let tls = RegistryError::Tls {
+            action: action(),
+            registry: "reg.io".into(),
+            message: "UnknownIssuer".into(),
+        };
+        let text = tls.to_string();
+        assert!(
+            text.contains("registry reg.io") && text.contains("--registry-ca-cert-path"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn retryable_and_not_found_classes() {
+        let status = |status: u16| RegistryError::Status {
+            action: action(),
+            registry: "r".into(),
+            status,
+            code: None,
+            message: String::new(),
+        };
+        for s in [500, 502, 503, 504, 408, 429] {
+            assert!(status(s).is_retryable(), "{s}");
+        }
+        for s in [400, 401, 403, 404, 405, 409] {
+            assert!(!status(s).is_retryable(), "{s}");
+        }
+        assert!(status(404).is_not_found());
+        let unknown = RegistryError::BlobUnknown {
+            action: action(),
+            repository: "r/app".into(),
+            digest: "sha256:ab".into(),
+            message: String::new(),
+        };
+        assert!(unknown.is_not_found() && !unknown.is_retryable());
+        let tls = RegistryError::Tls {
+            action: action(),
+            registry: "r".into(),
+            message: String::new(),
+        };
+        assert!(
+            !tls.is_retryable(),
+            "a certificate problem does not go away by retrying"
+        );
+        let cut = RegistryError::Interrupted {
+            action: action(),
+            registry: "r".into(),
+            message: String::new(),
+        };
+        assert!(cut.is_retryable());
+    }
+}
