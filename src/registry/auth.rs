@@ -43,22 +43,37 @@ impl fmt::Debug for Credentials {
 #[derive(Clone, clap::Args)]
 pub struct RegistryAuthFlags {
     /// Username for every registry (prefer IMGPKG_REGISTRY_* variables or docker login for several).
-    #[arg(long = "registry-username", env = "IMGPKG_USERNAME")]
+    #[arg(id = "registry_username", long = "registry-username", env = "IMGPKG_USERNAME")]
     pub username: Option<String>,
     /// Password for every registry.
-    #[arg(long = "registry-password", env = "IMGPKG_PASSWORD", hide_env_values = true)]
+    #[arg(
+        id = "registry_password",
+        long = "registry-password",
+        env = "IMGPKG_PASSWORD",
+        hide_env_values = true
+    )]
     pub password: Option<String>,
     /// Registry bearer token for every registry, sent as is.
-    #[arg(long = "registry-token", env = "IMGPKG_TOKEN", hide_env_values = true)]
+    #[arg(
+        id = "registry_token",
+        long = "registry-token",
+        env = "IMGPKG_TOKEN",
+        hide_env_values = true
+    )]
     pub token: Option<String>,
     /// Anonymous access to every registry (ignores Docker config).
-    #[arg(long = "registry-anon", env = "IMGPKG_ANON")]
+    #[arg(id = "registry_anon", long = "registry-anon", env = "IMGPKG_ANON")]
     pub anon: bool,
     /// A PEM file of CA certificates to trust in addition to the system roots (repeatable).
-    #[arg(long = "registry-ca-cert-path", value_name = "PATH")]
+    #[arg(
+        id = "registry_ca_cert_path",
+        long = "registry-ca-cert-path",
+        value_name = "PATH"
+    )]
     pub ca_cert_paths: Vec<PathBuf>,
     /// Verify registry TLS certificates; `--registry-verify-certs=false` turns this off (unsafe).
     #[arg(
+        id = "registry_verify_certs",
         long = "registry-verify-certs",
         default_value_t = true,
         action = clap::ArgAction::Set,
@@ -69,13 +84,24 @@ pub struct RegistryAuthFlags {
     )]
     pub verify_certs: bool,
     /// Allow plain HTTP to registries (HTTPS is still tried first).
-    #[arg(long = "registry-insecure")]
+    #[arg(id = "registry_insecure", long = "registry-insecure")]
     pub insecure: bool,
     /// Retries after a failed request (5xx, timeouts, dropped connections).
-    #[arg(long = "registry-retry-count", default_value_t = 5, value_name = "N")]
+    #[arg(
+        id = "registry_retry_count",
+        long = "registry-retry-count",
+        default_value_t = 5,
+        value_name = "N"
+    )]
     pub retry_count: u32,
     /// Longest wait for response headers and the longest silence in a body (Go duration: 30s, 1m, 500ms).
-    #[arg(long = "registry-response-header-timeout", default_value = "30s", value_parser = parse_go_duration, value_name = "DURATION")]
+    #[arg(
+        id = "registry_response_header_timeout",
+        long = "registry-response-header-timeout",
+        default_value = "30s",
+        value_parser = parse_go_duration,
+        value_name = "DURATION"
+    )]
     pub response_header_timeout: Duration,
 }
 
@@ -1180,6 +1206,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("invalid duration \"soon\""), "{err}");
+    }
+
+    /// Subcommands flatten these flags next to their own; the ids must not collide.
+    #[derive(clap::Parser, Debug)]
+    struct CliWithOwnFlags {
+        #[arg(long)]
+        token: Option<String>,
+        #[arg(long)]
+        insecure: bool,
+        #[command(flatten)]
+        auth: RegistryAuthFlags,
+    }
+
+    #[test]
+    fn flattens_next_to_same_named_fields() {
+        let cli =
+            CliWithOwnFlags::try_parse_from(["pkgr", "--token", "a", "--registry-token", "b", "--insecure"])
+                .unwrap();
+        assert_eq!(cli.token.as_deref(), Some("a"));
+        assert_eq!(cli.auth.token.as_deref(), Some("b"));
+        assert!(cli.insecure && !cli.auth.insecure);
     }
 
     #[test]
