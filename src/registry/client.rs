@@ -21,7 +21,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 /// How to reach registries.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ClientOptions {
     pub keychain: Keychain,
     /// Extra trusted CA certificates (PEM).
@@ -44,6 +44,47 @@ pub struct ClientOptions {
     pub http_proxy: Option<String>,
     pub https_proxy: Option<String>,
     pub no_proxy: Option<String>,
+}
+
+/// CA bundles are summarised (they are long and not interesting in logs); the keychain
+/// prints redacted credentials.
+impl std::fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("keychain", &self.keychain)
+            .field(
+                "ca_certs_pem",
+                &format_args!("{} bundle(s)", self.ca_certs_pem.len()),
+            )
+            .field("verify_certs", &self.verify_certs)
+            .field("skip_tls_verify_hosts", &self.skip_tls_verify_hosts)
+            .field("allow_plain_http", &self.allow_plain_http)
+            .field("retries", &self.retries)
+            .field("max_manifest_bytes", &self.max_manifest_bytes)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("read_timeout", &self.read_timeout)
+            .field("http_proxy", &self.http_proxy.as_deref().map(redact_userinfo))
+            .field("https_proxy", &self.https_proxy.as_deref().map(redact_userinfo))
+            .field("no_proxy", &self.no_proxy)
+            .finish()
+    }
+}
+
+/// `http://user:pass@proxy:3128` → `http://<redacted>@proxy:3128`.
+fn redact_userinfo(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let prefix = if scheme.is_empty() {
+                String::new()
+            } else {
+                format!("{scheme}://")
+            };
+            format!("{prefix}<redacted>{}", &rest[at..])
+        }
+        None => url.to_string(),
+    }
 }
 
 impl Default for ClientOptions {
@@ -706,6 +747,9 @@ impl Client {
     }
 
     /// The credentials this client would use for `reference`.
+    ///
+    /// May run a Docker credential helper (blocking) when the keychain has one; see
+    /// [`Keychain::runs_programs`].
     pub fn credentials_for(&self, reference: &Reference) -> Credentials {
         self.inner
             .options
@@ -1267,7 +1311,7 @@ fn build_http(
         .as_deref()
         .and_then(reqwest::NoProxy::from_string);
     let proxy_error = |which: &str, e: reqwest::Error| {
-        RegistryError::ClientBuild(format!("the {which} proxy URL is invalid: {e}"))
+        RegistryError::ClientBuild(format!("the {which} proxy URL is invalid: {}", e.without_url()))
     };
     if let Some(p) = options.http_proxy.as_deref().filter(|p| !p.is_empty()) {
         builder = builder.proxy(
@@ -1954,6 +1998,23 @@ mod tests {
             classified.to_string().contains("--registry-insecure"),
             "{classified}"
         );
+    }
+
+    #[test]
+    fn proxy_credentials_are_redacted_in_debug() {
+        let options = ClientOptions {
+            http_proxy: Some("http://bob:pr0xy-pw@proxy.corp:3128".into()),
+            https_proxy: Some("proxy.corp:3128".into()),
+            ca_certs_pem: vec![b"-----BEGIN CERTIFICATE-----".to_vec()],
+            ..ClientOptions::default()
+        };
+        let text = format!("{options:?}");
+        assert!(!text.contains("pr0xy-pw") && !text.contains("bob"), "{text}");
+        assert!(
+            text.contains("http://<redacted>@proxy.corp:3128") && text.contains("proxy.corp:3128"),
+            "{text}"
+        );
+        assert!(text.contains("1 bundle(s)"), "{text}");
     }
 
     #[test]
