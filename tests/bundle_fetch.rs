@@ -256,3 +256,114 @@ fn output_directories_that_would_delete_the_working_tree_are_refused() {
     check_output_dir(&fresh.path().join("out")).unwrap();
     check_output_dir(fresh.path()).unwrap();
 }
+
+#[tokio::test]
+async fn denied_and_unauthorized_images_count_as_missing_but_server_errors_fail() {
+    use pkgr::bundle::fetch::localize;
+    use pkgr::bundle::lock::{ImagesLock, LockedImage};
+    use support::hostile::{HostileServer, Reply, Request};
+    let ok = Digest::of(b"present");
+    let denied = Digest::of(b"denied");
+    let unauthorized = Digest::of(b"unauthorized");
+    let broken = Digest::of(b"broken");
+    let (ok_s, denied_s, unauth_s) = (ok.to_string(), denied.to_string(), unauthorized.to_string());
+    let server = HostileServer::start(move |req: &Request| {
+        let path = req.path();
+        if path.contains(".image-locations.imgpkg") {
+            Reply::status(404)
+        } else if path.ends_with(&ok_s) {
+            Reply::ok(
+                &[
+                    ("Content-Type", MEDIA_DOCKER_MANIFEST),
+                    ("Docker-Content-Digest", &ok_s),
+                ],
+                "",
+            )
+        } else if path.ends_with(&denied_s) {
+            Reply::with(403, &[], r#"{"errors":[{"code":"DENIED","message":"no"}]}"#)
+        } else if path.ends_with(&unauth_s) {
+            Reply::with(401, &[], r#"{"errors":[{"code":"UNAUTHORIZED","message":"no"}]}"#)
+        } else {
+            Reply::status(500)
+        }
+    })
+    .await;
+    let c = Client::new(ClientOptions {
+        retries: 1,
+        ..ClientOptions::default()
+    })
+    .unwrap();
+    let bundle = Reference::parse(&format!("{}/app/bundle@{}", server.host, Digest::of(b"bundle"))).unwrap();
+    let lock = |digests: &[&Digest]| ImagesLock {
+        images: digests
+            .iter()
+            .map(|d| LockedImage {
+                image: format!("index.docker.io/library/app@{d}"),
+                annotations: BTreeMap::new(),
+            })
+            .collect(),
+    };
+
+    let all_there = localize(&c, &bundle, &lock(&[&ok])).await.unwrap();
+    assert!(all_there.relocated && all_there.locations.is_none());
+    assert_eq!(
+        all_there.lock.images[0].image,
+        format!("{}/app/bundle@{ok}", server.host)
+    );
+
+    for other in [&denied, &unauthorized] {
+        let original = lock(&[&ok, other]);
+        let result = localize(&c, &bundle, &original).await.unwrap();
+        assert!(!result.relocated, "{other}");
+        assert_eq!(result.lock, original);
+    }
+
+    let err = localize(&c, &bundle, &lock(&[&ok, &broken])).await.unwrap_err();
+    assert!(
+        err.chain().contains(broken.as_str()) && err.chain().contains("500"),
+        "{}",
+        err.chain()
+    );
+}
+
+#[tokio::test]
+async fn a_tampered_layer_fails_the_fetch_and_the_pull() {
+    let reg = TestRegistry::start();
+    let c = client();
+    let bundle = push_bundle(
+        &c,
+        &format!("{}/repo/tampered:v1", reg.host),
+        EMPTY_LOCK,
+        &[("a.yml", b"aaaa")],
+    )
+    .await;
+    let image = pkgr::bundle::fetch::resolve_image(&c, &bundle).await.unwrap();
+    let layer = image.manifest.layers[0].digest.clone();
+    let data = reg
+        .storage
+        .join("docker/registry/v2/blobs/sha256")
+        .join(&layer.hex()[..2])
+        .join(layer.hex())
+        .join("data");
+    // Same length, different content: only the digest can tell.
+    let mut bytes = fs::read(&data).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    fs::write(&data, &bytes).unwrap();
+
+    let err = fetch_contents(&c, &bundle, true, &Limits::default())
+        .await
+        .unwrap_err();
+    assert!(err.chain().contains(layer.as_str()), "{}", err.chain());
+    let out = tempfile::tempdir().unwrap();
+    let err = pull(
+        &c,
+        &PullSource::Bundle(bundle),
+        &out.path().join("o"),
+        &PullOptions::default(),
+        &mut |_| {},
+    )
+    .await
+    .unwrap_err();
+    assert!(err.chain().contains(layer.as_str()), "{}", err.chain());
+}
