@@ -146,6 +146,9 @@ fn layer_follows_imgpkg_tar_rules() {
     assert_eq!(tar.len(), data + 1024);
     assert!(tar[tar.len() - 1024..].iter().all(|&b| b == 0));
 
+    // The gzip header Go's compress/gzip writes at BestSpeed: no name, mtime 0, XFL 4, OS 255.
+    assert_eq!(&gz[..10], &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 0xff]);
+
     // Digests: diff_id of the tar, digest and size of the gzip.
     assert_eq!(info.diff_id.as_str(), sha(&tar));
     assert_eq!(info.digest.as_str(), sha(&gz));
