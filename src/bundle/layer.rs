@@ -354,8 +354,11 @@ fn ustar_header(prefix: &str, name: &str, mode: u32, size: u64, typeflag: u8) ->
     h[156] = typeflag;
     h[257..263].copy_from_slice(b"ustar\0");
     h[263..265].copy_from_slice(b"00");
-    octal(&mut h[329..337], 0);
-    octal(&mut h[337..345], 0);
+    // Go leaves devmajor/devminor empty in PAX extended headers and zero-filled in USTAR ones.
+    if typeflag != b'x' {
+        octal(&mut h[329..337], 0);
+        octal(&mut h[337..345], 0);
+    }
     h[345..345 + prefix.len()].copy_from_slice(prefix.as_bytes());
     h[148..156].copy_from_slice(b"        ");
     let sum: u64 = h.iter().map(|&b| b as u64).sum();
