@@ -113,17 +113,44 @@ pub async fn copy(
         blob_attempts: options.blob_attempts.max(1),
         ..options.clone()
     };
-    let plan = match source {
-        Source::Tarball(path) => {
-            if let Destination::Tarball { .. } = destination {
-                return Err(RelocateError::Usage(
-                    "copying a tarball to a tarball is not supported: use --to-repo with --tar".into(),
-                ));
-            }
-            plan_from_tarball(path, &options).await?
+    // The destination's current root tag is read while the source is planned: it overlaps the
+    // destination's connection and auth set-up with the source's, and a warm copy needs it.
+    let root_tag = match (source, destination) {
+        (Source::Bundle(r) | Source::Image(r), Destination::Repository(repo)) if r.digest().is_none() => {
+            r.tag().map(|t| repo.with_tag(t))
         }
-        other => plan_from_registry(&clients.source, other, &options).await?,
+        (Source::BundleLock(lock), Destination::Repository(repo)) => {
+            lock.tag.as_deref().map(|t| repo.with_tag(t))
+        }
+        _ => None,
     };
+    let root_head = async {
+        match &root_tag {
+            // An error leaves it unknown: the tag is checked again before it is written.
+            Some(at) => clients
+                .destination
+                .head_manifest(at)
+                .await
+                .ok()
+                .map(|h| h.map(|h| h.digest)),
+            None => None,
+        }
+    };
+    let planning = async {
+        match source {
+            Source::Tarball(path) => {
+                if let Destination::Tarball { .. } = destination {
+                    return Err(RelocateError::Usage(
+                        "copying a tarball to a tarball is not supported: use --to-repo with --tar".into(),
+                    ));
+                }
+                plan_from_tarball(path, &options).await
+            }
+            other => plan_from_registry(&clients.source, other, &options).await,
+        }
+    };
+    let (plan, root_head) = futures_util::join!(planning, root_head);
+    let plan = plan?;
     progress.planned(&plan);
     let plan = Arc::new(plan);
     let mut summary = match destination {
@@ -135,6 +162,7 @@ pub async fn copy(
                 repo,
                 &options,
                 progress.clone(),
+                root_head,
             )
             .await?
         }

@@ -58,6 +58,7 @@ pub(super) async fn push_plan(
     repo: &Reference,
     options: &CopyOptions,
     progress: Arc<Progress>,
+    root_tag_digest: Option<Option<Digest>>,
 ) -> Result<CopySummary, RelocateError> {
     let repo = Reference::parse_repository(&repo.repository_name())
         .map_err(|e| RelocateError::registry(format!("reading the destination repository {repo}"), e))?;
@@ -80,7 +81,7 @@ pub(super) async fn push_plan(
         .try_collect::<Vec<()>>()
         .await?;
     pusher.write_locations().await?;
-    pusher.tag_root().await?;
+    pusher.tag_root(root_tag_digest).await?;
     let s = &pusher.stats;
     Ok(CopySummary {
         blobs_transferred: s.transferred.load(Ordering::Relaxed),
@@ -488,13 +489,20 @@ impl Pusher {
     }
 
     /// The root keeps its original tag.
-    async fn tag_root(&self) -> Result<(), RelocateError> {
+    /// `seen`: what the tag named when the copy started (read alongside planning; `Some(None)`:
+    /// it did not exist), or `None` when that is unknown.
+    async fn tag_root(&self, seen: Option<Option<Digest>>) -> Result<(), RelocateError> {
         let Some(root) = &self.plan.root else {
             return Ok(());
         };
         let Some(tag) = &root.tag else { return Ok(()) };
         let target = self.repo.with_tag(tag);
-        if self.present(&target, &root.digest).await? {
+        // Nothing else moves the root tag during the copy: the earlier answer still holds.
+        let present = match seen {
+            Some(digest) => digest.as_ref() == Some(&root.digest),
+            None => self.present(&target, &root.digest).await?,
+        };
+        if present {
             self.stats.manifests_skipped.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
