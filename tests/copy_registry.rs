@@ -548,6 +548,29 @@ async fn same_registry_copy_mounts_and_flags_are_checked() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("Images Lock"), "{err}");
+
+    // A BundleLock names the root by digest; its tag is the one kept at the destination.
+    let bundle_lock = pkgr::bundle::lock::BundleLock {
+        image: g.root.with_digest(g.root_digest.clone()).to_string(),
+        tag: Some("from-lock".into()),
+    };
+    let to = Reference::parse_repository(&format!("{}/mirror/from-lock", reg.host)).unwrap();
+    let summary = copy(
+        &clients,
+        Source::BundleLock(bundle_lock),
+        Destination::Repository(to.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.bundles, 2);
+    assert_eq!(
+        digest_at(&client, &to.with_tag("from-lock")).await,
+        Some(g.root_digest.clone())
+    );
+    match summary.lock {
+        Some(LockOutput::Bundle(lock)) => assert_eq!(lock.tag.as_deref(), Some("from-lock")),
+        other => panic!("expected a BundleLock, got {other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
