@@ -246,7 +246,12 @@ pub async fn plan_from_registry(
                 });
             }
         }
-        Source::Tarball(_) => unreachable!("tarball sources are planned by plan_from_tarball"),
+        Source::Tarball(path) => {
+            return Err(RelocateError::Usage(format!(
+                "{} is a tarball: plan it with plan_from_tarball",
+                path.display()
+            )));
+        }
     }
 
     let mut requested: HashSet<Digest> = HashSet::new();
