@@ -386,6 +386,29 @@ async fn registry_to_tar_to_registry_without_the_source() {
     assert_eq!(again.blobs_transferred, 0);
     assert_eq!(again.blobs_resumed, exported.blobs_transferred);
 
+    // An export cut short leaves a layer unwritten (zeros): --resume fetches only that one.
+    let app_layer = noise(20, 120_000);
+    let mut bytes = std::fs::read(&tar).unwrap();
+    let at = bytes.windows(64).position(|w| w == &app_layer[..64]).unwrap();
+    bytes[at..at + app_layer.len()].fill(0);
+    std::fs::write(&tar, &bytes).unwrap();
+    let resumed = copy(
+        &clients,
+        Source::Bundle(g.root.clone()),
+        Destination::Tarball {
+            path: tar.clone(),
+            resume: true,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(resumed.blobs_transferred, 1);
+    assert_eq!(resumed.blobs_resumed, exported.blobs_transferred - 1);
+    assert_eq!(
+        std::fs::read(&tar).unwrap()[at..at + app_layer.len()],
+        app_layer[..]
+    );
+
     drop(src); // Importing must not need the source registry.
     let to = Reference::parse_repository(&format!("{}/airgap/bundle", dst.host)).unwrap();
     let imported = copy(
