@@ -1,7 +1,26 @@
 //! Bundle contents → Package and PackageMetadata objects: parse, validate, relocate, name.
 //! Pure: no network, no cluster.
-use crate::api::{Package, PackageMetadata};
+use crate::api::{DATA_API_VERSION, Package, PackageMetadata, PackageMetadataSpec, PackageSpec};
 use crate::bundle::{FileTree, lock::ImagesLock};
+use kube::api::ObjectMeta;
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap, hash_map::Entry};
+
+mod contents;
+mod documents;
+mod error;
+mod naming;
+mod relocate;
+mod validate;
+pub mod versions;
+
+pub use contents::{inline_files, sub_path};
+pub use error::{Place, Problem, ProblemKind, RepositoryError};
+pub use naming::{MAX_NAME_LENGTH, ORIGINAL_NAME_ANNOTATION, is_dns1123_subdomain, stored_name};
+pub use relocate::KBLD_ID_ANNOTATION;
+
+/// The directory a repository keeps its Package YAML in.
+pub const PACKAGES_DIR: &str = "packages/";
 
 /// A document under `packages/` that is not a Package or PackageMetadata (reported, not applied).
 #[derive(Clone, Debug, PartialEq)]
@@ -9,6 +28,7 @@ pub struct Skipped {
     pub file: String,
     /// 1-based document index within the file.
     pub document: usize,
+    /// Empty when the document has none (or is not a mapping at all).
     pub api_version: String,
     pub kind: String,
 }
@@ -16,21 +36,299 @@ pub struct Skipped {
 /// What a repository's contents make.
 #[derive(Clone, Debug, Default)]
 pub struct Output {
+    /// Sorted by (stored) name.
     pub packages: Vec<Package>,
+    /// Sorted by name.
     pub metadatas: Vec<PackageMetadata>,
+    /// In file and document order.
     pub skipped: Vec<Skipped>,
+    /// How many `image` references were rewritten from the ImagesLock.
+    pub relocated_images: usize,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum RepositoryError {
-    #[error("{0}")]
-    Other(String),
+/// The part of `metadata` that is carried over; everything else (namespace, uid, owner
+/// references...) belongs to the cluster the repository is applied to.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Meta {
+    name: Option<String>,
+    labels: Option<BTreeMap<String, String>>,
+    annotations: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize)]
+struct Document<S> {
+    #[serde(default)]
+    metadata: Option<Meta>,
+    #[serde(default)]
+    spec: Option<S>,
+}
+
+/// A decoded, validated object and where it came from.
+struct Built<S> {
+    place: Place,
+    /// The name as written (`refName.version` for a valid Package).
+    original: String,
+    labels: Option<BTreeMap<String, String>>,
+    annotations: Option<BTreeMap<String, String>>,
+    spec: S,
+}
+
+impl<S: PartialEq> Built<S> {
+    fn same_content(&self, other: &Built<S>) -> bool {
+        self.original == other.original
+            && self.labels == other.labels
+            && self.annotations == other.annotations
+            && self.spec == other.spec
+    }
+}
+
+fn decode<S: serde::de::DeserializeOwned + Default>(
+    kind: &str,
+    value: serde_json::Value,
+) -> Result<(Meta, S), ProblemKind> {
+    match serde_path_to_error::deserialize::<_, Document<S>>(value) {
+        Ok(doc) => Ok((doc.metadata.unwrap_or_default(), doc.spec.unwrap_or_default())),
+        Err(error) => Err(ProblemKind::Decode {
+            kind: kind.to_string(),
+            field: error.path().to_string(),
+            message: error.inner().to_string(),
+        }),
+    }
+}
+
+/// Everything collected while reading the documents.
+#[derive(Default)]
+struct Collector {
+    problems: Vec<Problem>,
+    skipped: Vec<Skipped>,
+    packages: Vec<Built<PackageSpec>>,
+    metadatas: Vec<Built<PackageMetadataSpec>>,
+    relocated: usize,
+}
+
+impl Collector {
+    fn problem(&mut self, place: &Place, kind: ProblemKind) {
+        self.problems.push(Problem {
+            place: place.clone(),
+            kind,
+        });
+    }
+
+    fn document(&mut self, place: Place, value: serde_json::Value, relocations: &relocate::Relocations) {
+        let field = |name: &str| {
+            value
+                .get(name)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let (api_version, kind) = (field("apiVersion"), field("kind"));
+        let kept = value.is_object()
+            && api_version == DATA_API_VERSION
+            && (kind == "Package" || kind == "PackageMetadata");
+        if !kept {
+            self.skipped.push(Skipped {
+                file: place.file,
+                document: place.document.unwrap_or(0),
+                api_version,
+                kind,
+            });
+            return;
+        }
+        let mut value = value;
+        self.relocated += relocations.apply(&mut value);
+        if kind == "Package" {
+            match decode::<PackageSpec>(&kind, value) {
+                Err(problem) => self.problem(&place, problem),
+                Ok((meta, spec)) => {
+                    let original = meta.name.unwrap_or_default();
+                    let problems = validate::package(&original, &spec);
+                    if problems.is_empty() {
+                        self.packages.push(Built {
+                            place,
+                            original,
+                            labels: meta.labels,
+                            annotations: meta.annotations,
+                            spec,
+                        });
+                    } else {
+                        for p in problems {
+                            self.problem(&place, p);
+                        }
+                    }
+                }
+            }
+        } else {
+            match decode::<PackageMetadataSpec>(&kind, value) {
+                Err(problem) => self.problem(&place, problem),
+                Ok((meta, spec)) => {
+                    let original = meta.name.unwrap_or_default();
+                    let problems = validate::package_metadata(&original, &spec);
+                    if problems.is_empty() {
+                        self.metadatas.push(Built {
+                            place,
+                            original,
+                            labels: meta.labels,
+                            annotations: meta.annotations,
+                            spec,
+                        });
+                    } else {
+                        for p in problems {
+                            self.problem(&place, p);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Keep one object per stored name: identical repeats are dropped, differing ones and distinct
+/// originals that share a stored name are problems.
+fn unique<S: PartialEq>(
+    kind: &str,
+    built: Vec<Built<S>>,
+    name_of: impl Fn(&str) -> String,
+    problems: &mut Vec<Problem>,
+) -> Vec<(String, Built<S>)> {
+    let mut index: HashMap<String, usize> = HashMap::with_capacity(built.len());
+    let mut kept: Vec<(String, Built<S>)> = Vec::with_capacity(built.len());
+    for object in built {
+        let stored = name_of(&object.original);
+        match index.entry(stored) {
+            Entry::Vacant(slot) => {
+                let stored = slot.key().clone();
+                slot.insert(kept.len());
+                kept.push((stored, object));
+            }
+            Entry::Occupied(slot) => {
+                let (stored, first) = &kept[*slot.get()];
+                if first.original != object.original {
+                    problems.push(Problem {
+                        place: object.place.clone(),
+                        kind: ProblemKind::NameCollision {
+                            stored: stored.clone(),
+                            original: object.original.clone(),
+                            other_original: first.original.clone(),
+                            other: first.place.clone(),
+                        },
+                    });
+                } else if !first.same_content(&object) {
+                    problems.push(Problem {
+                        place: object.place.clone(),
+                        kind: ProblemKind::Duplicate {
+                            kind: kind.to_string(),
+                            name: object.original.clone(),
+                            first: first.place.clone(),
+                        },
+                    });
+                }
+            }
+        }
+    }
+    kept.sort_by(|a, b| a.0.cmp(&b.0));
+    kept
+}
+
+fn object_meta(
+    name: String,
+    original: &str,
+    labels: Option<BTreeMap<String, String>>,
+    mut annotations: Option<BTreeMap<String, String>>,
+) -> ObjectMeta {
+    if name != original {
+        annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(ORIGINAL_NAME_ANNOTATION.to_string(), original.to_string());
+    }
+    ObjectMeta {
+        name: Some(name),
+        labels: labels.filter(|l| !l.is_empty()),
+        annotations: annotations.filter(|a| !a.is_empty()),
+        ..ObjectMeta::default()
+    }
+}
+
+fn is_package_file(path: &str) -> bool {
+    path.ends_with(".yml") || path.ends_with(".yaml")
 }
 
 /// Parse `packages/**.y(a)ml`, validate, relocate image references with `images_lock`
 /// (already localised; `None` for plain images and inline sources), and name the objects.
+///
+/// Every problem in every document is collected before failing, so one run shows them all.
 pub fn build(files: &FileTree, images_lock: Option<&ImagesLock>) -> Result<Output, RepositoryError> {
-    todo!("{} {images_lock:?}", files.len())
-}
+    let under_packages = || {
+        files
+            .range(PACKAGES_DIR.to_string()..)
+            .take_while(|(path, _)| path.starts_with(PACKAGES_DIR))
+    };
+    if under_packages().next().is_none() {
+        return Err(RepositoryError::MissingPackagesDirectory {
+            found: contents::top_level_entries(files),
+        });
+    }
+    let relocations = relocate::Relocations::new(images_lock);
+    let mut collector = Collector::default();
+    for (path, bytes) in under_packages().filter(|(path, _)| is_package_file(path)) {
+        let text = match std::str::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(error) => {
+                collector.problem(
+                    &Place {
+                        file: path.clone(),
+                        document: None,
+                    },
+                    ProblemKind::NotUtf8 {
+                        reason: error.to_string(),
+                    },
+                );
+                continue;
+            }
+        };
+        for doc in documents::parse(text) {
+            let place = Place {
+                file: path.clone(),
+                document: Some(doc.number),
+            };
+            match doc.value {
+                Err(problem) => collector.problem(&place, problem),
+                Ok(None) => {}
+                Ok(Some(value)) => collector.document(place, value, &relocations),
+            }
+        }
+    }
 
-pub mod versions;
+    let Collector {
+        mut problems,
+        skipped,
+        packages,
+        metadatas,
+        relocated,
+    } = collector;
+    let metadatas = unique("PackageMetadata", metadatas, str::to_string, &mut problems);
+    let packages = unique("Package", packages, stored_name, &mut problems);
+    if !problems.is_empty() {
+        problems.sort_by(|a, b| a.place.cmp(&b.place));
+        return Err(RepositoryError::InvalidContent { problems });
+    }
+    Ok(Output {
+        packages: packages
+            .into_iter()
+            .map(|(name, b)| Package {
+                metadata: object_meta(name, &b.original, b.labels, b.annotations),
+                spec: b.spec,
+            })
+            .collect(),
+        metadatas: metadatas
+            .into_iter()
+            .map(|(name, b)| PackageMetadata {
+                metadata: object_meta(name, &b.original, b.labels, b.annotations),
+                spec: b.spec,
+            })
+            .collect(),
+        skipped,
+        relocated_images: relocated,
+    })
+}
