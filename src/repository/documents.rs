@@ -122,7 +122,11 @@ fn parse_segment(text: &str, first_line: u64) -> Result<Option<serde_json::Value
             Err(ProblemKind::Yaml {
                 line,
                 column,
-                message: message.escape_debug().to_string(),
+                // The formatter leaves layout to the caller: keep the text on one line.
+                message: message
+                    .chars()
+                    .map(|c| if c.is_control() { ' ' } else { c })
+                    .collect(),
             })
         }
     }

@@ -136,6 +136,8 @@ pub enum RepositoryError {
     InvalidConstraint { expression: String, reason: String },
     #[error("invalid tag selection: {reason}")]
     InvalidSelection { reason: String },
+    #[error("cannot write the objects as YAML: {reason}")]
+    Output { reason: String },
 }
 
 impl RepositoryError {

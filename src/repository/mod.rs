@@ -3,7 +3,7 @@
 use crate::api::{DATA_API_VERSION, Package, PackageMetadata, PackageMetadataSpec, PackageSpec};
 use crate::bundle::{FileTree, lock::ImagesLock};
 use kube::api::ObjectMeta;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, hash_map::Entry};
 
 mod contents;
@@ -331,4 +331,75 @@ pub fn build(files: &FileTree, images_lock: Option<&ImagesLock>) -> Result<Outpu
         skipped,
         relocated_images: relocated,
     })
+}
+
+/// How an object is printed: the fields a person needs to review what would be applied.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct View<'a, S> {
+    api_version: &'a str,
+    kind: &'a str,
+    metadata: MetaView<'a>,
+    spec: &'a S,
+}
+
+#[derive(Serialize)]
+struct MetaView<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    annotations: Option<&'a BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    labels: Option<&'a BTreeMap<String, String>>,
+}
+
+fn view<'a, S>(kind: &'a str, meta: &'a ObjectMeta, spec: &'a S) -> View<'a, S> {
+    View {
+        api_version: DATA_API_VERSION,
+        kind,
+        metadata: MetaView {
+            name: meta.name.as_deref().unwrap_or_default(),
+            annotations: meta.annotations.as_ref(),
+            labels: meta.labels.as_ref(),
+        },
+        spec,
+    }
+}
+
+impl Output {
+    /// The objects as multi-document YAML: PackageMetadatas, then Packages, each sorted by name
+    /// and each document starting with `---`.
+    pub fn to_yaml(&self) -> Result<String, RepositoryError> {
+        // Image references and digests are long single words: keep them on one line instead of
+        // folding them into `>-` blocks; multi-line strings still print as `|` blocks.
+        let options = || {
+            serde_saphyr::ser_options! {
+                folded_wrap_chars: usize::MAX,
+            }
+        };
+        let mut out = String::new();
+        let mut push = |doc: Result<String, serde_saphyr::SerializeError>| -> Result<(), RepositoryError> {
+            let text = doc.map_err(|e| RepositoryError::Output {
+                reason: e.to_string(),
+            })?;
+            out.push_str("---\n");
+            out.push_str(&text);
+            if !text.ends_with('\n') {
+                out.push('\n');
+            }
+            Ok(())
+        };
+        for m in &self.metadatas {
+            push(serde_saphyr::to_string_with_options(
+                &view("PackageMetadata", &m.metadata, &m.spec),
+                options(),
+            ))?;
+        }
+        for p in &self.packages {
+            push(serde_saphyr::to_string_with_options(
+                &view("Package", &p.metadata, &p.spec),
+                options(),
+            ))?;
+        }
+        Ok(out)
+    }
 }
