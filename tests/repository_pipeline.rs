@@ -14,6 +14,10 @@ fn fixture_dir(case: &str) -> PathBuf {
 
 /// A fixture directory as the FileTree an extracted layer would give.
 fn load(case: &str) -> FileTree {
+    load_dir(&fixture_dir(case))
+}
+
+fn load_dir(root: &Path) -> FileTree {
     fn walk(root: &Path, dir: &Path, out: &mut FileTree) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
@@ -29,9 +33,8 @@ fn load(case: &str) -> FileTree {
             }
         }
     }
-    let root = fixture_dir(case);
     let mut files = FileTree::new();
-    walk(&root, &root, &mut files);
+    walk(root, root, &mut files);
     files
 }
 
@@ -460,4 +463,33 @@ fn yaml_output_lists_metadatas_first_then_packages_by_name() {
     );
     assert_eq!(docs[2]["spec"]["version"], "0.1.0+vmware.1");
     assert_eq!(docs[2]["metadata"]["name"], "other.corp.com.0.1.0--vmware.1");
+}
+
+#[test]
+fn the_committed_example_repository_builds() {
+    let files = load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/simple-repo"));
+    assert!(files.contains_key(".imgpkg/images.yml"));
+    let lock = ImagesLock {
+        images: vec![LockedImage {
+            image: format!("registry.corp.xyz/apps/simple-app-repo@sha256:{}", "a".repeat(64)),
+            annotations: [(
+                "kbld.carvel.dev/id".to_string(),
+                "docker.io/user1/simple-app-package:1.0.0".to_string(),
+            )]
+            .into(),
+        }],
+    };
+    let out = build_ok(&files, Some(&lock));
+    assert_eq!(out.metadatas.len(), 1);
+    assert_eq!(out.packages.len(), 2);
+    assert!(out.skipped.is_empty());
+    assert_eq!(out.relocated_images, 1);
+    assert_eq!(
+        fetch_image(&out.packages[0], 0),
+        format!("registry.corp.xyz/apps/simple-app-repo@sha256:{}", "a".repeat(64))
+    );
+    assert_eq!(
+        fetch_image(&out.packages[1], 0),
+        "docker.io/user1/simple-app-package:2.0.0"
+    );
 }
