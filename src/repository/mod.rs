@@ -184,6 +184,93 @@ impl Collector {
     }
 }
 
+/// Read, decode and validate every document of `inputs` (in order).
+fn read_files(inputs: &[(&String, &[u8])], relocations: &relocate::Relocations) -> Collector {
+    let mut collector = Collector::default();
+    for (path, bytes) in inputs {
+        let text = match std::str::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(error) => {
+                collector.problem(
+                    &Place {
+                        file: path.to_string(),
+                        document: None,
+                    },
+                    ProblemKind::NotUtf8 {
+                        reason: error.to_string(),
+                    },
+                );
+                continue;
+            }
+        };
+        for doc in documents::parse(text) {
+            let place = Place {
+                file: path.to_string(),
+                document: Some(doc.number),
+            };
+            match doc.value {
+                Err(problem) => collector.problem(&place, problem),
+                Ok(None) => {}
+                Ok(Some(value)) => collector.document(place, value, relocations),
+            }
+        }
+    }
+    collector
+}
+
+/// Below this much YAML, one thread is faster than starting more.
+const PARALLEL_THRESHOLD_BYTES: usize = 512 * 1024;
+
+/// [`read_files`] over contiguous shares of the files on a few threads (parsing dominates the
+/// cost of a large repository), results joined in file order so the output does not depend on
+/// the number of threads.
+fn read_all(inputs: &[(&String, &[u8])], relocations: &relocate::Relocations) -> Collector {
+    let total: usize = inputs.iter().map(|(_, b)| b.len()).sum();
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(4);
+    if threads < 2 || total < PARALLEL_THRESHOLD_BYTES {
+        return read_files(inputs, relocations);
+    }
+    // Split by bytes, not by file count, so one huge file does not leave the others idle.
+    let share = total.div_ceil(threads);
+    let mut chunks: Vec<&[(&String, &[u8])]> = Vec::with_capacity(threads);
+    let (mut start, mut size) = (0, 0);
+    for (i, (_, bytes)) in inputs.iter().enumerate() {
+        size += bytes.len();
+        if size >= share {
+            chunks.push(&inputs[start..=i]);
+            (start, size) = (i + 1, 0);
+        }
+    }
+    if start < inputs.len() {
+        chunks.push(&inputs[start..]);
+    }
+    let results: Vec<Collector> = std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .iter()
+            .map(|chunk| scope.spawn(move || read_files(chunk, relocations)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| match h.join() {
+                Ok(collector) => collector,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    });
+    let mut all = Collector::default();
+    for part in results {
+        all.problems.extend(part.problems);
+        all.skipped.extend(part.skipped);
+        all.packages.extend(part.packages);
+        all.metadatas.extend(part.metadatas);
+        all.relocated += part.relocated;
+    }
+    all
+}
+
 /// Keep one object per stored name: identical repeats are dropped, differing ones and distinct
 /// originals that share a stored name are problems.
 fn unique<S: PartialEq>(
@@ -270,35 +357,11 @@ pub fn build(files: &FileTree, images_lock: Option<&ImagesLock>) -> Result<Outpu
         });
     }
     let relocations = relocate::Relocations::new(images_lock);
-    let mut collector = Collector::default();
-    for (path, bytes) in under_packages().filter(|(path, _)| is_package_file(path)) {
-        let text = match std::str::from_utf8(bytes) {
-            Ok(text) => text,
-            Err(error) => {
-                collector.problem(
-                    &Place {
-                        file: path.clone(),
-                        document: None,
-                    },
-                    ProblemKind::NotUtf8 {
-                        reason: error.to_string(),
-                    },
-                );
-                continue;
-            }
-        };
-        for doc in documents::parse(text) {
-            let place = Place {
-                file: path.clone(),
-                document: Some(doc.number),
-            };
-            match doc.value {
-                Err(problem) => collector.problem(&place, problem),
-                Ok(None) => {}
-                Ok(Some(value)) => collector.document(place, value, &relocations),
-            }
-        }
-    }
+    let inputs: Vec<(&String, &[u8])> = under_packages()
+        .filter(|(path, _)| is_package_file(path))
+        .map(|(path, bytes)| (path, bytes.as_slice()))
+        .collect();
+    let collector = read_all(&inputs, &relocations);
 
     let Collector {
         mut problems,
@@ -401,5 +464,48 @@ impl Output {
             ))?;
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parallel_reading_gives_the_same_result_in_the_same_order() {
+        let mut files = FileTree::new();
+        for i in 0..3000 {
+            let body = if i % 997 == 0 {
+                format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c{i}}}\n")
+            } else if i % 1001 == 0 {
+                format!(
+                    "apiVersion: {DATA_API_VERSION}\nkind: Package\nmetadata: {{name: bad}}\nspec: {{refName: p{i}.corp.com, version: v1}}\n"
+                )
+            } else {
+                format!(
+                    "apiVersion: {DATA_API_VERSION}\nkind: Package\nmetadata:\n  name: p{i:04}.corp.com.1.0.0\nspec:\n  refName: p{i:04}.corp.com\n  version: 1.0.0\n  releaseNotes: {}\n",
+                    "x".repeat(200)
+                )
+            };
+            files.insert(format!("packages/p{i:04}.yml"), body.into_bytes());
+        }
+        let inputs: Vec<(&String, &[u8])> = files.iter().map(|(p, b)| (p, b.as_slice())).collect();
+        let total: usize = inputs.iter().map(|(_, b)| b.len()).sum();
+        assert!(
+            total > PARALLEL_THRESHOLD_BYTES,
+            "the input must take the parallel path"
+        );
+        let relocations = relocate::Relocations::new(None);
+        let serial = read_files(&inputs, &relocations);
+        let parallel = read_all(&inputs, &relocations);
+        assert_eq!(serial.problems, parallel.problems);
+        // p1001 and p2002: wrong name and invalid version each.
+        assert_eq!(serial.problems.len(), 4);
+        assert_eq!(serial.problems[2].place.file, "packages/p2002.yml");
+        assert_eq!(serial.skipped, parallel.skipped);
+        assert_eq!(serial.skipped.len(), 4);
+        let names = |c: &Collector| c.packages.iter().map(|p| p.original.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&serial), names(&parallel));
+        assert_eq!(serial.packages.len(), 3000 - 4 - 2);
     }
 }
