@@ -4,6 +4,8 @@ pub mod fetch;
 pub mod image;
 pub mod layer;
 pub mod lock;
+pub mod pull;
+pub mod push;
 pub mod tarball;
 
 mod error;

@@ -1,8 +1,323 @@
-//! Registry errors: each names the reference (and blob) it concerns.
+//! Registry errors: each names what was being done, to which reference (and blob).
+use std::path::PathBuf;
+
+/// Everything that can go wrong talking to a registry or reading registry configuration.
+///
+/// `action` fields read like "fetching manifest 127.0.0.1:5000/app:v1" so that every
+/// message says what was being done to what.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error("invalid image reference {input:?}: {reason}")]
     InvalidReference { input: String, reason: String },
-    #[error("{0}")]
-    Other(String),
+
+    #[error("invalid digest {input:?}: {reason} (expected sha256:<64 lowercase hex characters>)")]
+    InvalidDigest { input: String, reason: String },
+
+    #[error(
+        "TLS error while {action}: could not establish a trusted connection to registry {registry}: {message}. \
+         If the registry uses a private CA, pass it with --registry-ca-cert-path; \
+         --registry-verify-certs=false turns verification off (unsafe)"
+    )]
+    Tls {
+        action: String,
+        registry: String,
+        message: String,
+    },
+
+    #[error("connection to registry {registry} failed while {action}: {message}")]
+    Connection {
+        action: String,
+        registry: String,
+        message: String,
+    },
+
+    #[error("timed out while {action}: registry {registry} did not answer in time ({message})")]
+    Timeout {
+        action: String,
+        registry: String,
+        message: String,
+    },
+
+    #[error(
+        "unauthorized while {action}: registry {registry} rejected the credentials for repository {repository}. \
+         Give credentials with --registry-username/--registry-password (or --registry-token), \
+         the IMGPKG_REGISTRY_HOSTNAME/USERNAME/PASSWORD environment variables, or `docker login {registry}`"
+    )]
+    Unauthorized {
+        action: String,
+        registry: String,
+        repository: String,
+    },
+
+    #[error(
+        "access denied while {action}: registry {registry} does not allow this on repository {repository}{}",
+        detail_suffix(message)
+    )]
+    Denied {
+        action: String,
+        registry: String,
+        repository: String,
+        message: String,
+    },
+
+    #[error(
+        "manifest unknown while {action}: {reference} does not exist in the registry{}",
+        detail_suffix(message)
+    )]
+    ManifestUnknown {
+        action: String,
+        reference: String,
+        message: String,
+    },
+
+    #[error(
+        "blob unknown while {action}: blob {digest} is not in repository {repository}{}",
+        detail_suffix(message)
+    )]
+    BlobUnknown {
+        action: String,
+        repository: String,
+        digest: String,
+        message: String,
+    },
+
+    #[error(
+        "repository unknown while {action}: {repository} does not exist in the registry{}",
+        detail_suffix(message)
+    )]
+    NameUnknown {
+        action: String,
+        repository: String,
+        message: String,
+    },
+
+    #[error(
+        "registry {registry} answered HTTP {status}{} while {action}{}",
+        code_suffix(code),
+        detail_suffix(message)
+    )]
+    Status {
+        action: String,
+        registry: String,
+        status: u16,
+        code: Option<String>,
+        message: String,
+    },
+
+    #[error("registry {registry} sent an unusable response while {action}: {message}")]
+    Protocol {
+        action: String,
+        registry: String,
+        message: String,
+    },
+
+    #[error(
+        "digest mismatch while {action}: expected {expected}, but the content received has digest {actual}"
+    )]
+    DigestMismatch {
+        action: String,
+        expected: String,
+        actual: String,
+    },
+
+    #[error(
+        "size mismatch while {action}: expected {expected} bytes, {}",
+        if actual < expected { format!("but the transfer ended after {actual} bytes (short read)") } else { format!("but more than {expected} bytes arrived ({actual} or more)") }
+    )]
+    SizeMismatch {
+        action: String,
+        expected: u64,
+        actual: u64,
+    },
+
+    #[error("transfer interrupted while {action}: {message}")]
+    Interrupted {
+        action: String,
+        registry: String,
+        message: String,
+    },
+
+    #[error("too large while {action}: the content exceeds the limit of {limit} bytes; refusing to read it")]
+    TooLarge { action: String, limit: u64 },
+
+    #[error(
+        "unsupported manifest media type {media_type:?} for {reference}: expected an OCI or Docker v2 image manifest or index"
+    )]
+    UnsupportedMediaType { reference: String, media_type: String },
+
+    #[error("invalid manifest {reference}: {reason}")]
+    InvalidManifest { reference: String, reason: String },
+
+    #[error("upload source for blob {digest} failed while {action}: {message}")]
+    Source {
+        action: String,
+        digest: String,
+        message: String,
+    },
+
+    #[error("invalid registry configuration: {what}: {reason}")]
+    Config { what: String, reason: String },
+
+    #[error("cannot read CA certificate file {}: {reason}", path.display())]
+    CaCert { path: PathBuf, reason: String },
+
+    #[error("cannot build the HTTP client: {0}")]
+    ClientBuild(String),
+}
+
+fn detail_suffix(message: &str) -> String {
+    if message.is_empty() {
+        String::new()
+    } else {
+        format!(": {message}")
+    }
+}
+
+fn code_suffix(code: &Option<String>) -> String {
+    match code {
+        Some(c) => format!(" ({c})"),
+        None => String::new(),
+    }
+}
+
+impl RegistryError {
+    /// Worth trying again: server-side 5xx/408/429, timeouts, dropped connections.
+    ///
+    /// Callers that stream a blob from a source use this to decide whether to re-open the
+    /// source and retry the whole transfer (a streamed body cannot be replayed here).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            RegistryError::Connection { .. }
+            | RegistryError::Timeout { .. }
+            | RegistryError::Interrupted { .. } => true,
+            RegistryError::Status { status, .. } => *status >= 500 || *status == 408 || *status == 429,
+            _ => false,
+        }
+    }
+
+    /// A 404-type error (manifest, blob or repository unknown).
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            RegistryError::ManifestUnknown { .. }
+                | RegistryError::BlobUnknown { .. }
+                | RegistryError::NameUnknown { .. }
+        ) || matches!(self, RegistryError::Status { status: 404, .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn action() -> String {
+        "downloading blob sha256:ab from reg.io/app".to_string()
+    }
+
+    #[test]
+    fn messages_say_what_to_what() {
+        let cases: Vec<(RegistryError, &str)> = vec![
+            (
+                RegistryError::SizeMismatch {
+                    action: action(),
+                    expected: 10,
+                    actual: 4,
+                },
+                "size mismatch while downloading blob sha256:ab from reg.io/app: expected 10 bytes, but the transfer ended after 4 bytes (short read)",
+            ),
+            (
+                RegistryError::SizeMismatch {
+                    action: action(),
+                    expected: 10,
+                    actual: 11,
+                },
+                "size mismatch while downloading blob sha256:ab from reg.io/app: expected 10 bytes, but more than 10 bytes arrived (11 or more)",
+            ),
+            (
+                RegistryError::TooLarge {
+                    action: "fetching manifest reg.io/app:v1".into(),
+                    limit: 4,
+                },
+                "too large while fetching manifest reg.io/app:v1: the content exceeds the limit of 4 bytes; refusing to read it",
+            ),
+            (
+                RegistryError::Timeout {
+                    action: action(),
+                    registry: "reg.io".into(),
+                    message: "read timed out".into(),
+                },
+                "timed out while downloading blob sha256:ab from reg.io/app: registry reg.io did not answer in time (read timed out)",
+            ),
+            (
+                RegistryError::Status {
+                    action: action(),
+                    registry: "reg.io".into(),
+                    status: 400,
+                    code: Some("DIGEST_INVALID".into()),
+                    message: String::new(),
+                },
+                "registry reg.io answered HTTP 400 (DIGEST_INVALID) while downloading blob sha256:ab from reg.io/app",
+            ),
+            (
+                RegistryError::CaCert {
+                    path: "/x/ca.pem".into(),
+                    reason: "No such file".into(),
+                },
+                "cannot read CA certificate file /x/ca.pem: No such file",
+            ),
+        ];
+        for (err, want) in cases {
+            assert_eq!(err.to_string(), want);
+        }
+        let tls = RegistryError::Tls {
+            action: action(),
+            registry: "reg.io".into(),
+            message: "UnknownIssuer".into(),
+        };
+        let text = tls.to_string();
+        assert!(
+            text.contains("registry reg.io") && text.contains("--registry-ca-cert-path"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn retryable_and_not_found_classes() {
+        let status = |status: u16| RegistryError::Status {
+            action: action(),
+            registry: "r".into(),
+            status,
+            code: None,
+            message: String::new(),
+        };
+        for s in [500, 502, 503, 504, 408, 429] {
+            assert!(status(s).is_retryable(), "{s}");
+        }
+        for s in [400, 401, 403, 404, 405, 409] {
+            assert!(!status(s).is_retryable(), "{s}");
+        }
+        assert!(status(404).is_not_found());
+        let unknown = RegistryError::BlobUnknown {
+            action: action(),
+            repository: "r/app".into(),
+            digest: "sha256:ab".into(),
+            message: String::new(),
+        };
+        assert!(unknown.is_not_found() && !unknown.is_retryable());
+        let tls = RegistryError::Tls {
+            action: action(),
+            registry: "r".into(),
+            message: String::new(),
+        };
+        assert!(
+            !tls.is_retryable(),
+            "a certificate problem does not go away by retrying"
+        );
+        let cut = RegistryError::Interrupted {
+            action: action(),
+            registry: "r".into(),
+            message: String::new(),
+        };
+        assert!(cut.is_retryable());
+    }
 }

@@ -1,20 +1,23 @@
 //! OCI distribution client: references, auth, TLS, retries, raw manifests and verified blob streams.
 //!
-//! Knows nothing of Kubernetes or of imgpkg bundles.
-//! INTERFACE CONTRACT (skeleton): signatures here are what `bundle::fetch`, `relocate`,
-//! `controller` and the CLI code against. Bodies are filled in by the registry work.
+//! Knows nothing of Kubernetes or of imgpkg bundles. `bundle::fetch`, `relocate`, `controller`
+//! and the CLI code against these types: [`Reference`] and [`Digest`] (parsing, Docker
+//! normalisation), [`Keychain`] / [`RegistryAuthFlags`] (where credentials come from),
+//! [`Client`] (manifests as raw verified bytes, streamed blobs, mounts, tags) and
+//! [`RegistryError`] (typed, each naming what was done to which reference).
 mod auth;
 mod client;
 mod error;
 mod manifest;
 mod reference;
 
-pub use auth::{Credentials, Keychain, RegistryAuthFlags};
+pub use auth::{Credentials, Keychain, RegistryAuthFlags, docker_config_path, parse_go_duration};
 pub use client::{BlobStream, Client, ClientOptions, ManifestHead};
 pub use error::RegistryError;
 pub use manifest::{
     Descriptor, ImageIndex, ImageManifest, MANIFEST_ACCEPT, MEDIA_DOCKER_CONFIG, MEDIA_DOCKER_LAYER_GZIP,
     MEDIA_DOCKER_MANIFEST, MEDIA_DOCKER_MANIFEST_LIST, MEDIA_OCI_CONFIG, MEDIA_OCI_INDEX,
-    MEDIA_OCI_LAYER_GZIP, MEDIA_OCI_MANIFEST, Manifest, ManifestBody,
+    MEDIA_OCI_LAYER_GZIP, MEDIA_OCI_MANIFEST, Manifest, ManifestBody, is_image_media_type,
+    is_index_media_type,
 };
-pub use reference::{Digest, Reference};
+pub use reference::{DOCKER_HUB, Digest, Reference};
