@@ -1,1 +1,188 @@
 //! `copy`: plan the graph of bundles and images, then registry → registry, → tar, tar → registry.
+//!
+//! Planning reads every manifest (and every bundle's `.imgpkg/images.yml`) first, so the transfer
+//! knows the whole graph: it pushes bottom-up, moves each blob at most once, and skips whatever
+//! the destination already holds (a tag at the right digest skips everything under it).
+mod error;
+mod plan;
+mod progress;
+mod push;
+mod tar_export;
+
+pub use error::RelocateError;
+pub use plan::{Node, NodeKind, Plan, Root, Top, plan_from_registry, plan_from_tarball};
+pub use progress::{Progress, ProgressMode};
+
+use crate::bundle::lock::{BundleLock, ImagesLock, LockedImage};
+use crate::registry::{Client, Reference};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What to copy.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// `-b REF`: a bundle, followed through its images.yml (nested bundles at any depth).
+    Bundle(Reference),
+    /// `-i REF`: a plain image or index (a bundle is refused).
+    Image(Reference),
+    /// `--lock` with a BundleLock.
+    BundleLock(BundleLock),
+    /// `--lock` with an ImagesLock (plain images only).
+    ImagesLock(ImagesLock),
+    /// `--tar FILE` (never contacts the source registry).
+    Tarball(PathBuf),
+}
+
+/// Where to copy to.
+#[derive(Clone, Debug)]
+pub enum Destination {
+    /// `--to-repo`: one repository receives everything.
+    Repository(Reference),
+    /// `--to-tar FILE`, optionally re-using a partial file.
+    Tarball { path: PathBuf, resume: bool },
+}
+
+/// Knobs of one copy.
+#[derive(Clone, Debug)]
+pub struct CopyOptions {
+    /// Parallel transfers (and parallel manifest reads while planning).
+    pub concurrency: usize,
+    /// Copy non-distributable (foreign) layers too.
+    pub include_non_distributable: bool,
+    /// Attempts per blob (re-opening the source each time) before the copy fails.
+    pub blob_attempts: u32,
+    /// Largest bundle layer read while planning (it is held in memory to read images.yml).
+    pub max_bundle_layer_bytes: u64,
+}
+
+impl Default for CopyOptions {
+    fn default() -> Self {
+        CopyOptions {
+            concurrency: 5,
+            include_non_distributable: false,
+            blob_attempts: 3,
+            max_bundle_layer_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// What a copy did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CopySummary {
+    /// Images and indexes in the graph.
+    pub images: usize,
+    pub bundles: usize,
+    pub blobs_transferred: usize,
+    pub blobs_skipped: usize,
+    pub blobs_mounted: usize,
+    /// Layers re-used from an earlier partial tarball (`--resume`).
+    pub blobs_resumed: usize,
+    pub bytes_transferred: u64,
+    pub manifests_written: usize,
+    pub manifests_skipped: usize,
+    /// Non-distributable layers left out (without `--include-non-distributable-layers`).
+    pub non_distributable_skipped: usize,
+    /// For repository destinations: the root (or every image of an ImagesLock) at the destination.
+    pub lock: Option<LockOutput>,
+}
+
+/// What `--lock-output` writes after a copy to a repository.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LockOutput {
+    Bundle(BundleLock),
+    Images(ImagesLock),
+}
+
+/// Registry clients for the two sides (they differ when credentials differ; may be the same).
+#[derive(Clone, Debug)]
+pub struct Clients {
+    pub source: Client,
+    pub destination: Client,
+}
+
+/// Run one copy: plan, then transfer.
+pub async fn copy(
+    clients: &Clients,
+    source: &Source,
+    destination: &Destination,
+    options: &CopyOptions,
+    progress: Arc<Progress>,
+) -> Result<CopySummary, RelocateError> {
+    let options = CopyOptions {
+        concurrency: options.concurrency.max(1),
+        blob_attempts: options.blob_attempts.max(1),
+        ..options.clone()
+    };
+    let plan = match source {
+        Source::Tarball(path) => {
+            if let Destination::Tarball { .. } = destination {
+                return Err(RelocateError::Usage(
+                    "copying a tarball to a tarball is not supported: use --to-repo with --tar".into(),
+                ));
+            }
+            plan_from_tarball(path, &options).await?
+        }
+        other => plan_from_registry(&clients.source, other, &options).await?,
+    };
+    progress.planned(&plan);
+    let plan = Arc::new(plan);
+    let mut summary = match destination {
+        Destination::Repository(repo) => {
+            push::push_plan(
+                &clients.source,
+                &clients.destination,
+                plan.clone(),
+                repo,
+                &options,
+                progress.clone(),
+            )
+            .await?
+        }
+        Destination::Tarball { path, resume } => {
+            tar_export::export_plan(&clients.source, &plan, path, *resume, &options, progress.clone()).await?
+        }
+    };
+    summary.images = plan.nodes.len();
+    summary.bundles = plan.bundles.len();
+    if let Destination::Repository(repo) = destination {
+        summary.lock = Some(lock_output(&plan, source, repo));
+    }
+    progress.finished(&summary);
+    Ok(summary)
+}
+
+/// The destination lock: a BundleLock for a bundle root, else an ImagesLock of every top image.
+fn lock_output(plan: &Plan, source: &Source, repo: &Reference) -> LockOutput {
+    if let Some(root) = &plan.root
+        && plan.nodes.get(&root.digest).is_some_and(|n| n.is_bundle)
+    {
+        return LockOutput::Bundle(BundleLock {
+            image: repo.with_digest(root.digest.clone()).to_string(),
+            tag: root.tag.clone(),
+        });
+    }
+    let images = match source {
+        // Keep the input's order and annotations.
+        Source::ImagesLock(lock) => lock
+            .images
+            .iter()
+            .map(|i| LockedImage {
+                image: Reference::parse(&i.image)
+                    .ok()
+                    .and_then(|r| r.digest().cloned())
+                    .map(|d| repo.with_digest(d).to_string())
+                    .unwrap_or_else(|| i.image.clone()),
+                annotations: i.annotations.clone(),
+            })
+            .collect(),
+        _ => plan
+            .tops
+            .iter()
+            .map(|t| LockedImage {
+                image: repo.with_digest(t.digest.clone()).to_string(),
+                annotations: Default::default(),
+            })
+            .collect(),
+    };
+    LockOutput::Images(ImagesLock { images })
+}

@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# pkgr copy against skopeo copy, measured in the same run on the same machine (issue 4).
+#
+# Setup: two Debian docker-registry processes on loopback (scripts/registry.sh): SRC plain HTTP,
+# DST HTTPS with a CA made for the run and htpasswd Basic auth. SRC holds one 500 MiB image of
+# 10 incompressible 50 MiB layers, and a bundle of 50 small images.
+#
+# Cases (each tool REPS times, median reported; DST emptied before every cold/import run):
+#   cold      SRC image -> DST repository, destination empty
+#   warm      the same again, everything present
+#   to-tar    SRC image -> tarball   (skopeo: oci-archive:)
+#   from-tar  tarball -> DST repository, destination empty (skopeo: from its oci-archive)
+#   bundle50  pkgr only: the 50-image bundle, cold and warm: time and registry requests
+#             (from both registries' access logs), writes on DST
+# Measured with /usr/bin/time -v: wall time, CPU user+sys, peak RSS. Targets (issue 4): cold
+# <= 0.8x skopeo, warm <= 0.6x, tar cases <= 0.8x, peak RSS <= 20 MiB.
+#
+# Usage: bench/copy-vs-skopeo.sh            (builds target/release/pkgr unless PKGR is set)
+#        REPS=5 LAYERS=10 LAYER_MIB=50 SKIP_BUNDLE=1 bench/copy-vs-skopeo.sh
+# Needs: docker-registry, skopeo, apache2-utils (htpasswd), openssl, python3, /usr/bin/time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/registry.sh
+
+REPS=${REPS:-3}
+LAYERS=${LAYERS:-10}
+LAYER_MIB=${LAYER_MIB:-50}
+SMALL_IMAGES=${SMALL_IMAGES:-50}
+if [ -z "${PKGR:-}" ]; then
+  cargo build --release --locked --bin pkgr >&2
+  PKGR=${CARGO_TARGET_DIR:-target}/release/pkgr
+fi
+for tool in skopeo /usr/bin/time python3; do
+  command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
+done
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/pkgr-bench.XXXXXX")
+PKGR_REGISTRY_DIRS+=("$WORK")
+start_registry SRC
+start_registry DST tls-auth bench bench-pass
+mkdir -p "$WORK/certs"
+cp "$DST_CA" "$WORK/certs/ca.crt"
+
+# pkgr reads credentials the imgpkg way; skopeo gets them as flags.
+export IMGPKG_REGISTRY_HOSTNAME_0="$DST_HOST" IMGPKG_REGISTRY_USERNAME_0=bench IMGPKG_REGISTRY_PASSWORD_0=bench-pass
+PKGR_TLS=(--registry-ca-cert-path "$DST_CA")
+SKOPEO_DST=(--dest-cert-dir "$WORK/certs" --dest-creds bench:bench-pass)
+SKOPEO_SRC=(--src-tls-verify=false)
+
+echo "== setup: ${LAYERS}x${LAYER_MIB} MiB image and a ${SMALL_IMAGES}-image bundle on $SRC_HOST" >&2
+python3 - "$SRC_HOST" "$LAYERS" "$LAYER_MIB" "$SMALL_IMAGES" "$WORK" <<'PY'
+import hashlib, io, json, os, sys, tarfile, gzip, urllib.request
+host, layers, mib, small, work = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+base = f"http://{host}/v2"
+def req(method, url, data=None, headers=None):
+    r = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    with urllib.request.urlopen(r) as resp:
+        return resp.status, resp.headers
+def blob(repo, data):
+    d = "sha256:" + hashlib.sha256(data).hexdigest()
+    _, h = req("POST", f"{base}/{repo}/blobs/uploads/")
+    loc = h["Location"]
+    loc = loc if loc.startswith("http") else f"http://{host}{loc}"
+    sep = "&" if "?" in loc else "?"
+    req("PUT", f"{loc}{sep}digest={d}", data, {"Content-Type": "application/octet-stream"})
+    return d
+def image(repo, tag, layer_blobs, labels=None):
+    ds = [blob(repo, b) for b in layer_blobs]
+    cfg = {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": ds}, "config": {"Labels": labels} if labels else {}}
+    cb = json.dumps(cfg, separators=(",", ":")).encode()
+    cd = blob(repo, cb)
+    m = {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+         "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": len(cb), "digest": cd},
+         "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": len(b), "digest": d} for b, d in zip(layer_blobs, ds)]}
+    mb = json.dumps(m, separators=(",", ":")).encode()
+    req("PUT", f"{base}/{repo}/manifests/{tag}", mb, {"Content-Type": m["mediaType"]})
+    return "sha256:" + hashlib.sha256(mb).hexdigest()
+# The big image: incompressible layers.
+image("bench/big", "v1", [os.urandom(mib * 1024 * 1024) for _ in range(layers)])
+# The bundle of small images.
+refs = []
+for i in range(small):
+    d = image(f"bench/small{i}", "v1", [os.urandom(4096 + i)])
+    refs.append(f"{host}/bench/small{i}@{d}")
+lock = "apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\nimages:\n" + "".join(f"- image: {r}\n" for r in refs)
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode="w") as t:
+    for name, data in [(".imgpkg/images.yml", lock.encode())]:
+        info = tarfile.TarInfo(name); info.size = len(data); info.mode = 0o600
+        t.addfile(info, io.BytesIO(data))
+layer = gzip.compress(buf.getvalue(), mtime=0)
+image("bench/bundle", "v1", [layer], {"dev.carvel.imgpkg.bundle": "true"})
+PY
+
+# measure NAME CMD...: run under /usr/bin/time -v; prints "wall_s cpu_s rss_kib" and keeps stderr.
+measure() {
+  local name=$1; shift
+  local log="$WORK/$name.time"
+  if ! /usr/bin/time -v -o "$log" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err"; then
+    echo "FAILED: $name: $*" >&2
+    tail -20 "$WORK/$name.err" >&2
+    exit 1
+  fi
+  python3 - "$log" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+def f(k): return re.search(re.escape(k) + r":\s*(.+)", t).group(1).strip()
+w = f("Elapsed (wall clock) time (h:mm:ss or m:ss)").split(":")
+wall = sum(float(x) * 60 ** i for i, x in enumerate(reversed(w)))
+print(f"{wall:.3f} {float(f('User time (seconds)')) + float(f('System time (seconds)')):.2f} {f('Maximum resident set size (kbytes)')}")
+PY
+}
+
+empty_dst() { rm -rf "${DST_DIR:?}/storage"; }
+
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+declare -A RESULT
+run_case() { # run_case CASE TOOL PREP_FN CMD...
+  local case=$1 tool=$2 prep=$3; shift 3
+  local walls=() cpus=() rsss=()
+  for rep in $(seq "$REPS"); do
+    $prep
+    read -r wall cpu rss < <(measure "$case-$tool-$rep" "$@")
+    walls+=("$wall"); cpus+=("$cpu"); rsss+=("$rss")
+  done
+  local w c r
+  w=$(printf '%s\n' "${walls[@]}" | median)
+  c=$(printf '%s\n' "${cpus[@]}" | median)
+  r=$(printf '%s\n' "${rsss[@]}" | sort -n | tail -1)
+  RESULT[$case,$tool]="$w $c $r"
+  printf '%-9s %-7s wall %7.3fs  cpu %6.2fs  peak RSS %6.1f MiB   (walls: %s)\n' \
+    "$case" "$tool" "$w" "$c" "$(echo "$r / 1024" | bc -l)" "${walls[*]}" >&2
+}
+noop() { :; }
+rm_pkgr_tar() { rm -f "$WORK/pkgr.tar"; }
+rm_skopeo_tar() { rm -f "$WORK/skopeo.tar"; }
+
+SRC_IMG="$SRC_HOST/bench/big:v1"
+echo "== 500 MiB image, $REPS run(s) per tool and case" >&2
+# Each tool's warm run follows its own cold run (the cold runs empty the destination).
+run_case cold pkgr empty_dst "$PKGR" copy -i "$SRC_IMG" --to-repo "$DST_HOST/bench/big" "${PKGR_TLS[@]}"
+run_case warm pkgr noop "$PKGR" copy -i "$SRC_IMG" --to-repo "$DST_HOST/bench/big" "${PKGR_TLS[@]}"
+run_case cold skopeo empty_dst skopeo copy -q "${SKOPEO_SRC[@]}" "${SKOPEO_DST[@]}" "docker://$SRC_IMG" "docker://$DST_HOST/bench/big:v1"
+run_case warm skopeo noop skopeo copy -q "${SKOPEO_SRC[@]}" "${SKOPEO_DST[@]}" "docker://$SRC_IMG" "docker://$DST_HOST/bench/big:v1"
+run_case to-tar pkgr rm_pkgr_tar "$PKGR" copy -i "$SRC_IMG" --to-tar "$WORK/pkgr.tar"
+run_case to-tar skopeo rm_skopeo_tar skopeo copy -q "${SKOPEO_SRC[@]}" "docker://$SRC_IMG" "oci-archive:$WORK/skopeo.tar"
+run_case from-tar pkgr empty_dst "$PKGR" copy --tar "$WORK/pkgr.tar" --to-repo "$DST_HOST/bench/big" "${PKGR_TLS[@]}"
+run_case from-tar skopeo empty_dst skopeo copy -q "${SKOPEO_DST[@]}" "oci-archive:$WORK/skopeo.tar" "docker://$DST_HOST/bench/big:v1"
+
+echo "== ratios pkgr / skopeo (wall) and peak RSS" >&2
+ok=true
+for case in cold warm to-tar from-tar; do
+  read -r pw pc pr <<<"${RESULT[$case,pkgr]}"
+  read -r sw sc sr <<<"${RESULT[$case,skopeo]}"
+  target=0.8; [ "$case" = warm ] && target=0.6
+  ratio=$(echo "$pw / $sw" | bc -l)
+  verdict=ok
+  if [ "$(echo "$ratio > $target" | bc -l)" = 1 ] || [ "$pr" -gt 20480 ]; then verdict=MISS; ok=false; fi
+  printf '%-9s wall ratio %.2f (target <= %s)  cpu pkgr %ss skopeo %ss  RSS pkgr %.1f MiB skopeo %.1f MiB  %s\n' \
+    "$case" "$ratio" "$target" "$pc" "$sc" "$(echo "$pr / 1024" | bc -l)" "$(echo "$sr / 1024" | bc -l)" "$verdict"
+done
+
+# Registry requests from the access logs (one line per request: "METHOD /v2/... HTTP/1.1").
+count_requests() { grep -cE '"(GET|HEAD|PUT|POST|PATCH|DELETE) /v2/' "$1" || true; }
+count_writes() { grep -cE '"(PUT|POST|PATCH|DELETE) /v2/' "$1" || true; }
+bundle_case() {
+  local label=$1 s0 d0 w0
+  s0=$(count_requests "$SRC_DIR/log"); d0=$(count_requests "$DST_DIR/log"); w0=$(count_writes "$DST_DIR/log")
+  read -r wall cpu rss < <(measure "bundle50-$label" "$PKGR" copy -b "$SRC_HOST/bench/bundle:v1" --to-repo "$DST_HOST/bench/bundle" "${PKGR_TLS[@]}")
+  local s d w
+  s=$(( $(count_requests "$SRC_DIR/log") - s0 )); d=$(( $(count_requests "$DST_DIR/log") - d0 )); w=$(( $(count_writes "$DST_DIR/log") - w0 ))
+  printf 'bundle of %s images, %-4s: wall %.3fs cpu %ss peak RSS %.1f MiB; requests: source %s, destination %s (writes %s)\n' \
+    "$SMALL_IMAGES" "$label" "$wall" "$cpu" "$(echo "$rss / 1024" | bc -l)" "$s" "$d" "$w"
+}
+if [ "${SKIP_BUNDLE:-0}" != 1 ]; then
+  empty_dst
+  bundle_case cold
+  bundle_case warm
+fi
+$ok || echo "some targets were missed (see MISS above)"

@@ -1,0 +1,78 @@
+//! Errors of a copy: each names the image (and blob) it concerns and what to do about it.
+use crate::bundle::BundleError;
+use crate::bundle::tarball::TarballError;
+use crate::registry::{Digest, RegistryError};
+
+type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelocateError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("{action}")]
+    Registry {
+        action: String,
+        #[source]
+        source: Box<RegistryError>,
+    },
+    #[error("{action}")]
+    Bundle {
+        action: String,
+        #[source]
+        source: Box<BundleError>,
+    },
+    #[error(transparent)]
+    Tarball(#[from] Box<TarballError>),
+    #[error("Expected bundle image but found plain image {reference} (hint: Did you use -i instead of -b?)")]
+    NotABundle { reference: String },
+    #[error(
+        "Expected bundle flag when copying a bundle: {reference} is a bundle (hint: Use -b instead of -i for bundles)"
+    )]
+    IsABundle { reference: String },
+    #[error(
+        "Unable to copy bundles using an Images Lock file: {image} is a bundle (hint: copy it with -b, or use its BundleLock)"
+    )]
+    BundleInImagesLock { image: String },
+    #[error("{what} is not usable: {reason}")]
+    Invalid { what: String, reason: String },
+    #[error("copying blob {digest} of image {image} to {destination} failed after {attempts} attempt(s)")]
+    Blob {
+        image: String,
+        digest: Digest,
+        destination: String,
+        attempts: u32,
+        #[source]
+        source: Cause,
+    },
+    #[error(
+        "the destination {reference} answered digest {actual} after the push of {expected}; the registry rewrote the manifest"
+    )]
+    DigestChanged {
+        reference: String,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("a copy task stopped unexpectedly: {0}")]
+    Task(String),
+}
+
+impl RelocateError {
+    pub(crate) fn registry(action: impl Into<String>, source: RegistryError) -> RelocateError {
+        RelocateError::Registry {
+            action: action.into(),
+            source: Box::new(source),
+        }
+    }
+    pub(crate) fn bundle(action: impl Into<String>, source: BundleError) -> RelocateError {
+        RelocateError::Bundle {
+            action: action.into(),
+            source: Box::new(source),
+        }
+    }
+}
+
+impl From<TarballError> for RelocateError {
+    fn from(e: TarballError) -> RelocateError {
+        RelocateError::Tarball(Box::new(e))
+    }
+}

@@ -1,0 +1,529 @@
+//! Transfer a planned graph into one destination repository: blobs (HEAD → mount → streamed
+//! upload, each digest once, in parallel), manifests bottom-up as raw bytes, imgpkg's tags,
+//! locations images, the root tag. Whatever the destination already has is not written again.
+use super::plan::{Node, NodeKind, Plan, is_distributable};
+use super::{CopyOptions, CopySummary, Progress, RelocateError};
+use crate::bundle::lock::{ImageLocation, ImageLocations};
+use crate::registry::{Client, Descriptor, Digest, Reference};
+use bytes::Bytes;
+use futures_util::future::LocalBoxFuture;
+use futures_util::{FutureExt, StreamExt, TryStreamExt};
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{OnceCell, Semaphore};
+
+/// Bytes per read when streaming a layer out of a tarball.
+const TAR_CHUNK: usize = 256 * 1024;
+
+#[derive(Default)]
+struct Stats {
+    transferred: AtomicUsize,
+    skipped: AtomicUsize,
+    mounted: AtomicUsize,
+    bytes: AtomicU64,
+    manifests_written: AtomicUsize,
+    manifests_skipped: AtomicUsize,
+    non_distributable: AtomicUsize,
+}
+
+type Once = Arc<OnceCell<()>>;
+
+// The recursion (index → children → blobs) needs boxed futures. They are local (not `Send`)
+// because rustc cannot prove the registry client's futures `Send` for every lifetime once they
+// are type-erased; a copy runs on one task anyway (its parallelism is within that task).
+
+struct Pusher {
+    source: Client,
+    destination: Client,
+    plan: Arc<Plan>,
+    repo: Reference,
+    options: CopyOptions,
+    progress: Arc<Progress>,
+    blobs: Mutex<HashMap<Digest, Once>>,
+    manifests: Mutex<HashMap<Digest, Once>>,
+    transfers: Semaphore,
+    stats: Stats,
+}
+
+/// Push every node of `plan` into `repo`.
+pub(super) async fn push_plan(
+    source: &Client,
+    destination: &Client,
+    plan: Arc<Plan>,
+    repo: &Reference,
+    options: &CopyOptions,
+    progress: Arc<Progress>,
+) -> Result<CopySummary, RelocateError> {
+    let repo = Reference::parse_repository(&repo.repository_name())
+        .map_err(|e| RelocateError::registry(format!("reading the destination repository {repo}"), e))?;
+    progress.set_total(plan.blob_bytes(options.include_non_distributable));
+    let pusher = Arc::new(Pusher {
+        source: source.clone(),
+        destination: destination.clone(),
+        plan: plan.clone(),
+        repo: repo.clone(),
+        options: options.clone(),
+        progress,
+        blobs: Mutex::new(HashMap::new()),
+        manifests: Mutex::new(HashMap::new()),
+        transfers: Semaphore::new(options.concurrency),
+        stats: Stats::default(),
+    });
+    futures_util::stream::iter(plan.tops.iter())
+        .map(|top| pusher.clone().ensure_top(top.digest.clone()))
+        .buffer_unordered(options.concurrency)
+        .try_collect::<Vec<()>>()
+        .await?;
+    pusher.write_locations().await?;
+    pusher.tag_root().await?;
+    let s = &pusher.stats;
+    Ok(CopySummary {
+        blobs_transferred: s.transferred.load(Ordering::Relaxed),
+        blobs_skipped: s.skipped.load(Ordering::Relaxed),
+        blobs_mounted: s.mounted.load(Ordering::Relaxed),
+        bytes_transferred: s.bytes.load(Ordering::Relaxed),
+        manifests_written: s.manifests_written.load(Ordering::Relaxed),
+        manifests_skipped: s.manifests_skipped.load(Ordering::Relaxed),
+        non_distributable_skipped: s.non_distributable.load(Ordering::Relaxed),
+        ..CopySummary::default()
+    })
+}
+
+/// `sha256-<hex>.imgpkg`: the tag imgpkg gives every copied image.
+pub fn imgpkg_tag(digest: &Digest) -> String {
+    format!("{}.imgpkg", digest.dashed())
+}
+
+impl Pusher {
+    fn node(&self, digest: &Digest) -> Result<&Node, RelocateError> {
+        self.plan.nodes.get(digest).ok_or_else(|| RelocateError::Invalid {
+            what: format!("manifest {digest}"),
+            reason: "it is referenced but was not found in the source".into(),
+        })
+    }
+
+    fn cell(map: &Mutex<HashMap<Digest, Once>>, digest: &Digest) -> Once {
+        map.lock()
+            .expect("copy bookkeeping")
+            .entry(digest.clone())
+            .or_default()
+            .clone()
+    }
+
+    /// A top-level image: skipped whole when its imgpkg tag already names it.
+    fn ensure_top(self: Arc<Self>, digest: Digest) -> LocalBoxFuture<'static, Result<(), RelocateError>> {
+        async move { self.ensure_top_inner(&digest).await }.boxed_local()
+    }
+
+    async fn ensure_top_inner(self: &Arc<Self>, digest: &Digest) -> Result<(), RelocateError> {
+        let node = self.node(digest)?;
+        let tag = self.repo.with_tag(&imgpkg_tag(digest));
+        if self.present(&tag, digest).await? {
+            self.stats.manifests_skipped.fetch_add(1, Ordering::Relaxed);
+            self.progress.skip(self.subtree_bytes(node));
+            self.progress
+                .item(&format!("{} already at {tag}", node.display_name()));
+            return Ok(());
+        }
+        self.clone().push_node(digest.clone(), Some(tag)).await
+    }
+
+    /// Does `reference` exist at the destination with `digest`?
+    async fn present(&self, reference: &Reference, digest: &Digest) -> Result<bool, RelocateError> {
+        match self.destination.head_manifest(reference).await {
+            Ok(Some(head)) => Ok(&head.digest == digest),
+            Ok(None) => Ok(false),
+            Err(e) => Err(RelocateError::registry(
+                format!("checking {reference} at the destination"),
+                e,
+            )),
+        }
+    }
+
+    fn subtree_bytes(&self, node: &Node) -> u64 {
+        match &node.kind {
+            NodeKind::Image {
+                config_descriptor,
+                layers,
+                ..
+            } => std::iter::once(config_descriptor)
+                .chain(layers)
+                .filter(|d| self.wanted(d))
+                .map(|d| d.size)
+                .sum(),
+            NodeKind::Index { children } => children
+                .iter()
+                .filter_map(|c| self.plan.nodes.get(&c.digest))
+                .map(|n| self.subtree_bytes(n))
+                .sum(),
+        }
+    }
+
+    fn wanted(&self, d: &Descriptor) -> bool {
+        self.options.include_non_distributable || is_distributable(&d.media_type)
+    }
+
+    /// Blobs (or children) first, then the manifest itself at `tag` (by digest when `None`).
+    fn push_node(
+        self: Arc<Self>,
+        digest: Digest,
+        tag: Option<Reference>,
+    ) -> LocalBoxFuture<'static, Result<(), RelocateError>> {
+        async move {
+            let node = self.node(&digest)?;
+            match &node.kind {
+                NodeKind::Index { children } => {
+                    let jobs: Vec<_> = children
+                        .iter()
+                        .map(|c| self.clone().ensure_child(c.digest.clone()))
+                        .collect();
+                    futures_util::future::try_join_all(jobs).await?;
+                }
+                NodeKind::Image {
+                    config_descriptor,
+                    layers,
+                    ..
+                } => {
+                    let mut blobs = vec![config_descriptor.clone()];
+                    for layer in layers {
+                        if self.wanted(layer) {
+                            blobs.push(layer.clone());
+                        } else {
+                            self.stats.non_distributable.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    let jobs: Vec<_> = blobs
+                        .into_iter()
+                        .map(|d| self.clone().ensure_blob(d, digest.clone()))
+                        .collect();
+                    futures_util::future::try_join_all(jobs).await?;
+                }
+            }
+            let target = tag.unwrap_or_else(|| self.repo.with_digest(digest.clone()));
+            self.put_manifest(node, &target).await
+        }
+        .boxed_local()
+    }
+
+    async fn put_manifest(&self, node: &Node, target: &Reference) -> Result<(), RelocateError> {
+        let digest = self
+            .destination
+            .put_manifest(target, &node.manifest.media_type, node.manifest.bytes.clone())
+            .await
+            .map_err(|e| {
+                RelocateError::registry(
+                    format!("pushing the manifest of {} to {target}", node.display_name()),
+                    e,
+                )
+            })?;
+        if digest != node.manifest.digest {
+            return Err(RelocateError::DigestChanged {
+                reference: target.to_string(),
+                expected: node.manifest.digest.clone(),
+                actual: digest,
+            });
+        }
+        self.stats.manifests_written.fetch_add(1, Ordering::Relaxed);
+        self.progress
+            .item(&format!("pushed {} as {target}", node.display_name()));
+        Ok(())
+    }
+
+    /// An index child, pushed by digest once.
+    fn ensure_child(self: Arc<Self>, digest: Digest) -> LocalBoxFuture<'static, Result<(), RelocateError>> {
+        async move {
+            let cell = Self::cell(&self.manifests, &digest);
+            cell.get_or_try_init(|| async {
+                let node = self.node(&digest)?;
+                let at = self.repo.with_digest(digest.clone());
+                if self.present(&at, &digest).await? {
+                    self.stats.manifests_skipped.fetch_add(1, Ordering::Relaxed);
+                    self.progress.skip(self.subtree_bytes(node));
+                    return Ok(());
+                }
+                self.clone().push_node(digest.clone(), None).await
+            })
+            .await?;
+            Ok(())
+        }
+        .boxed_local()
+    }
+
+    /// A blob of image `owner`, transferred once whatever number of images share it.
+    fn ensure_blob(
+        self: Arc<Self>,
+        descriptor: Descriptor,
+        owner: Digest,
+    ) -> LocalBoxFuture<'static, Result<(), RelocateError>> {
+        async move {
+            let node = self.node(&owner)?;
+            let cell = Self::cell(&self.blobs, &descriptor.digest);
+            cell.get_or_try_init(|| self.transfer_blob(&descriptor, node))
+                .await?;
+            Ok(())
+        }
+        .boxed_local()
+    }
+
+    async fn transfer_blob(&self, descriptor: &Descriptor, node: &Node) -> Result<(), RelocateError> {
+        let _permit = self
+            .transfers
+            .acquire()
+            .await
+            .map_err(|e| RelocateError::Task(e.to_string()))?;
+        let digest = &descriptor.digest;
+        match self.destination.blob_exists(&self.repo, digest).await {
+            Ok(true) => {
+                self.stats.skipped.fetch_add(1, Ordering::Relaxed);
+                self.progress.skip(descriptor.size);
+                return Ok(());
+            }
+            Ok(false) => {}
+            Err(e) => return Err(self.blob_error(node, digest, 1, Box::new(e))),
+        }
+        if let Some(from) = &node.source
+            && from.registry() == self.repo.registry()
+            && from.repository() != self.repo.repository()
+        {
+            match self.destination.mount_blob(&self.repo, digest, from).await {
+                Ok(true) => {
+                    self.stats.mounted.fetch_add(1, Ordering::Relaxed);
+                    self.progress.skip(descriptor.size);
+                    self.progress
+                        .item(&format!("mounted blob {digest} from {}", from.repository_name()));
+                    return Ok(());
+                }
+                Ok(false) => {}
+                // imgpkg #495: a refused mount falls back to a plain upload.
+                Err(e) => self.progress.note(&format!(
+                    "mounting blob {digest} failed ({e}); uploading it instead"
+                )),
+            }
+        }
+        let attempts = self.options.blob_attempts;
+        for attempt in 1..=attempts {
+            let sent = Arc::new(AtomicU64::new(0));
+            match self.upload_once(descriptor, node, sent.clone()).await {
+                Ok(()) => {
+                    self.stats.transferred.fetch_add(1, Ordering::Relaxed);
+                    self.stats.bytes.fetch_add(descriptor.size, Ordering::Relaxed);
+                    self.progress.item(&format!(
+                        "copied blob {digest} ({} bytes) of {}",
+                        descriptor.size,
+                        node.display_name()
+                    ));
+                    return Ok(());
+                }
+                Err(error) => {
+                    self.progress.retract(sent.load(Ordering::Relaxed));
+                    if attempt == attempts {
+                        return Err(self.blob_error(node, digest, attempt, error));
+                    }
+                    self.progress.note(&format!(
+                        "blob {digest} of {} failed (attempt {attempt} of {attempts}): {}; retrying",
+                        node.display_name(),
+                        chain(error.as_ref())
+                    ));
+                    // What arrived before the failure need not travel again.
+                    if let Ok(true) = self.destination.blob_exists(&self.repo, digest).await {
+                        self.stats.skipped.fetch_add(1, Ordering::Relaxed);
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        unreachable!("the loop returns on its last attempt")
+    }
+
+    fn blob_error(
+        &self,
+        node: &Node,
+        digest: &Digest,
+        attempts: u32,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    ) -> RelocateError {
+        RelocateError::Blob {
+            image: node.display_name(),
+            digest: digest.clone(),
+            destination: self.repo.repository_name(),
+            attempts,
+            source,
+        }
+    }
+
+    /// One streamed upload from the source (registry or tarball).
+    async fn upload_once(
+        &self,
+        descriptor: &Descriptor,
+        node: &Node,
+        sent: Arc<AtomicU64>,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let source_error: Arc<Mutex<Option<String>>> = Arc::default();
+        let progress = self.progress.clone();
+        let counted = {
+            let sent = sent.clone();
+            let source_error = source_error.clone();
+            move |item: Result<Bytes, String>| -> Result<Bytes, std::io::Error> {
+                match item {
+                    Ok(bytes) => {
+                        sent.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                        progress.add(bytes.len() as u64);
+                        Ok(bytes)
+                    }
+                    Err(message) => {
+                        *source_error.lock().expect("error slot") = Some(message.clone());
+                        Err(std::io::Error::other(message))
+                    }
+                }
+            }
+        };
+        let config = match &node.kind {
+            NodeKind::Image {
+                config,
+                config_descriptor,
+                ..
+            } if config_descriptor.digest == descriptor.digest => Some(config.clone()),
+            _ => None,
+        };
+        let result = if let Some(config) = config {
+            // Configs were read while planning (tarballs hold them in manifest.json, not as entries).
+            let stream = futures_util::stream::iter([Ok::<Bytes, String>(config)]).map(counted);
+            self.destination
+                .push_blob(&self.repo, &descriptor.digest, descriptor.size, stream)
+                .await
+        } else if let Some(tarball) = &self.plan.tarball {
+            let stream = tar_layer_stream(tarball.clone(), descriptor.digest.clone()).map(counted);
+            self.destination
+                .push_blob(&self.repo, &descriptor.digest, descriptor.size, stream)
+                .await
+        } else {
+            let from = node
+                .source
+                .as_ref()
+                .ok_or_else(|| format!("no source for {}", node.display_name()))?;
+            let stream = self
+                .source
+                .get_blob(from, descriptor)
+                .await
+                .map_err(|e| format!("reading it from {}: {}", from.repository_name(), chain(&e)))?;
+            let stream = stream.map(|r| r.map_err(|e| chain(&e))).map(counted);
+            self.destination
+                .push_blob(&self.repo, &descriptor.digest, descriptor.size, stream)
+                .await
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => match source_error.lock().expect("error slot").take() {
+                // The source failed (or lied about the content); say so rather than blame the upload.
+                Some(message) => Err(format!("reading it from the source: {message}").into()),
+                None => Err(Box::new(e)),
+            },
+        }
+    }
+
+    /// The locations image of every bundle, unless the destination already has the same one.
+    async fn write_locations(&self) -> Result<(), RelocateError> {
+        let jobs = self.plan.bundles.iter().map(|bundle| async move {
+            let node = self.node(bundle)?;
+            let Some(lock) = &node.lock else { return Ok(()) };
+            let mut images: Vec<ImageLocation> = lock
+                .images
+                .iter()
+                .map(|entry| ImageLocation {
+                    image: entry.image.clone(),
+                    is_bundle: Reference::parse(&entry.image)
+                        .ok()
+                        .and_then(|r| r.digest().cloned())
+                        .and_then(|d| self.plan.nodes.get(&d))
+                        .is_some_and(|n| n.is_bundle),
+                })
+                .collect();
+            images.sort_by(|a, b| a.image.cmp(&b.image));
+            images.dedup();
+            let locations = ImageLocations { images };
+            let at = self.repo.with_digest(bundle.clone());
+            if let Ok(Some(existing)) = crate::bundle::fetch::read_locations(&self.destination, &at).await
+                && existing == locations
+            {
+                self.stats.manifests_skipped.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+            crate::bundle::fetch::write_locations(&self.destination, &at, &locations)
+                .await
+                .map_err(|e| {
+                    RelocateError::bundle(format!("writing the locations image of bundle {at}"), e)
+                })?;
+            self.stats.manifests_written.fetch_add(1, Ordering::Relaxed);
+            self.progress.item(&format!("wrote the locations image of {at}"));
+            Ok::<(), RelocateError>(())
+        });
+        futures_util::stream::iter(jobs)
+            .buffer_unordered(self.options.concurrency)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    /// The root keeps its original tag.
+    async fn tag_root(&self) -> Result<(), RelocateError> {
+        let Some(root) = &self.plan.root else {
+            return Ok(());
+        };
+        let Some(tag) = &root.tag else { return Ok(()) };
+        let target = self.repo.with_tag(tag);
+        if self.present(&target, &root.digest).await? {
+            self.stats.manifests_skipped.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        self.put_manifest(self.node(&root.digest)?, &target).await
+    }
+}
+
+/// A layer out of the tarball as a stream: a blocking reader feeds a small bounded channel, so
+/// memory stays at a few chunks whatever the layer's size.
+fn tar_layer_stream(
+    tarball: Arc<crate::bundle::tarball::TarballReader>,
+    digest: Digest,
+) -> impl futures_util::Stream<Item = Result<Bytes, String>> + Send + 'static {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, String>>(1);
+    tokio::task::spawn_blocking(move || {
+        let mut reader = match tarball.open_layer(&digest) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e.to_string()));
+                return;
+            }
+        };
+        loop {
+            let mut buf = vec![0u8; TAR_CHUNK];
+            match reader.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    buf.truncate(n);
+                    if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e.to_string()));
+                    return;
+                }
+            }
+        }
+    });
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })
+}
+
+/// An error and its causes on one line.
+pub(super) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
