@@ -9,7 +9,7 @@ use crate::bundle::{
 };
 use crate::registry::{Client, ManifestBody, Reference, RegistryAuthFlags};
 use crate::repository::{self, Output, RepositoryError};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -90,15 +90,24 @@ pub async fn run(args: RenderArgs) -> CommandResult {
         }
         Source::Tar { path, relocated_to } => read_tar(path, relocated_to.as_ref())?,
     };
+    let Contents {
+        files,
+        images_lock,
+        origin,
+    } = contents;
     let files = match &args.sub_path {
-        Some(path) => match repository::sub_path(&contents.files, path) {
-            Ok(files) => files,
+        Some(path) => match repository::sub_path(&files, path) {
+            Ok(selected) => selected,
             Err(error) => return Ok(failed(&error)),
         },
-        None => contents.files,
+        None => files,
     };
-    match repository::build(&files, contents.images_lock.as_ref()) {
-        Ok(output) => print(&output, &contents.origin),
+    let built = repository::build(&files, images_lock.as_ref());
+    // Only the objects are needed for printing: free the raw files of a large repository first.
+    drop(files);
+    drop(images_lock);
+    match built {
+        Ok(output) => print(&output, &origin),
         Err(error) => Ok(failed(&error)),
     }
 }
@@ -257,7 +266,6 @@ fn plural(count: usize, one: &str, many: &str) -> String {
 }
 
 fn print(output: &Output, origin: &str) -> CommandResult {
-    let yaml = output.to_yaml()?;
     for s in &output.skipped {
         let what = if s.kind.is_empty() && s.api_version.is_empty() {
             "a document that is not a Kubernetes object".to_string()
@@ -269,9 +277,10 @@ fn print(output: &Output, origin: &str) -> CommandResult {
             s.file, s.document
         );
     }
-    use std::io::Write;
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(yaml.as_bytes())?;
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    for doc in output.yaml_documents() {
+        stdout.write_all(doc?.as_bytes())?;
+    }
     stdout.flush()?;
     eprintln!(
         "pkgr: rendered {} and {} from {origin} ({} relocated)",

@@ -429,42 +429,47 @@ fn view<'a, S>(kind: &'a str, meta: &'a ObjectMeta, spec: &'a S) -> View<'a, S> 
 }
 
 impl Output {
-    /// The objects as multi-document YAML: PackageMetadatas, then Packages, each sorted by name
-    /// and each document starting with `---`.
+    /// Each object as one YAML document (`---` first): PackageMetadatas, then Packages, each
+    /// sorted by name. One at a time, so a large repository can be printed without holding all
+    /// of its text.
+    pub fn yaml_documents(&self) -> impl Iterator<Item = Result<String, RepositoryError>> + '_ {
+        let metadatas = self
+            .metadatas
+            .iter()
+            .map(|m| document(&view("PackageMetadata", &m.metadata, &m.spec)));
+        let packages = self
+            .packages
+            .iter()
+            .map(|p| document(&view("Package", &p.metadata, &p.spec)));
+        metadatas.chain(packages)
+    }
+
+    /// All of [`Output::yaml_documents`] in one string.
     pub fn to_yaml(&self) -> Result<String, RepositoryError> {
-        // Image references and digests are long single words: keep them on one line instead of
-        // folding them into `>-` blocks; multi-line strings still print as `|` blocks.
-        let options = || {
-            serde_saphyr::ser_options! {
-                folded_wrap_chars: usize::MAX,
-            }
-        };
         let mut out = String::new();
-        let mut push = |doc: Result<String, serde_saphyr::SerializeError>| -> Result<(), RepositoryError> {
-            let text = doc.map_err(|e| RepositoryError::Output {
-                reason: e.to_string(),
-            })?;
-            out.push_str("---\n");
-            out.push_str(&text);
-            if !text.ends_with('\n') {
-                out.push('\n');
-            }
-            Ok(())
-        };
-        for m in &self.metadatas {
-            push(serde_saphyr::to_string_with_options(
-                &view("PackageMetadata", &m.metadata, &m.spec),
-                options(),
-            ))?;
-        }
-        for p in &self.packages {
-            push(serde_saphyr::to_string_with_options(
-                &view("Package", &p.metadata, &p.spec),
-                options(),
-            ))?;
+        for doc in self.yaml_documents() {
+            out.push_str(&doc?);
         }
         Ok(out)
     }
+}
+
+fn document<T: Serialize>(value: &T) -> Result<String, RepositoryError> {
+    // Image references and digests are long single words: keep them on one line instead of
+    // folding them into `>-` blocks; multi-line strings still print as `|` blocks.
+    let options = serde_saphyr::ser_options! {
+        folded_wrap_chars: usize::MAX,
+    };
+    let mut text = String::from("---\n");
+    text.push_str(
+        &serde_saphyr::to_string_with_options(value, options).map_err(|e| RepositoryError::Output {
+            reason: e.to_string(),
+        })?,
+    );
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    Ok(text)
 }
 
 #[cfg(test)]
