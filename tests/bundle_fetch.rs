@@ -367,3 +367,46 @@ async fn a_tampered_layer_fails_the_fetch_and_the_pull() {
     .unwrap_err();
     assert!(err.chain().contains(layer.as_str()), "{}", err.chain());
 }
+
+#[tokio::test]
+async fn image_indexes_are_refused_with_imgpkgs_message() {
+    let reg = TestRegistry::start();
+    let c = client();
+    let child = push_layers(&c, &format!("{}/repo/multi:child", reg.host), &[("a", b"a")]).await;
+    let child_manifest = c.get_manifest(&child).await.unwrap();
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[{{"mediaType":"{}","size":{},"digest":"{}","platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#,
+        pkgr::registry::MEDIA_OCI_INDEX,
+        child_manifest.media_type,
+        child_manifest.bytes.len(),
+        child_manifest.digest
+    );
+    let index_ref = Reference::parse(&format!("{}/repo/multi:v1", reg.host)).unwrap();
+    c.put_manifest(&index_ref, pkgr::registry::MEDIA_OCI_INDEX, Bytes::from(index))
+        .await
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    for source in [
+        PullSource::Image(index_ref.clone()),
+        PullSource::Bundle(index_ref.clone()),
+    ] {
+        let err = pull(
+            &c,
+            &source,
+            &out.path().join("o"),
+            &PullOptions::default(),
+            &mut |_| {},
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("Unable to pull non-images, such as image indexes"),
+            "{err}"
+        );
+    }
+    assert!(
+        !out.path().join("o").exists(),
+        "nothing is written for a refused pull"
+    );
+}
