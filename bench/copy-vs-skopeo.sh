@@ -16,7 +16,7 @@
 # <= 0.8x skopeo, warm <= 0.6x, tar cases <= 0.8x, peak RSS <= 20 MiB.
 #
 # Usage: bench/copy-vs-skopeo.sh            (builds target/release/pkgr unless PKGR is set)
-#        REPS=5 LAYERS=10 LAYER_MIB=50 SKIP_BUNDLE=1 bench/copy-vs-skopeo.sh
+#        REPS=5 LAYERS=10 LAYER_MIB=50 SKIP_BUNDLE=1 bench/copy-vs-skopeo.sh   (or SKIP_IMAGE=1)
 # Needs: docker-registry, skopeo, apache2-utils (htpasswd), openssl, python3, /usr/bin/time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -137,6 +137,8 @@ rm_pkgr_tar() { rm -f "$WORK/pkgr.tar"; }
 rm_skopeo_tar() { rm -f "$WORK/skopeo.tar"; }
 
 SRC_IMG="$SRC_HOST/bench/big:v1"
+ok=true
+if [ "${SKIP_IMAGE:-0}" != 1 ]; then
 echo "== 500 MiB image, $REPS run(s) per tool and case" >&2
 # Each tool's warm run follows its own cold run (the cold runs empty the destination).
 run_case cold pkgr empty_dst "$PKGR" copy -i "$SRC_IMG" --to-repo "$DST_HOST/bench/big" "${PKGR_TLS[@]}"
@@ -149,7 +151,6 @@ run_case from-tar pkgr empty_dst "$PKGR" copy --tar "$WORK/pkgr.tar" --to-repo "
 run_case from-tar skopeo empty_dst skopeo copy -q "${SKOPEO_DST[@]}" "oci-archive:$WORK/skopeo.tar" "docker://$DST_HOST/bench/big:v1"
 
 echo "== ratios pkgr / skopeo (wall) and peak RSS" >&2
-ok=true
 for case in cold warm to-tar from-tar; do
   read -r pw pc pr <<<"${RESULT[$case,pkgr]}"
   read -r sw sc sr <<<"${RESULT[$case,skopeo]}"
@@ -160,6 +161,7 @@ for case in cold warm to-tar from-tar; do
   printf '%-9s wall ratio %.2f (target <= %s)  cpu pkgr %ss skopeo %ss  RSS pkgr %.1f MiB skopeo %.1f MiB  %s\n' \
     "$case" "$ratio" "$target" "$pc" "$sc" "$(echo "$pr / 1024" | bc -l)" "$(echo "$sr / 1024" | bc -l)" "$verdict"
 done
+fi
 
 # Registry requests from the access logs (one line per request: "METHOD /v2/... HTTP/1.1").
 count_requests() { grep -cE '"(GET|HEAD|PUT|POST|PATCH|DELETE) /v2/' "$1" || true; }

@@ -175,12 +175,11 @@ fn imgpkg_style_tarball_imports() {
     assert_eq!(app_entry.layers[1].size, 700);
     for layer in &all {
         let mut got = Vec::new();
-        reader
-            .open_layer(&Digest::parse(&sha(layer)).unwrap())
-            .unwrap()
-            .read_to_end(&mut got)
-            .unwrap();
+        let mut r = reader.open_layer(&Digest::parse(&sha(layer)).unwrap()).unwrap();
+        r.read_to_end(&mut got).unwrap();
         assert_eq!(&got, *layer);
+        // Decoders read again after the end: still the end, not an error.
+        assert_eq!(r.read(&mut [0u8; 16]).unwrap(), 0);
     }
     // pkgr writes the same manifest.json back, byte for byte.
     assert_eq!(

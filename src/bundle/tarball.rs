@@ -235,7 +235,7 @@ impl TarballReader {
             file,
             position: span.data_offset,
             end: span.data_offset + span.size,
-            hasher: Sha256::new(),
+            hasher: Some(Sha256::new()),
             expected: digest.clone(),
             what: format!("entry {entry} of tarball {}", self.path.display()),
         }))
@@ -247,7 +247,7 @@ struct VerifyingReader {
     file: File,
     position: u64,
     end: u64,
-    hasher: Sha256,
+    hasher: Option<Sha256>,
     expected: Digest,
     what: String,
 }
@@ -255,9 +255,10 @@ struct VerifyingReader {
 impl Read for VerifyingReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let left = self.end - self.position;
-        if left == 0 || buf.is_empty() {
-            if left == 0 {
-                let actual = sha256_digest(std::mem::take(&mut self.hasher));
+        if left == 0 {
+            // Readers may ask again after the end; the digest is checked once.
+            if let Some(hasher) = self.hasher.take() {
+                let actual = sha256_digest(hasher);
                 if actual != self.expected {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
@@ -267,9 +268,10 @@ impl Read for VerifyingReader {
                         ),
                     ));
                 }
-                // Report end of data once; further reads see an already-consumed hasher.
-                self.expected = actual;
             }
+            return Ok(0);
+        }
+        if buf.is_empty() {
             return Ok(0);
         }
         let want = buf.len().min(left.min(usize::MAX as u64) as usize);
@@ -280,7 +282,9 @@ impl Read for VerifyingReader {
                 format!("{} ends {} bytes early (the file is truncated)", self.what, left),
             ));
         }
-        self.hasher.update(&buf[..n]);
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
         self.position += n as u64;
         Ok(n)
     }

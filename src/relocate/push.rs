@@ -14,6 +14,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{OnceCell, Semaphore};
 
+/// Blobs up to this size are read whole and uploaded in one request (POST + PUT).
+const SMALL_BLOB: u64 = 1024 * 1024;
+
 /// Bytes per read when streaming a layer out of a tarball.
 const TAR_CHUNK: usize = 256 * 1024;
 
@@ -387,12 +390,30 @@ impl Pusher {
             } if config_descriptor.digest == descriptor.digest => Some(config.clone()),
             _ => None,
         };
-        let result = if let Some(config) = config {
-            // Configs were read while planning (tarballs hold them in manifest.json, not as entries).
-            let stream = futures_util::stream::iter([Ok::<Bytes, String>(config)]).map(counted);
-            self.destination
-                .push_blob(&self.repo, &descriptor.digest, descriptor.size, stream)
-                .await
+        // Small blobs already in memory (configs, read while planning; tarballs hold them in
+        // manifest.json) or cheap to hold (small registry layers) go up in one replayable PUT.
+        let small = match (config, &node.source) {
+            (Some(config), _) => Some(config),
+            (None, Some(from)) if self.plan.tarball.is_none() && descriptor.size <= SMALL_BLOB => Some(
+                self.source
+                    .get_blob_bytes(from, &descriptor.digest, descriptor.size)
+                    .await
+                    .map_err(|e| format!("reading it from {}: {}", from.repository_name(), chain(&e)))?,
+            ),
+            _ => None,
+        };
+        let result = if let Some(bytes) = small {
+            let size = bytes.len() as u64;
+            let pushed = self.destination.push_blob_bytes(&self.repo, bytes).await;
+            match pushed {
+                Ok(digest) if digest == descriptor.digest => {
+                    sent.fetch_add(size, Ordering::Relaxed);
+                    self.progress.add(size);
+                    Ok(())
+                }
+                Ok(digest) => return Err(format!("the destination stored it as {digest}").into()),
+                Err(e) => Err(e),
+            }
         } else if let Some(tarball) = &self.plan.tarball {
             let stream = tar_layer_stream(tarball.clone(), descriptor.digest.clone()).map(counted);
             self.destination

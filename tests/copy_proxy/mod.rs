@@ -130,8 +130,9 @@ async fn serve(client: TcpStream, server: TcpStream, state: Arc<Mutex<State>>) {
                 method: method.clone(),
                 path,
             });
+            // The cut stays armed until a body actually reaches the threshold.
             if (length > 0 || chunked) && (method == "PATCH" || method == "PUT") {
-                s.cut_after.take()
+                s.cut_after
             } else {
                 None
             }
@@ -165,8 +166,7 @@ async fn serve(client: TcpStream, server: TcpStream, state: Arc<Mutex<State>>) {
                     }
                 }
                 forwarded += size;
-                if cut(forwarded) {
-                    state.lock().unwrap().cuts += 1;
+                if cut(forwarded) && disarm(&state) {
                     break 'requests;
                 }
                 if server_write.write_all(&buf[..total as usize]).await.is_err() {
@@ -188,8 +188,7 @@ async fn serve(client: TcpStream, server: TcpStream, state: Arc<Mutex<State>>) {
                 }
                 let take = (left as usize).min(buf.len());
                 forwarded += take as u64;
-                if cut(forwarded) {
-                    state.lock().unwrap().cuts += 1;
+                if cut(forwarded) && disarm(&state) {
                     break 'requests;
                 }
                 if server_write.write_all(&buf[..take]).await.is_err() {
@@ -202,6 +201,17 @@ async fn serve(client: TcpStream, server: TcpStream, state: Arc<Mutex<State>>) {
     }
     // Dropping both halves closes the connection on both sides (the cut, or the end).
     back.abort();
+}
+
+/// Count the cut and disarm it; false when another connection already made it.
+fn disarm(state: &Mutex<State>) -> bool {
+    let mut s = state.lock().unwrap();
+    if s.cut_after.take().is_some() {
+        s.cuts += 1;
+        true
+    } else {
+        false
+    }
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
