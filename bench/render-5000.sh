@@ -133,7 +133,8 @@ time_render() {
 }
 time_render relocated "$relocated:v1"
 # The relocated render must point every Package at the copy.
-if ! "$PKGR" render -b "$relocated:v1" 2>/dev/null | grep -q "image: $relocated@sha256:"; then
+"$PKGR" render -b "$relocated:v1" >"$work/relocated.yml" 2>/dev/null
+if ! grep -q "image: $relocated@sha256:" "$work/relocated.yml"; then
   echo "the relocated render does not point at $relocated" >&2
   exit 1
 fi
