@@ -521,3 +521,50 @@ fn registry_credentials_and_ca_come_from_the_registry_flags() {
     );
     assert!(!stderr.contains("render-pass"));
 }
+
+#[test]
+fn renders_a_tarball_written_by_pkgr_copy_as_if_imported() {
+    let registry = support::registry::TestRegistry::start();
+    let work = tempfile::tempdir().unwrap();
+    // The package image, and a repository bundle whose images.yml locks it.
+    let image_dir = work.path().join("image");
+    std::fs::create_dir_all(&image_dir).unwrap();
+    std::fs::write(image_dir.join("app.yml"), "kind: ConfigMap\n").unwrap();
+    let image = format!("{}:1.0.0", registry.repo("user1/simple-app-package"));
+    let push = pkgr(&["push", "-i", &image, "-f", image_dir.to_str().unwrap()]);
+    assert!(push.status.success(), "push -i: {}", text(&push.stderr));
+    let digest = manifest_digest(&registry, "user1/simple-app-package", "1.0.0");
+    let repo_dir = work.path().join("repo");
+    copy_dir(&repo_root().join("examples/simple-repo"), &repo_dir);
+    std::fs::write(
+        repo_dir.join(".imgpkg/images.yml"),
+        format!(
+            "apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\nimages:\n- image: {}@{digest}\n  annotations:\n    kbld.carvel.dev/id: docker.io/user1/simple-app-package:1.0.0\n",
+            registry.repo("user1/simple-app-package")
+        ),
+    )
+    .unwrap();
+    let bundle = format!("{}:v1", registry.repo("apps/simple-repo"));
+    let push = pkgr(&["push", "-b", &bundle, "-f", repo_dir.to_str().unwrap()]);
+    assert!(push.status.success(), "push -b: {}", text(&push.stderr));
+    let tarball = work.path().join("export.tar");
+    let copy = pkgr(&["copy", "-b", &bundle, "--to-tar", tarball.to_str().unwrap()]);
+    assert!(copy.status.success(), "copy: {}", text(&copy.stderr));
+    // Across the air gap: no registry at all.
+    drop(registry);
+    let out = pkgr(&[
+        "render",
+        "--tar",
+        tarball.to_str().unwrap(),
+        "--relocated-to",
+        "final-registry.corp.xyz/apps/simple-app-bundle",
+    ]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let docs = documents(&out.stdout);
+    assert_eq!(docs.len(), 3);
+    assert_eq!(
+        fetch_image(&docs[1]),
+        format!("final-registry.corp.xyz/apps/simple-app-bundle@{digest}")
+    );
+    assert_eq!(fetch_image(&docs[2]), "docker.io/user1/simple-app-package:2.0.0");
+}

@@ -9,7 +9,7 @@ use crate::bundle::{
 };
 use crate::registry::{Client, ManifestBody, Reference, RegistryAuthFlags};
 use crate::repository::{self, Output, RepositoryError};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -194,10 +194,7 @@ fn read_tar(
         Some(config) => bundle::image::config_labels(config)?.contains_key(BUNDLE_LABEL),
         None => false,
     };
-    let layer = Fused {
-        inner: reader.open_layer(&manifest.layers[0].digest)?,
-        done: false,
-    };
+    let layer = reader.open_layer(&manifest.layers[0].digest)?;
     let files = bundle::layer::read_to_memory(layer, &Limits::default())?;
     let origin = format!("{shown} ({})", root.manifest.digest);
     if !is_bundle {
@@ -228,27 +225,6 @@ fn read_tar(
         images_lock: Some(lock),
         origin,
     })
-}
-
-/// A reader that is not polled again once it has reported its end. The tarball's layer reader
-/// verifies the digest when it reaches the end; the gzip and tar parsers may ask for more after
-/// that, and must then see the end again rather than a second verification.
-struct Fused<R> {
-    inner: R,
-    done: bool,
-}
-
-impl<R: Read> Read for Fused<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.done {
-            return Ok(0);
-        }
-        let n = self.inner.read(buf)?;
-        if n == 0 && !buf.is_empty() {
-            self.done = true;
-        }
-        Ok(n)
-    }
 }
 
 /// Print the error as the controller would report it, every problem on its own line.
