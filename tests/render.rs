@@ -471,6 +471,14 @@ fn renders_a_plain_image_with_a_sub_path() {
         "{}",
         text(&out.stderr)
     );
+    // A plain image is not a bundle: -b refuses it, as the controller's imgpkgBundle source does.
+    let out = pkgr(&["render", "-b", &image]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("expected a bundle but found a plain image"),
+        "{}",
+        text(&out.stderr)
+    );
     // Without the subPath, there is no packages/ at the root.
     let out = pkgr(&["render", "-i", &image]);
     assert_eq!(out.status.code(), Some(1));
