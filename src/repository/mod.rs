@@ -1,7 +1,26 @@
 //! Bundle contents → Package and PackageMetadata objects: parse, validate, relocate, name.
 //! Pure: no network, no cluster.
-use crate::api::{Package, PackageMetadata};
+use crate::api::{DATA_API_VERSION, Package, PackageMetadata, PackageMetadataSpec, PackageSpec};
 use crate::bundle::{FileTree, lock::ImagesLock};
+use kube::api::ObjectMeta;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, hash_map::Entry};
+
+mod contents;
+mod documents;
+mod error;
+mod naming;
+mod relocate;
+mod validate;
+pub mod versions;
+
+pub use contents::{inline_files, sub_path};
+pub use error::{Place, Problem, ProblemKind, RepositoryError};
+pub use naming::{MAX_NAME_LENGTH, ORIGINAL_NAME_ANNOTATION, is_dns1123_subdomain, stored_name};
+pub use relocate::KBLD_ID_ANNOTATION;
+
+/// The directory a repository keeps its Package YAML in.
+pub const PACKAGES_DIR: &str = "packages/";
 
 /// A document under `packages/` that is not a Package or PackageMetadata (reported, not applied).
 #[derive(Clone, Debug, PartialEq)]
@@ -9,6 +28,7 @@ pub struct Skipped {
     pub file: String,
     /// 1-based document index within the file.
     pub document: usize,
+    /// Empty when the document has none (or is not a mapping at all).
     pub api_version: String,
     pub kind: String,
 }
@@ -16,21 +36,481 @@ pub struct Skipped {
 /// What a repository's contents make.
 #[derive(Clone, Debug, Default)]
 pub struct Output {
+    /// Sorted by (stored) name.
     pub packages: Vec<Package>,
+    /// Sorted by name.
     pub metadatas: Vec<PackageMetadata>,
+    /// In file and document order.
     pub skipped: Vec<Skipped>,
+    /// How many `image` references were rewritten from the ImagesLock.
+    pub relocated_images: usize,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum RepositoryError {
-    #[error("{0}")]
-    Other(String),
+/// The part of `metadata` that is carried over; everything else (namespace, uid, owner
+/// references...) belongs to the cluster the repository is applied to.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Meta {
+    name: Option<String>,
+    labels: Option<BTreeMap<String, String>>,
+    annotations: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize)]
+struct Document<S> {
+    #[serde(default)]
+    metadata: Option<Meta>,
+    #[serde(default)]
+    spec: Option<S>,
+}
+
+/// A decoded, validated object and where it came from.
+struct Built<S> {
+    place: Place,
+    /// The name as written (`refName.version` for a valid Package).
+    original: String,
+    labels: Option<BTreeMap<String, String>>,
+    annotations: Option<BTreeMap<String, String>>,
+    spec: S,
+}
+
+impl<S: PartialEq> Built<S> {
+    fn same_content(&self, other: &Built<S>) -> bool {
+        self.original == other.original
+            && self.labels == other.labels
+            && self.annotations == other.annotations
+            && self.spec == other.spec
+    }
+}
+
+fn decode<S: serde::de::DeserializeOwned + Default>(
+    kind: &str,
+    value: serde_json::Value,
+) -> Result<(Meta, S), ProblemKind> {
+    match serde_path_to_error::deserialize::<_, Document<S>>(value) {
+        Ok(doc) => Ok((doc.metadata.unwrap_or_default(), doc.spec.unwrap_or_default())),
+        Err(error) => Err(ProblemKind::Decode {
+            kind: kind.to_string(),
+            field: error.path().to_string(),
+            message: error.inner().to_string(),
+        }),
+    }
+}
+
+/// Everything collected while reading the documents.
+#[derive(Default)]
+struct Collector {
+    problems: Vec<Problem>,
+    skipped: Vec<Skipped>,
+    packages: Vec<Built<PackageSpec>>,
+    metadatas: Vec<Built<PackageMetadataSpec>>,
+    relocated: usize,
+}
+
+impl Collector {
+    fn problem(&mut self, place: &Place, kind: ProblemKind) {
+        self.problems.push(Problem {
+            place: place.clone(),
+            kind,
+        });
+    }
+
+    fn document(&mut self, place: Place, value: serde_json::Value, relocations: &relocate::Relocations) {
+        let field = |name: &str| {
+            value
+                .get(name)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let (api_version, kind) = (field("apiVersion"), field("kind"));
+        let kept = value.is_object()
+            && api_version == DATA_API_VERSION
+            && (kind == "Package" || kind == "PackageMetadata");
+        if !kept {
+            self.skipped.push(Skipped {
+                file: place.file,
+                document: place.document.unwrap_or(0),
+                api_version,
+                kind,
+            });
+            return;
+        }
+        let mut value = value;
+        self.relocated += relocations.apply(&mut value);
+        if kind == "Package" {
+            match decode::<PackageSpec>(&kind, value) {
+                Err(problem) => self.problem(&place, problem),
+                Ok((meta, spec)) => {
+                    let original = meta.name.unwrap_or_default();
+                    let problems = validate::package(&original, &spec);
+                    if problems.is_empty() {
+                        self.packages.push(Built {
+                            place,
+                            original,
+                            labels: meta.labels,
+                            annotations: meta.annotations,
+                            spec,
+                        });
+                    } else {
+                        for p in problems {
+                            self.problem(&place, p);
+                        }
+                    }
+                }
+            }
+        } else {
+            match decode::<PackageMetadataSpec>(&kind, value) {
+                Err(problem) => self.problem(&place, problem),
+                Ok((meta, spec)) => {
+                    let original = meta.name.unwrap_or_default();
+                    let problems = validate::package_metadata(&original, &spec);
+                    if problems.is_empty() {
+                        self.metadatas.push(Built {
+                            place,
+                            original,
+                            labels: meta.labels,
+                            annotations: meta.annotations,
+                            spec,
+                        });
+                    } else {
+                        for p in problems {
+                            self.problem(&place, p);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Read, decode and validate every document of `inputs` (in order).
+fn read_files(inputs: &[(&String, &[u8])], relocations: &relocate::Relocations) -> Collector {
+    let mut collector = Collector::default();
+    for (path, bytes) in inputs {
+        let text = match std::str::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(error) => {
+                collector.problem(
+                    &Place {
+                        file: path.to_string(),
+                        document: None,
+                    },
+                    ProblemKind::NotUtf8 {
+                        reason: error.to_string(),
+                    },
+                );
+                continue;
+            }
+        };
+        for doc in documents::parse(text) {
+            let place = Place {
+                file: path.to_string(),
+                document: Some(doc.number),
+            };
+            match doc.value {
+                Err(problem) => collector.problem(&place, problem),
+                Ok(None) => {}
+                Ok(Some(value)) => collector.document(place, value, relocations),
+            }
+        }
+    }
+    collector
+}
+
+/// Below this much YAML, one thread is faster than starting more.
+const PARALLEL_THRESHOLD_BYTES: usize = 512 * 1024;
+
+/// [`read_files`] over contiguous shares of the files on a few threads (parsing dominates the
+/// cost of a large repository), results joined in file order so the output does not depend on
+/// the number of threads.
+fn read_all(inputs: &[(&String, &[u8])], relocations: &relocate::Relocations) -> Collector {
+    let total: usize = inputs.iter().map(|(_, b)| b.len()).sum();
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(4);
+    if threads < 2 || total < PARALLEL_THRESHOLD_BYTES {
+        return read_files(inputs, relocations);
+    }
+    // Split by bytes, not by file count, so one huge file does not leave the others idle.
+    let share = total.div_ceil(threads);
+    let mut chunks: Vec<&[(&String, &[u8])]> = Vec::with_capacity(threads);
+    let (mut start, mut size) = (0, 0);
+    for (i, (_, bytes)) in inputs.iter().enumerate() {
+        size += bytes.len();
+        if size >= share {
+            chunks.push(&inputs[start..=i]);
+            (start, size) = (i + 1, 0);
+        }
+    }
+    if start < inputs.len() {
+        chunks.push(&inputs[start..]);
+    }
+    let results: Vec<Collector> = std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .iter()
+            .map(|chunk| scope.spawn(move || read_files(chunk, relocations)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| match h.join() {
+                Ok(collector) => collector,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    });
+    let mut all = Collector::default();
+    for part in results {
+        all.problems.extend(part.problems);
+        all.skipped.extend(part.skipped);
+        all.packages.extend(part.packages);
+        all.metadatas.extend(part.metadatas);
+        all.relocated += part.relocated;
+    }
+    all
+}
+
+/// Keep one object per stored name: identical repeats are dropped, differing ones and distinct
+/// originals that share a stored name are problems.
+fn unique<S: PartialEq>(
+    kind: &str,
+    built: Vec<Built<S>>,
+    name_of: impl Fn(&str) -> String,
+    problems: &mut Vec<Problem>,
+) -> Vec<(String, Built<S>)> {
+    let mut index: HashMap<String, usize> = HashMap::with_capacity(built.len());
+    let mut kept: Vec<(String, Built<S>)> = Vec::with_capacity(built.len());
+    for object in built {
+        let stored = name_of(&object.original);
+        match index.entry(stored) {
+            Entry::Vacant(slot) => {
+                let stored = slot.key().clone();
+                slot.insert(kept.len());
+                kept.push((stored, object));
+            }
+            Entry::Occupied(slot) => {
+                let (stored, first) = &kept[*slot.get()];
+                if first.original != object.original {
+                    problems.push(Problem {
+                        place: object.place.clone(),
+                        kind: ProblemKind::NameCollision {
+                            stored: stored.clone(),
+                            original: object.original.clone(),
+                            other_original: first.original.clone(),
+                            other: first.place.clone(),
+                        },
+                    });
+                } else if !first.same_content(&object) {
+                    problems.push(Problem {
+                        place: object.place.clone(),
+                        kind: ProblemKind::Duplicate {
+                            kind: kind.to_string(),
+                            name: object.original.clone(),
+                            first: first.place.clone(),
+                        },
+                    });
+                }
+            }
+        }
+    }
+    kept.sort_by(|a, b| a.0.cmp(&b.0));
+    kept
+}
+
+fn object_meta(
+    name: String,
+    original: &str,
+    labels: Option<BTreeMap<String, String>>,
+    mut annotations: Option<BTreeMap<String, String>>,
+) -> ObjectMeta {
+    if name != original {
+        annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(ORIGINAL_NAME_ANNOTATION.to_string(), original.to_string());
+    }
+    ObjectMeta {
+        name: Some(name),
+        labels: labels.filter(|l| !l.is_empty()),
+        annotations: annotations.filter(|a| !a.is_empty()),
+        ..ObjectMeta::default()
+    }
+}
+
+fn is_package_file(path: &str) -> bool {
+    path.ends_with(".yml") || path.ends_with(".yaml")
 }
 
 /// Parse `packages/**.y(a)ml`, validate, relocate image references with `images_lock`
 /// (already localised; `None` for plain images and inline sources), and name the objects.
+///
+/// Every problem in every document is collected before failing, so one run shows them all.
 pub fn build(files: &FileTree, images_lock: Option<&ImagesLock>) -> Result<Output, RepositoryError> {
-    todo!("{} {images_lock:?}", files.len())
+    let under_packages = || {
+        files
+            .range(PACKAGES_DIR.to_string()..)
+            .take_while(|(path, _)| path.starts_with(PACKAGES_DIR))
+    };
+    if under_packages().next().is_none() {
+        return Err(RepositoryError::MissingPackagesDirectory {
+            found: contents::top_level_entries(files),
+        });
+    }
+    let relocations = relocate::Relocations::new(images_lock);
+    let inputs: Vec<(&String, &[u8])> = under_packages()
+        .filter(|(path, _)| is_package_file(path))
+        .map(|(path, bytes)| (path, bytes.as_slice()))
+        .collect();
+    let collector = read_all(&inputs, &relocations);
+
+    let Collector {
+        mut problems,
+        skipped,
+        packages,
+        metadatas,
+        relocated,
+    } = collector;
+    let metadatas = unique("PackageMetadata", metadatas, str::to_string, &mut problems);
+    let packages = unique("Package", packages, stored_name, &mut problems);
+    if !problems.is_empty() {
+        problems.sort_by(|a, b| a.place.cmp(&b.place));
+        return Err(RepositoryError::InvalidContent { problems });
+    }
+    Ok(Output {
+        packages: packages
+            .into_iter()
+            .map(|(name, b)| Package {
+                metadata: object_meta(name, &b.original, b.labels, b.annotations),
+                spec: b.spec,
+            })
+            .collect(),
+        metadatas: metadatas
+            .into_iter()
+            .map(|(name, b)| PackageMetadata {
+                metadata: object_meta(name, &b.original, b.labels, b.annotations),
+                spec: b.spec,
+            })
+            .collect(),
+        skipped,
+        relocated_images: relocated,
+    })
 }
 
-pub mod versions;
+/// How an object is printed: the fields a person needs to review what would be applied.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct View<'a, S> {
+    api_version: &'a str,
+    kind: &'a str,
+    metadata: MetaView<'a>,
+    spec: &'a S,
+}
+
+#[derive(Serialize)]
+struct MetaView<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    annotations: Option<&'a BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    labels: Option<&'a BTreeMap<String, String>>,
+}
+
+fn view<'a, S>(kind: &'a str, meta: &'a ObjectMeta, spec: &'a S) -> View<'a, S> {
+    View {
+        api_version: DATA_API_VERSION,
+        kind,
+        metadata: MetaView {
+            name: meta.name.as_deref().unwrap_or_default(),
+            annotations: meta.annotations.as_ref(),
+            labels: meta.labels.as_ref(),
+        },
+        spec,
+    }
+}
+
+impl Output {
+    /// Each object as one YAML document (`---` first): PackageMetadatas, then Packages, each
+    /// sorted by name. One at a time, so a large repository can be printed without holding all
+    /// of its text.
+    pub fn yaml_documents(&self) -> impl Iterator<Item = Result<String, RepositoryError>> + '_ {
+        let metadatas = self
+            .metadatas
+            .iter()
+            .map(|m| document(&view("PackageMetadata", &m.metadata, &m.spec)));
+        let packages = self
+            .packages
+            .iter()
+            .map(|p| document(&view("Package", &p.metadata, &p.spec)));
+        metadatas.chain(packages)
+    }
+
+    /// All of [`Output::yaml_documents`] in one string.
+    pub fn to_yaml(&self) -> Result<String, RepositoryError> {
+        let mut out = String::new();
+        for doc in self.yaml_documents() {
+            out.push_str(&doc?);
+        }
+        Ok(out)
+    }
+}
+
+fn document<T: Serialize>(value: &T) -> Result<String, RepositoryError> {
+    // Image references and digests are long single words: keep them on one line instead of
+    // folding them into `>-` blocks; multi-line strings still print as `|` blocks.
+    let options = serde_saphyr::ser_options! {
+        folded_wrap_chars: usize::MAX,
+    };
+    let mut text = String::from("---\n");
+    text.push_str(
+        &serde_saphyr::to_string_with_options(value, options).map_err(|e| RepositoryError::Output {
+            reason: e.to_string(),
+        })?,
+    );
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parallel_reading_gives_the_same_result_in_the_same_order() {
+        let mut files = FileTree::new();
+        for i in 0..3000 {
+            let body = if i % 997 == 0 {
+                format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c{i}}}\n")
+            } else if i % 1001 == 0 {
+                format!(
+                    "apiVersion: {DATA_API_VERSION}\nkind: Package\nmetadata: {{name: bad}}\nspec: {{refName: p{i}.corp.com, version: v1}}\n"
+                )
+            } else {
+                format!(
+                    "apiVersion: {DATA_API_VERSION}\nkind: Package\nmetadata:\n  name: p{i:04}.corp.com.1.0.0\nspec:\n  refName: p{i:04}.corp.com\n  version: 1.0.0\n  releaseNotes: {}\n",
+                    "x".repeat(200)
+                )
+            };
+            files.insert(format!("packages/p{i:04}.yml"), body.into_bytes());
+        }
+        let inputs: Vec<(&String, &[u8])> = files.iter().map(|(p, b)| (p, b.as_slice())).collect();
+        let total: usize = inputs.iter().map(|(_, b)| b.len()).sum();
+        assert!(
+            total > PARALLEL_THRESHOLD_BYTES,
+            "the input must take the parallel path"
+        );
+        let relocations = relocate::Relocations::new(None);
+        let serial = read_files(&inputs, &relocations);
+        let parallel = read_all(&inputs, &relocations);
+        assert_eq!(serial.problems, parallel.problems);
+        // p1001 and p2002: wrong name and invalid version each.
+        assert_eq!(serial.problems.len(), 4);
+        assert_eq!(serial.problems[2].place.file, "packages/p2002.yml");
+        assert_eq!(serial.skipped, parallel.skipped);
+        assert_eq!(serial.skipped.len(), 4);
+        let names = |c: &Collector| c.packages.iter().map(|p| p.original.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&serial), names(&parallel));
+        assert_eq!(serial.packages.len(), 3000 - 4 - 2);
+    }
+}
