@@ -1,1 +1,251 @@
 //! The reconcile pipeline: resolve → pull → (repository) → apply → prune → report.
+//!
+//! `run` wires the `kube::runtime::Controller`; `reconcile` holds the phases; the registry side is
+//! behind `source::Source` so tests can fake it.
+pub mod apply;
+pub mod config;
+pub mod error;
+pub mod leader;
+pub mod metrics;
+pub mod reconcile;
+pub mod secret;
+pub mod server;
+pub mod source;
+pub mod status;
+
+use crate::api::{Package, PackageMetadata, PackageRepository};
+use crate::bundle::{FileTree, lock::ImagesLock};
+use crate::repository::{Output, RepositoryError};
+use apply::Kind;
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+pub use error::ReconcileError;
+pub use reconcile::{FINALIZER, error_policy, reconcile};
+
+/// The pure build step (`repository::build`), injectable so tests control what a repository makes.
+pub type Builder =
+    Arc<dyn Fn(&FileTree, Option<&ImagesLock>) -> Result<Output, RepositoryError> + Send + Sync>;
+
+/// The real build step.
+pub fn default_builder() -> Builder {
+    Arc::new(crate::repository::build)
+}
+
+/// Controller settings from flags and environment.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Where Secrets (credentials, `kapp-controller-config`) and the Lease live.
+    pub namespace: String,
+    /// Server-side applies in flight at once for one repository.
+    pub apply_concurrency: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            namespace: "kapp-controller".into(),
+            apply_concurrency: 32,
+        }
+    }
+}
+
+/// What the last successful full reconcile of a repository applied (for the digest short-cut).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Memo {
+    /// `repository@sha256:…`, or `inline`.
+    pub fetched: String,
+    pub generation: Option<i64>,
+    /// Every object the repository supplies → the resourceVersion pkgr's write returned
+    /// (`None` when another repository's copy was kept).
+    pub applied: BTreeMap<(Kind, String), Option<String>>,
+}
+
+/// Shared state of all reconciles.
+pub struct Context {
+    pub client: kube::Client,
+    pub source: Arc<dyn source::Source>,
+    pub builder: Builder,
+    pub settings: Settings,
+    pub recorder: Recorder,
+    /// Caches of the Packages and PackageMetadatas pkgr labelled (overlap checks, short-cut).
+    pub packages: Store<Package>,
+    pub metadatas: Store<PackageMetadata>,
+    pub memo: Arc<Mutex<HashMap<String, Memo>>>,
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+/// The Event reporter name.
+pub const CONTROLLER_NAME: &str = "pkgr";
+
+impl Context {
+    /// A context whose caches are fed by the caller (tests, or `run`).
+    pub fn new(
+        client: kube::Client,
+        source: Arc<dyn source::Source>,
+        builder: Builder,
+        settings: Settings,
+        packages: Store<Package>,
+        metadatas: Store<PackageMetadata>,
+    ) -> Context {
+        let reporter = Reporter {
+            controller: CONTROLLER_NAME.into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            source,
+            builder,
+            settings,
+            packages,
+            metadatas,
+            memo: Arc::default(),
+            metrics: Arc::default(),
+        }
+    }
+}
+
+/// Reconcile triggers: spec changes, finalizer changes and deletion; not our own status writes.
+fn trigger_hash(repo: &PackageRepository) -> Option<u64> {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    repo.metadata.generation.hash(&mut hasher);
+    repo.metadata.finalizers.hash(&mut hasher);
+    repo.metadata.deletion_timestamp.is_some().hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+/// Repositories to reconcile when a Package or PackageMetadata changes: its owner, and those
+/// whose last reconcile counted on it while another repository kept it.
+fn interested(
+    memo: &Mutex<HashMap<String, Memo>>,
+    kind: Kind,
+    meta: &kube::api::ObjectMeta,
+) -> Vec<ObjectRef<PackageRepository>> {
+    let name = meta.name.clone().unwrap_or_default();
+    let owner = apply::owner_of(meta);
+    let mut out: Vec<ObjectRef<PackageRepository>> = owner.iter().map(|o| ObjectRef::new(o)).collect();
+    let memo = memo.lock().unwrap_or_else(|p| p.into_inner());
+    for (repository, m) in memo.iter() {
+        if Some(repository) != owner.as_ref() && m.applied.contains_key(&(kind, name.clone())) {
+            out.push(ObjectRef::new(repository));
+        }
+    }
+    out
+}
+
+/// Run the controller until a shutdown signal or `stop` resolves.
+pub async fn run(
+    client: kube::Client,
+    source: Arc<dyn source::Source>,
+    settings: Settings,
+    reconcile_concurrency: u16,
+    stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    metrics: Arc<metrics::Metrics>,
+) {
+    let label_selector = apply::REPOSITORY_LABEL.to_string();
+    let (packages, package_writer) = reflector::store::<Package>();
+    let (metadatas, metadata_writer) = reflector::store::<PackageMetadata>();
+    let mut ctx = Context::new(
+        client.clone(),
+        source,
+        default_builder(),
+        settings.clone(),
+        packages,
+        metadatas,
+    );
+    ctx.metrics = metrics;
+    let ctx = Arc::new(ctx);
+
+    let package_stream = reflector::reflector(
+        package_writer,
+        watcher(
+            Api::<Package>::all(client.clone()),
+            watcher::Config::default().labels(&label_selector),
+        ),
+    )
+    .default_backoff()
+    .touched_objects();
+    let metadata_stream = reflector::reflector(
+        metadata_writer,
+        watcher(
+            Api::<PackageMetadata>::all(client.clone()),
+            watcher::Config::default().labels(&label_selector),
+        ),
+    )
+    .default_backoff()
+    .touched_objects();
+
+    let (repo_store, repo_writer) = reflector::store::<PackageRepository>();
+    let repo_stream = reflector::reflector(
+        repo_writer,
+        watcher(
+            Api::<PackageRepository>::all(client.clone()),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff()
+    .applied_objects()
+    .predicate_filter(trigger_hash, Default::default());
+
+    let secret_stream = watcher(
+        Api::<Secret>::namespaced(client.clone(), &settings.namespace),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects();
+
+    let secret_repos = repo_store.clone();
+    let package_memo = ctx.memo.clone();
+    let metadata_memo = ctx.memo.clone();
+    Controller::for_stream(repo_stream, repo_store)
+        .watches_stream(secret_stream, move |secret: Secret| {
+            let name = secret.name_any();
+            secret_repos
+                .state()
+                .iter()
+                .filter(|r| uses_secret(r, &name))
+                .map(|r| ObjectRef::from_obj(r.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .watches_stream(package_stream, move |p: Package| {
+            interested(&package_memo, Kind::Package, &p.metadata)
+        })
+        .watches_stream(metadata_stream, move |m: PackageMetadata| {
+            interested(&metadata_memo, Kind::PackageMetadata, &m.metadata)
+        })
+        .with_config(controller::Config::default().concurrency(reconcile_concurrency))
+        .graceful_shutdown_on(stop)
+        .run(
+            |repo, ctx: Arc<Context>| async move {
+                // Overlap checks and the short-cut read the caches: wait for their first listing.
+                let _ = ctx.packages.wait_until_ready().await;
+                let _ = ctx.metadatas.wait_until_ready().await;
+                reconcile(repo, ctx).await
+            },
+            error_policy,
+            ctx,
+        )
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(error = %error, "controller event");
+            }
+        })
+        .await;
+}
+
+/// Does `repo` take credentials from Secret `name`?
+pub fn uses_secret(repo: &PackageRepository, name: &str) -> bool {
+    let fetch = &repo.spec.fetch;
+    let bundle = fetch.imgpkg_bundle.as_ref().and_then(|b| b.secret_ref.as_ref());
+    let image = fetch.image.as_ref().and_then(|i| i.secret_ref.as_ref());
+    bundle.into_iter().chain(image).any(|s| s.name == name)
+}
