@@ -69,3 +69,86 @@ fn crds_have_the_spec_columns_and_no_cel() {
         assert_eq!(crd.spec.scope, "Cluster");
     }
 }
+
+/// The install manifests parse, and Secrets are readable only in the controller namespace.
+#[test]
+fn config_manifests_are_least_privilege() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
+    let rbac = std::fs::read_to_string(format!("{dir}/02-rbac.yaml")).unwrap();
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_str_multiple(&rbac).unwrap();
+    let cluster_role: ClusterRole =
+        serde_json::from_value(docs.iter().find(|d| d["kind"] == "ClusterRole").unwrap().clone()).unwrap();
+    for rule in cluster_role.rules.unwrap() {
+        let resources = rule.resources.unwrap_or_default();
+        assert!(
+            !resources.iter().any(|r| r == "secrets" || r == "*"),
+            "no cluster-wide Secret access"
+        );
+        assert!(!rule.verbs.iter().any(|v| v == "*"));
+    }
+    let role: Role =
+        serde_json::from_value(docs.iter().find(|d| d["kind"] == "Role").unwrap().clone()).unwrap();
+    assert_eq!(role.metadata.namespace.as_deref(), Some("kapp-controller"));
+    let secrets = role
+        .rules
+        .unwrap()
+        .into_iter()
+        .find(|r| r.resources.as_ref().unwrap().contains(&"secrets".into()))
+        .unwrap();
+    assert_eq!(secrets.verbs, ["get", "list", "watch"]);
+
+    let deployment: Deployment =
+        serde_saphyr::from_str(&std::fs::read_to_string(format!("{dir}/03-deployment.yaml")).unwrap())
+            .unwrap();
+    let pod = deployment.spec.unwrap().template.spec.unwrap();
+    assert_eq!(pod.security_context.unwrap().run_as_non_root, Some(true));
+    let container = &pod.containers[0];
+    let security = container.security_context.as_ref().unwrap();
+    assert_eq!(security.read_only_root_filesystem, Some(true));
+    assert_eq!(security.allow_privilege_escalation, Some(false));
+    assert_eq!(
+        container
+            .liveness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap()
+            .path
+            .as_deref(),
+        Some("/healthz")
+    );
+    assert_eq!(
+        container
+            .readiness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap()
+            .path
+            .as_deref(),
+        Some("/readyz")
+    );
+    assert!(container.resources.as_ref().unwrap().requests.is_some());
+    let namespace_env = container
+        .env
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|e| e.name == "PKGR_NAMESPACE")
+        .unwrap();
+    assert_eq!(
+        namespace_env
+            .value_from
+            .as_ref()
+            .unwrap()
+            .field_ref
+            .as_ref()
+            .unwrap()
+            .field_path,
+        "metadata.namespace"
+    );
+}
