@@ -611,7 +611,33 @@ fn existing(
 /// Step 8: delete what this repository alone supplied (objects carrying its label).
 async fn cleanup(repo: &PackageRepository, ctx: &Context) -> Result<Action, ReconcileError> {
     let name = repo.name_any();
-    let deleted = apply::prune(&ctx.client, &name, &BTreeSet::new()).await?;
+    let old = repo.status.as_ref();
+    let now = status::now();
+    let deleting = status::deleting(old, None, &now);
+    write_status(ctx, &name, old, deleting.clone()).await?;
+    let deleted = match apply::prune(&ctx.client, &name, &BTreeSet::new()).await {
+        Ok(deleted) => deleted,
+        Err(error) => {
+            // Keep the finalizer: the error policy retries, and the status says why.
+            write_status(
+                ctx,
+                &name,
+                Some(&deleting),
+                status::deleting(old, Some(&error), &now),
+            )
+            .await?;
+            publish(
+                ctx,
+                repo,
+                EventType::Warning,
+                "DeleteFailed",
+                "Delete",
+                super::error::short_reason(&error),
+            )
+            .await;
+            return Err(error);
+        }
+    };
     ctx.memo.lock().unwrap_or_else(|p| p.into_inner()).remove(&name);
     let note = format!(
         "Deleted {} Packages and PackageMetadatas this repository supplied",

@@ -1,13 +1,13 @@
 //! The status a reconcile reports (SPEC Reconcile 7), computed purely from the old status.
 use super::error::{full_chain, short_reason};
 use crate::api::{
-    CONDITION_RECONCILE_FAILED, CONDITION_RECONCILE_SUCCEEDED, CONDITION_RECONCILING, Condition, FetchStatus,
-    PackageRepositoryStatus,
+    CONDITION_DELETE_FAILED, CONDITION_DELETING, CONDITION_RECONCILE_FAILED, CONDITION_RECONCILE_SUCCEEDED,
+    Condition, FetchStatus, PackageRepositoryStatus,
 };
 use std::time::Duration;
 
 pub const DESCRIPTION_SUCCEEDED: &str = "ReconcileSucceeded";
-pub const DESCRIPTION_RECONCILING: &str = "Reconciling";
+pub const DESCRIPTION_DELETING: &str = "Deleting";
 pub const DESCRIPTION_PAUSED: &str = "Paused";
 
 /// Default and smallest `syncPeriod`.
@@ -103,16 +103,32 @@ pub fn paused(old: Option<&PackageRepositoryStatus>, generation: Option<i64>) ->
     status
 }
 
-/// Status while a first reconcile is under way.
-pub fn reconciling(
+/// Status while the repository's objects are being deleted, or after that failed.
+pub fn deleting(
     old: Option<&PackageRepositoryStatus>,
-    generation: Option<i64>,
+    error: Option<&(dyn std::error::Error + 'static)>,
     now: &str,
 ) -> PackageRepositoryStatus {
     let mut status = old.cloned().unwrap_or_default();
-    status.observed_generation = generation;
-    status.conditions = vec![condition(old, CONDITION_RECONCILING, None, None, now)];
-    status.friendly_description = Some(DESCRIPTION_RECONCILING.to_string());
+    match error {
+        None => {
+            status.conditions = vec![condition(old, CONDITION_DELETING, None, None, now)];
+            status.friendly_description = Some(DESCRIPTION_DELETING.to_string());
+            status.useful_error_message = None;
+        }
+        Some(error) => {
+            let short = short_reason(error);
+            status.conditions = vec![condition(
+                old,
+                CONDITION_DELETE_FAILED,
+                Some("DeleteFailed".into()),
+                Some(short.clone()),
+                now,
+            )];
+            status.friendly_description = Some(format!("DeleteFailed: {short}"));
+            status.useful_error_message = Some(full_chain(error));
+        }
+    }
     status
 }
 
