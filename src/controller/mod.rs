@@ -249,3 +249,73 @@ pub fn uses_secret(repo: &PackageRepository, name: &str) -> bool {
     let image = fetch.image.as_ref().and_then(|i| i.secret_ref.as_ref());
     bundle.into_iter().chain(image).any(|s| s.name == name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo(json: serde_json::Value) -> PackageRepository {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn secret_mapping() {
+        let r = repo(
+            serde_json::json!({"apiVersion": "install.package.carvel.dev/v1alpha1", "kind": "PackageRepository",
+            "metadata": {"name": "a"}, "spec": {"fetch": {"image": {"url": "x", "secretRef": {"name": "s"}}}}}),
+        );
+        assert!(uses_secret(&r, "s"));
+        assert!(!uses_secret(&r, "t"));
+    }
+
+    #[test]
+    fn package_events_reach_the_owner_and_repositories_sharing_the_object() {
+        let memo = Mutex::new(HashMap::new());
+        let mut shared = Memo::default();
+        shared
+            .applied
+            .insert((Kind::Package, "p.example.com.1.0.0".into()), None);
+        memo.lock().unwrap().insert("second".to_string(), shared);
+        memo.lock()
+            .unwrap()
+            .insert("unrelated".to_string(), Memo::default());
+        let meta: kube::api::ObjectMeta = serde_json::from_value(serde_json::json!({
+            "name": "p.example.com.1.0.0",
+            "ownerReferences": [{"apiVersion": "install.package.carvel.dev/v1alpha1", "kind": "PackageRepository", "name": "first", "uid": "u"}]
+        }))
+        .unwrap();
+        let mut names: Vec<String> = interested(&memo, Kind::Package, &meta)
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        names.sort();
+        assert_eq!(names, ["first", "second"]);
+        assert!(
+            interested(&memo, Kind::PackageMetadata, &meta)
+                .iter()
+                .all(|r| r.name == "first")
+        );
+    }
+
+    #[test]
+    fn only_spec_finalizer_and_deletion_changes_trigger() {
+        let base = repo(
+            serde_json::json!({"apiVersion": "install.package.carvel.dev/v1alpha1", "kind": "PackageRepository",
+            "metadata": {"name": "a", "generation": 1}, "spec": {"fetch": {}}}),
+        );
+        let mut status_only = base.clone();
+        status_only.status = Some(Default::default());
+        assert_eq!(trigger_hash(&base), trigger_hash(&status_only));
+        let mut edited = base.clone();
+        edited.metadata.generation = Some(2);
+        assert_ne!(trigger_hash(&base), trigger_hash(&edited));
+        let mut finalized = base.clone();
+        finalized.metadata.finalizers = Some(vec![FINALIZER.into()]);
+        assert_ne!(trigger_hash(&base), trigger_hash(&finalized));
+        let mut deleted = base.clone();
+        deleted.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::now(),
+        ));
+        assert_ne!(trigger_hash(&base), trigger_hash(&deleted));
+    }
+}

@@ -698,3 +698,133 @@ async fn publish(
         tracing::warn!(repository = %repo.name_any(), %error, "could not record an Event");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::source::{BoxFuture, SourceError};
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Tags {
+        tags: Vec<(String, String)>,
+        calls: Mutex<Vec<String>>,
+    }
+
+    impl Session for Tags {
+        fn resolve<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<Option<String>, SourceError>> {
+            self.calls.lock().unwrap().push(format!("resolve {image}"));
+            let found = self
+                .tags
+                .iter()
+                .find(|(t, _)| image.ends_with(&format!(":{t}")))
+                .map(|(_, d)| d.clone());
+            Box::pin(async move { Ok(found) })
+        }
+        fn list_tags<'a>(&'a self, repository: &'a str) -> BoxFuture<'a, Result<Vec<String>, SourceError>> {
+            self.calls.lock().unwrap().push(format!("list {repository}"));
+            let tags = self.tags.iter().map(|(t, _)| t.clone()).collect();
+            Box::pin(async move { Ok(tags) })
+        }
+        fn fetch<'a>(&'a self, _: &'a str, _: bool) -> BoxFuture<'a, Result<Contents, SourceError>> {
+            Box::pin(async move { Err(SourceError::Other("not used".into())) })
+        }
+    }
+
+    #[tokio::test]
+    async fn resolve_digest_tag_and_latest() {
+        let session = Tags {
+            tags: vec![
+                ("latest".into(), "sha256:l".into()),
+                ("1.0.0".into(), "sha256:a".into()),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(
+            resolve(&session, "r.example/x@sha256:d", None).await.unwrap(),
+            "r.example/x@sha256:d"
+        );
+        assert!(
+            session.calls.lock().unwrap().is_empty(),
+            "a digest needs no registry request"
+        );
+        assert_eq!(
+            resolve(&session, "r.example/x:1.0.0", None).await.unwrap(),
+            "r.example/x@sha256:a"
+        );
+        assert_eq!(
+            resolve(&session, "r.example:5000/x", None).await.unwrap(),
+            "r.example:5000/x@sha256:l"
+        );
+        assert_eq!(
+            *session.calls.lock().unwrap(),
+            ["resolve r.example/x:1.0.0", "resolve r.example:5000/x:latest"]
+        );
+    }
+
+    #[tokio::test]
+    async fn missing_tag_lists_what_exists() {
+        let mut tags: Vec<(String, String)> = (0..25)
+            .map(|i| (format!("1.{i}.0"), "sha256:a".to_string()))
+            .collect();
+        tags.push(("sha256-abc.imgpkg".into(), "sha256:b".into()));
+        let session = Tags {
+            tags,
+            ..Default::default()
+        };
+        let err = resolve(&session, "r.example/x:2.0.0", None).await.unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("tag \"2.0.0\" not found in r.example/x; tags there: 1.0.0, 1.1.0"),
+            "{text}"
+        );
+        assert!(text.ends_with("and 5 more"), "{text}");
+        assert!(!text.contains(".imgpkg"));
+        assert_eq!(describe_tags(&["a.imgpkg".to_string()]), "none");
+    }
+
+    #[test]
+    fn sources() {
+        let repo = |fetch: serde_json::Value| -> PackageRepository {
+            serde_json::from_value(
+                serde_json::json!({"apiVersion": "install.package.carvel.dev/v1alpha1",
+                "kind": "PackageRepository", "metadata": {"name": "a"}, "spec": {"fetch": fetch}}),
+            )
+            .unwrap()
+        };
+        assert!(matches!(
+            select_source(&repo(serde_json::json!({"inline": {"paths": {}}}))),
+            Ok(SourceSpec::Inline(_))
+        ));
+        let all =
+            repo(serde_json::json!({"inline": {}, "image": {"url": "x"}, "imgpkgBundle": {"image": "y"}}));
+        assert_eq!(
+            select_source(&all).unwrap_err().to_string(),
+            "spec.fetch names 3 sources (imgpkgBundle and image and inline): set exactly one of imgpkgBundle, image or inline"
+        );
+    }
+
+    #[test]
+    fn sub_paths() {
+        let files: FileTree = [
+            ("a/packages/p.yml".to_string(), vec![1]),
+            ("b/x".to_string(), vec![2]),
+        ]
+        .into();
+        let out = sub_path_files(files.clone(), "a/", "img").unwrap();
+        assert_eq!(out.keys().collect::<Vec<_>>(), ["packages/p.yml"]);
+        for bad in ["/a", "a/../b", "./a", "a//b"] {
+            assert!(
+                matches!(
+                    sub_path_files(files.clone(), bad, "img"),
+                    Err(ReconcileError::SubPathInvalid { .. })
+                ),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            sub_path_files(files, "c", "img"),
+            Err(ReconcileError::SubPathMissing { .. })
+        ));
+    }
+}
