@@ -19,11 +19,11 @@ use crate::repository::{Output, RepositoryError};
 use apply::Kind;
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
-use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
+use kube::{Resource, ResourceExt};
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
@@ -80,6 +80,8 @@ pub struct Context {
     pub packages: Store<Package>,
     pub metadatas: Store<PackageMetadata>,
     pub memo: Arc<Mutex<HashMap<String, Memo>>>,
+    /// pkgr's own writes, so their watch echoes do not trigger reconciles.
+    pub own_writes: Arc<apply::OwnWrites>,
     pub metrics: Arc<metrics::Metrics>,
 }
 
@@ -109,6 +111,7 @@ impl Context {
             packages,
             metadatas,
             memo: Arc::default(),
+            own_writes: Arc::default(),
             metrics: Arc::default(),
         }
     }
@@ -142,6 +145,29 @@ fn interested(
     out
 }
 
+type WatchResult<T> = Result<T, watcher::Error>;
+
+/// Watch events worth a reconcile: anything but the echo of pkgr's own applies and deletes.
+fn external_changes<K: Resource>(
+    own: Arc<apply::OwnWrites>,
+    kind: Kind,
+) -> impl FnMut(WatchResult<watcher::Event<K>>) -> std::future::Ready<Option<WatchResult<K>>> {
+    move |event| {
+        let keep = |object: K, change: apply::Change| {
+            let meta = object.meta();
+            let name = meta.name.as_deref().unwrap_or_default();
+            (!own.is_echo(kind, name, meta.resource_version.as_deref(), change)).then_some(Ok(object))
+        };
+        std::future::ready(match event {
+            Ok(watcher::Event::Apply(o)) => keep(o, apply::Change::Applied),
+            Ok(watcher::Event::Delete(o)) => keep(o, apply::Change::Deleted),
+            Ok(watcher::Event::InitApply(o)) => Some(Ok(o)),
+            Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+            Err(e) => Some(Err(e)),
+        })
+    }
+}
+
 /// Run the controller until a shutdown signal or `stop` resolves.
 pub async fn run(
     client: kube::Client,
@@ -173,7 +199,7 @@ pub async fn run(
         ),
     )
     .default_backoff()
-    .touched_objects();
+    .filter_map(external_changes(ctx.own_writes.clone(), Kind::Package));
     let metadata_stream = reflector::reflector(
         metadata_writer,
         watcher(
@@ -182,7 +208,7 @@ pub async fn run(
         ),
     )
     .default_backoff()
-    .touched_objects();
+    .filter_map(external_changes(ctx.own_writes.clone(), Kind::PackageMetadata));
 
     let (repo_store, repo_writer) = reflector::store::<PackageRepository>();
     let repo_stream = reflector::reflector(

@@ -566,9 +566,15 @@ async fn apply_and_prune(
             }
         }
     }
-    let written = apply::apply_all(&ctx.client, to_write, ctx.settings.apply_concurrency).await?;
+    let written = apply::apply_all(
+        &ctx.client,
+        to_write,
+        ctx.settings.apply_concurrency,
+        &ctx.own_writes,
+    )
+    .await?;
     applied.extend(written);
-    let pruned = apply::prune(&ctx.client, &name, &keep).await?;
+    let pruned = apply::prune(&ctx.client, &name, &keep, &ctx.own_writes).await?;
     Ok(Applied {
         fetched: String::new(),
         memo: Memo {
@@ -615,7 +621,7 @@ async fn cleanup(repo: &PackageRepository, ctx: &Context) -> Result<Action, Reco
     let now = status::now();
     let deleting = status::deleting(old, None, &now);
     write_status(ctx, &name, old, deleting.clone()).await?;
-    let deleted = match apply::prune(&ctx.client, &name, &BTreeSet::new()).await {
+    let deleted = match apply::prune(&ctx.client, &name, &BTreeSet::new(), &ctx.own_writes).await {
         Ok(deleted) => deleted,
         Err(error) => {
             // Keep the finalizer: the error policy retries, and the status says why.
