@@ -91,7 +91,7 @@ pub enum ReconcileError {
     Build {
         source_name: String,
         #[source]
-        source: RepositoryError,
+        source: super::BuildError,
     },
     #[error(
         "{kind} {name} is supplied by both PackageRepository {ours} and {theirs}, which differ in \

@@ -31,13 +31,18 @@ use std::sync::{Arc, Mutex};
 pub use error::ReconcileError;
 pub use reconcile::{FINALIZER, error_policy, reconcile};
 
+/// Why the build step rejected a repository's contents (the repository layer's error, boxed so a
+/// test double does not depend on its variants).
+pub type BuildError = Box<dyn std::error::Error + Send + Sync>;
+
 /// The pure build step (`repository::build`), injectable so tests control what a repository makes.
-pub type Builder =
-    Arc<dyn Fn(&FileTree, Option<&ImagesLock>) -> Result<Output, RepositoryError> + Send + Sync>;
+pub type Builder = Arc<dyn Fn(&FileTree, Option<&ImagesLock>) -> Result<Output, BuildError> + Send + Sync>;
 
 /// The real build step.
 pub fn default_builder() -> Builder {
-    Arc::new(crate::repository::build)
+    Arc::new(|files, lock| {
+        crate::repository::build(files, lock).map_err(|e: RepositoryError| Box::new(e) as BuildError)
+    })
 }
 
 /// Controller settings from flags and environment.

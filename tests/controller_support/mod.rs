@@ -9,10 +9,11 @@ use kube::runtime::reflector::{self, store::Writer};
 use kube::runtime::watcher;
 use pkgr::api::{Package, PackageMetadata, PackageRepository};
 use pkgr::bundle::{FileTree, lock::ImagesLock};
+use pkgr::controller::BuildError;
 use pkgr::controller::secret::RegistryAuth;
 use pkgr::controller::source::{BoxFuture, Contents, Session, Source, SourceError};
 use pkgr::controller::{Builder, Context, Settings};
-use pkgr::repository::{Output, RepositoryError, Skipped};
+use pkgr::repository::{Output, Skipped};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -315,14 +316,14 @@ impl Session for Registry {
 /// `packages/`, Package name rule checked, other kinds skipped.
 pub fn test_builder() -> Builder {
     Arc::new(
-        |files: &FileTree, lock: Option<&ImagesLock>| -> Result<Output, RepositoryError> {
+        |files: &FileTree, lock: Option<&ImagesLock>| -> Result<Output, BuildError> {
             let _ = lock;
             let mut output = Output::default();
             for (path, data) in files.iter().filter(|(p, _)| p.starts_with("packages/")) {
-                let text = std::str::from_utf8(data)
-                    .map_err(|_| RepositoryError::Other(format!("{path}: not UTF-8")))?;
+                let text =
+                    std::str::from_utf8(data).map_err(|_| BuildError::from(format!("{path}: not UTF-8")))?;
                 let docs: Vec<Value> = serde_saphyr::from_str_multiple(text)
-                    .map_err(|e| RepositoryError::Other(format!("{path}: malformed YAML: {e}")))?;
+                    .map_err(|e| BuildError::from(format!("{path}: malformed YAML: {e}")))?;
                 for (index, doc) in docs.into_iter().enumerate() {
                     let api_version = doc["apiVersion"].as_str().unwrap_or("").to_string();
                     let kind = doc["kind"].as_str().unwrap_or("").to_string();
@@ -331,7 +332,7 @@ pub fn test_builder() -> Builder {
                             let package: Package = serde_json::from_value(doc).unwrap();
                             let expected = format!("{}.{}", package.spec.ref_name, package.spec.version);
                             if package.metadata.name.as_deref() != Some(&expected) {
-                                return Err(RepositoryError::Other(format!(
+                                return Err(BuildError::from(format!(
                                     "{path} document {}: Package metadata.name must be refName.version ({expected})",
                                     index + 1
                                 )));
