@@ -41,15 +41,18 @@ pub enum ReconcileError {
     },
     #[error("preparing a registry client")]
     Session(#[source] SourceError),
-    #[error("resolving {image}")]
+    #[error("resolving {image}{credentials}")]
     Resolve {
         image: String,
+        /// ` with the credentials of Secret ns/name`, or empty when anonymous.
+        credentials: String,
         #[source]
         source: SourceError,
     },
-    #[error("listing the tags of {repository}")]
+    #[error("listing the tags of {repository}{credentials}")]
     ListTags {
         repository: String,
+        credentials: String,
         #[source]
         source: SourceError,
     },
@@ -67,9 +70,10 @@ pub enum ReconcileError {
         #[source]
         source: RepositoryError,
     },
-    #[error("fetching {image}")]
+    #[error("fetching {image}{credentials}")]
     Fetch {
         image: String,
+        credentials: String,
         #[source]
         source: SourceError,
     },
@@ -211,6 +215,7 @@ mod tests {
     fn chain_and_short_reason() {
         let error = ReconcileError::Fetch {
             image: "r.example/app@sha256:1".into(),
+            credentials: String::new(),
             source: SourceError::Other("401 Unauthorized".into()),
         };
         assert_eq!(

@@ -297,23 +297,39 @@ async fn run_pipeline(repo: &PackageRepository, ctx: &Context) -> Result<Option<
             )
         }
         SourceSpec::Bundle(bundle) => {
-            let auth = read_secret_ref(ctx, bundle.secret_ref.as_ref().map(|s| s.name.as_str())).await?;
+            let secret = bundle.secret_ref.as_ref().map(|s| s.name.as_str());
+            let auth = read_secret_ref(ctx, secret).await?;
+            let credentials = credentials_note(ctx, secret);
             let session = ctx.source.session(&auth).map_err(ReconcileError::Session)?;
-            let fetched = resolve(session.as_ref(), &bundle.image, bundle.tag_selection.as_ref()).await?;
+            let fetched = resolve(
+                session.as_ref(),
+                &bundle.image,
+                bundle.tag_selection.as_ref(),
+                &credentials,
+            )
+            .await?;
             if unchanged(ctx, &name, &fetched, repo.metadata.generation) {
                 return Ok(None);
             }
-            let contents = pull(session.as_ref(), &fetched, true).await?;
+            let contents = pull(session.as_ref(), &fetched, true, &credentials).await?;
             (fetched, contents)
         }
         SourceSpec::Image(image) => {
-            let auth = read_secret_ref(ctx, image.secret_ref.as_ref().map(|s| s.name.as_str())).await?;
+            let secret = image.secret_ref.as_ref().map(|s| s.name.as_str());
+            let auth = read_secret_ref(ctx, secret).await?;
+            let credentials = credentials_note(ctx, secret);
             let session = ctx.source.session(&auth).map_err(ReconcileError::Session)?;
-            let fetched = resolve(session.as_ref(), &image.url, image.tag_selection.as_ref()).await?;
+            let fetched = resolve(
+                session.as_ref(),
+                &image.url,
+                image.tag_selection.as_ref(),
+                &credentials,
+            )
+            .await?;
             if unchanged(ctx, &name, &fetched, repo.metadata.generation) {
                 return Ok(None);
             }
-            let mut contents = pull(session.as_ref(), &fetched, false).await?;
+            let mut contents = pull(session.as_ref(), &fetched, false, &credentials).await?;
             if let Some(sub_path) = image
                 .sub_path
                 .as_deref()
@@ -338,6 +354,17 @@ async fn run_pipeline(repo: &PackageRepository, ctx: &Context) -> Result<Option<
     applied.memo.fetched = fetched;
     applied.memo.generation = repo.metadata.generation;
     Ok(Some(applied))
+}
+
+/// Which credentials a registry request used, for error messages (never the values).
+fn credentials_note(ctx: &Context, secret: Option<&str>) -> String {
+    match secret {
+        Some(name) => format!(
+            " with the credentials of Secret {}/{name}",
+            ctx.settings.namespace
+        ),
+        None => String::new(),
+    }
 }
 
 /// Step 1: the credentials the repository names (anonymous without a secretRef).
@@ -367,6 +394,7 @@ pub async fn resolve(
     session: &dyn Session,
     image: &str,
     selection: Option<&crate::api::VersionSelection>,
+    credentials: &str,
 ) -> Result<String, ReconcileError> {
     let parts = split_image(image);
     if let Some(digest) = parts.digest {
@@ -376,7 +404,7 @@ pub async fn resolve(
     let tag = match (parts.tag, selection) {
         (Some(tag), _) => tag,
         (None, Some(selection)) => {
-            let tags = list_tags(session, &parts.name).await?;
+            let tags = list_tags(session, &parts.name, credentials).await?;
             let chosen = crate::repository::versions::select_tag(&tags, selection).map_err(|source| {
                 ReconcileError::TagSelection {
                     repository: parts.name.clone(),
@@ -400,13 +428,14 @@ pub async fn resolve(
         .resolve(&tagged)
         .await
         .map_err(|source| ReconcileError::Resolve {
+            credentials: credentials.to_string(),
             image: tagged.clone(),
             source,
         })?;
     match digest {
         Some(digest) => Ok(format!("{}@{digest}", parts.name)),
         None => {
-            let tags = list_tags(session, &parts.name).await?;
+            let tags = list_tags(session, &parts.name, credentials).await?;
             Err(ReconcileError::TagNotFound {
                 repository: parts.name,
                 tag,
@@ -416,11 +445,16 @@ pub async fn resolve(
     }
 }
 
-async fn list_tags(session: &dyn Session, repository: &str) -> Result<Vec<String>, ReconcileError> {
+async fn list_tags(
+    session: &dyn Session,
+    repository: &str,
+    credentials: &str,
+) -> Result<Vec<String>, ReconcileError> {
     session
         .list_tags(repository)
         .await
         .map_err(|source| ReconcileError::ListTags {
+            credentials: credentials.to_string(),
             repository: repository.to_string(),
             source,
         })
@@ -487,11 +521,17 @@ pub fn applied_set_intact(ctx: &Context, repository: &str, memo: &Memo) -> bool 
 }
 
 /// Step 3: pull; a bundle must be one, a plain image is never read as a bundle.
-async fn pull(session: &dyn Session, image: &str, expect_bundle: bool) -> Result<Contents, ReconcileError> {
+async fn pull(
+    session: &dyn Session,
+    image: &str,
+    expect_bundle: bool,
+    credentials: &str,
+) -> Result<Contents, ReconcileError> {
     let mut contents = session
         .fetch(image, expect_bundle)
         .await
         .map_err(|source| ReconcileError::Fetch {
+            credentials: credentials.to_string(),
             image: image.to_string(),
             source,
         })?;
@@ -747,7 +787,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            resolve(&session, "r.example/x@sha256:d", None).await.unwrap(),
+            resolve(&session, "r.example/x@sha256:d", None, "").await.unwrap(),
             "r.example/x@sha256:d"
         );
         assert!(
@@ -755,11 +795,11 @@ mod tests {
             "a digest needs no registry request"
         );
         assert_eq!(
-            resolve(&session, "r.example/x:1.0.0", None).await.unwrap(),
+            resolve(&session, "r.example/x:1.0.0", None, "").await.unwrap(),
             "r.example/x@sha256:a"
         );
         assert_eq!(
-            resolve(&session, "r.example:5000/x", None).await.unwrap(),
+            resolve(&session, "r.example:5000/x", None, "").await.unwrap(),
             "r.example:5000/x@sha256:l"
         );
         assert_eq!(
@@ -778,7 +818,9 @@ mod tests {
             tags,
             ..Default::default()
         };
-        let err = resolve(&session, "r.example/x:2.0.0", None).await.unwrap_err();
+        let err = resolve(&session, "r.example/x:2.0.0", None, "")
+            .await
+            .unwrap_err();
         let text = err.to_string();
         assert!(
             text.starts_with("tag \"2.0.0\" not found in r.example/x; tags there: 1.0.0, 1.1.0"),
