@@ -290,6 +290,47 @@ mod tests {
     }
 
     #[test]
+    fn own_echoes_are_filtered_from_watch_events() {
+        let own = Arc::new(apply::OwnWrites::default());
+        own.record(Kind::Package, "mine", Some("5".into()));
+        own.record(Kind::Package, "pruned", None);
+        let package = |name: &str, rv: &str| -> Package {
+            serde_json::from_value(
+                serde_json::json!({"apiVersion": "data.packaging.carvel.dev/v1alpha1", "kind": "Package",
+                "metadata": {"name": name, "resourceVersion": rv}, "spec": {}}),
+            )
+            .unwrap()
+        };
+        let mut filter = external_changes::<Package>(own, Kind::Package);
+        let mut passes = |event: watcher::Event<Package>| {
+            futures_util::FutureExt::now_or_never(filter(Ok(event)))
+                .unwrap()
+                .is_some()
+        };
+        assert!(
+            !passes(watcher::Event::Apply(package("mine", "5"))),
+            "echo of our apply"
+        );
+        assert!(
+            passes(watcher::Event::Apply(package("mine", "6"))),
+            "someone edited it"
+        );
+        assert!(
+            passes(watcher::Event::Delete(package("mine", "6"))),
+            "someone deleted it"
+        );
+        assert!(
+            !passes(watcher::Event::Delete(package("pruned", "3"))),
+            "echo of our prune"
+        );
+        assert!(
+            passes(watcher::Event::InitApply(package("mine", "5"))),
+            "a relist always counts"
+        );
+        assert!(!passes(watcher::Event::InitDone));
+    }
+
+    #[test]
     fn secret_mapping() {
         let r = repo(
             serde_json::json!({"apiVersion": "install.package.carvel.dev/v1alpha1", "kind": "PackageRepository",
