@@ -774,3 +774,51 @@ async fn invalid_sync_period_fails_clearly() {
         "ReconcileFailed: spec.syncPeriod \"often\" is not a Go duration such as 30s, 5m or 1h30m"
     );
 }
+
+/// Benchmark (ignored; run by bench/controller-mock.sh): one first reconcile of PACKAGES (default
+/// 1,000) Packages against the in-process fake API, to see the controller's own cost without a
+/// cluster. Asserts the request count (N applies plus a constant); prints the time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: bench/controller-mock.sh"]
+async fn bench_first_reconcile_of_many_packages() {
+    let count: usize = std::env::var("PACKAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let files: Vec<(String, String)> = (0..count)
+        .map(|i| {
+            let (p, v) = (i / 10, i % 10);
+            (
+                format!("packages/pkg{p:04}.bench.corp.com/1.{v}.0.yml"),
+                package_yaml(
+                    &format!("pkg{p:04}.bench.corp.com"),
+                    &format!("1.{v}.0"),
+                    "index.docker.io/bench/x:1",
+                ),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, String)> = files.iter().map(|(p, c)| (p.as_str(), c.clone())).collect();
+    let state = shared();
+    let registry = registry_with(&refs);
+    let (ctx, _caches) = context(&state, &registry);
+    let repo = repository("bench", bundle_spec(&format!("{IMAGE}:1.0.0"), None));
+    let started = std::time::Instant::now();
+    let log = run(&state, &ctx, &repo).await;
+    let elapsed = started.elapsed();
+    let applies = log
+        .iter()
+        .filter(|r| r.method == Method::PATCH && r.path.starts_with("/apis/data."))
+        .count();
+    assert_eq!(applies, count);
+    assert!(
+        log.len() <= count + 6,
+        "N applies plus a small constant: {}",
+        log.len()
+    );
+    assert_eq!(status_of(&state)["packageCount"], count);
+    println!(
+        "first reconcile of {count} Packages against the fake API: {elapsed:?}, {} requests",
+        log.len()
+    );
+}
