@@ -247,6 +247,43 @@ async fn first_reconcile_applies_everything_then_a_resync_is_one_registry_call_a
 }
 
 #[tokio::test]
+async fn with_the_secret_cache_a_resync_makes_no_api_request_at_all() {
+    let state = shared();
+    state.lock().unwrap().secrets.insert(
+        "creds".into(),
+        secret("creds", &[("username", "u"), ("password", "p")]),
+    );
+    let registry = registry_with(&three_objects());
+    let (ctx, mut caches, _secrets) = context_with_secret_cache(&state, &registry);
+    let repo = repository("cached", bundle_spec(&format!("{IMAGE}:1.0.0"), Some("creds")));
+    let log = run(&state, &ctx, &repo).await;
+    assert!(
+        !log.iter().any(|r| r.path.contains("/secrets/")),
+        "{:?}",
+        lines(&log)
+    );
+    assert_eq!(status_of(&state)["friendlyDescription"], "ReconcileSucceeded");
+
+    caches.sync_from(&state);
+    let mut resynced = repo.clone();
+    resynced.status = serde_json::from_value(status_of(&state)).unwrap();
+    let before = registry.calls();
+    let log = run(&state, &ctx, &resynced).await;
+    assert!(log.is_empty(), "{:?}", lines(&log));
+    assert_eq!(registry.calls() - before, 1);
+
+    // A Secret missing from the cache is reported as missing.
+    let repo = repository("uncached", bundle_spec(&format!("{IMAGE}:1.0.0"), Some("other")));
+    let log = run(&state, &ctx, &repo).await;
+    assert!(
+        status_patch(&log).body["status"]["friendlyDescription"]
+            .as_str()
+            .unwrap()
+            .contains("Secret kapp-controller/other")
+    );
+}
+
+#[tokio::test]
 async fn prune_deletes_what_the_repository_no_longer_contains() {
     let state = shared();
     let registry = registry_with(&three_objects());

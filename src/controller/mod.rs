@@ -84,6 +84,8 @@ pub struct Context {
     /// Caches of the Packages and PackageMetadatas pkgr labelled (overlap checks, short-cut).
     pub packages: Store<Package>,
     pub metadatas: Store<PackageMetadata>,
+    /// Cache of the Secrets in the controller namespace (`None`: read each from the API).
+    pub secrets: Option<Store<Secret>>,
     pub memo: Arc<Mutex<HashMap<String, Memo>>>,
     /// pkgr's own writes, so their watch echoes do not trigger reconciles.
     pub own_writes: Arc<apply::OwnWrites>,
@@ -115,6 +117,7 @@ impl Context {
             settings,
             packages,
             metadatas,
+            secrets: None,
             memo: Arc::default(),
             own_writes: Arc::default(),
             metrics: Arc::default(),
@@ -194,6 +197,8 @@ pub async fn run(
         metadatas,
     );
     ctx.metrics = metrics;
+    let (secrets, secret_writer) = reflector::store::<Secret>();
+    ctx.secrets = Some(secrets);
     let ctx = Arc::new(ctx);
 
     let package_stream = reflector::reflector(
@@ -227,9 +232,12 @@ pub async fn run(
     .applied_objects()
     .predicate_filter(trigger_hash, Default::default());
 
-    let secret_stream = watcher(
-        Api::<Secret>::namespaced(client.clone(), &settings.namespace),
-        watcher::Config::default(),
+    let secret_stream = reflector::reflector(
+        secret_writer,
+        watcher(
+            Api::<Secret>::namespaced(client.clone(), &settings.namespace),
+            watcher::Config::default(),
+        ),
     )
     .default_backoff()
     .touched_objects();
@@ -260,6 +268,9 @@ pub async fn run(
                 // Overlap checks and the short-cut read the caches: wait for their first listing.
                 let _ = ctx.packages.wait_until_ready().await;
                 let _ = ctx.metadatas.wait_until_ready().await;
+                if let Some(secrets) = &ctx.secrets {
+                    let _ = secrets.wait_until_ready().await;
+                }
                 reconcile(repo, ctx).await
             },
             error_policy,

@@ -373,6 +373,17 @@ async fn read_secret_ref(ctx: &Context, secret: Option<&str>) -> Result<Registry
         return Ok(RegistryAuth::default());
     };
     let namespace = ctx.settings.namespace.clone();
+    let missing = || ReconcileError::SecretMissing {
+        namespace: namespace.clone(),
+        name: name.to_string(),
+    };
+    if let Some(cache) = &ctx.secrets {
+        // The watch cache saves an API read on every resync; a Secret change re-triggers us.
+        let secret = cache
+            .get(&ObjectRef::new(name).within(&namespace))
+            .ok_or_else(missing)?;
+        return read_secret(&secret);
+    }
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let secret = api
         .get_opt(name)
@@ -382,10 +393,7 @@ async fn read_secret_ref(ctx: &Context, secret: Option<&str>) -> Result<Registry
             name: name.to_string(),
             source,
         })?
-        .ok_or_else(|| ReconcileError::SecretMissing {
-            namespace: namespace.clone(),
-            name: name.to_string(),
-        })?;
+        .ok_or_else(missing)?;
     read_secret(&secret)
 }
 

@@ -383,6 +383,25 @@ impl Caches {
     }
 }
 
+/// A context that reads Secrets from a watch cache filled with the fake cluster's Secrets, as `run` does.
+pub fn context_with_secret_cache(
+    state: &Shared,
+    registry: &Registry,
+) -> (Arc<Context>, Caches, Writer<k8s_openapi::api::core::v1::Secret>) {
+    let (ctx, caches) = context(state, registry);
+    let mut ctx = Arc::into_inner(ctx).expect("a fresh context");
+    let (secrets, mut writer) = reflector::store();
+    writer.apply_watcher_event(&watcher::Event::Init);
+    for secret in state.lock().unwrap().secrets.values() {
+        writer.apply_watcher_event(&watcher::Event::InitApply(
+            serde_json::from_value(secret.clone()).unwrap(),
+        ));
+    }
+    writer.apply_watcher_event(&watcher::Event::InitDone);
+    ctx.secrets = Some(secrets);
+    (Arc::new(ctx), caches, writer)
+}
+
 /// A context over the fake API and registry.
 pub fn context(state: &Shared, registry: &Registry) -> (Arc<Context>, Caches) {
     let client = fake_api(state.clone());
