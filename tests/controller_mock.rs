@@ -92,14 +92,30 @@ fn lines(log: &[Recorded]) -> Vec<String> {
     lines
 }
 
+/// The final status write. A new or edited spec is first marked `Reconciling` (without moving
+/// observedGeneration); otherwise there is exactly one write, at the end.
 fn status_patch(log: &[Recorded]) -> &Recorded {
     let patches: Vec<&Recorded> = log.iter().filter(|r| r.path.ends_with("/status")).collect();
-    assert_eq!(patches.len(), 1, "exactly one status write: {:?}", lines(log));
-    let patch = patches[0];
-    assert_eq!(patch.method, Method::PATCH);
-    assert_eq!(patch.query.get("fieldManager").map(String::as_str), Some("pkgr"));
-    assert_eq!(patch.query.get("force").map(String::as_str), Some("true"));
-    patch
+    for patch in &patches {
+        assert_eq!(patch.method, Method::PATCH);
+        assert_eq!(patch.query.get("fieldManager").map(String::as_str), Some("pkgr"));
+        assert_eq!(patch.query.get("force").map(String::as_str), Some("true"));
+    }
+    match patches.as_slice() {
+        [only] => only,
+        [first, last] if first.body["status"]["friendlyDescription"] == "Reconciling" => {
+            assert_eq!(first.body["status"]["conditions"][0]["type"], "Reconciling");
+            assert!(
+                first.body["status"]["observedGeneration"].is_null(),
+                "not yet observed"
+            );
+            last
+        }
+        _ => panic!(
+            "one status write at the end (after Reconciling for a new spec): {:?}",
+            lines(log)
+        ),
+    }
 }
 
 fn events(log: &[Recorded]) -> Vec<(String, String, String)> {
@@ -140,6 +156,7 @@ async fn first_reconcile_applies_everything_then_a_resync_is_one_registry_call_a
             format!("PATCH {pkgs}/packagemetadatas/simple.corp.com"),
             format!("PATCH {pkgs}/packages/simple.corp.com.1.0.0"),
             format!("PATCH {pkgs}/packages/simple.corp.com.2.0.0"),
+            "PATCH /apis/install.package.carvel.dev/v1alpha1/packagerepositories/simple-package-repository/status".to_string(),
             "PATCH /apis/install.package.carvel.dev/v1alpha1/packagerepositories/simple-package-repository/status".to_string(),
             "POST /apis/events.k8s.io/v1/namespaces/default/events".to_string(),
             "POST /apis/events.k8s.io/v1/namespaces/default/events".to_string(),

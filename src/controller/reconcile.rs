@@ -150,6 +150,16 @@ async fn apply_repository(
         write_status(ctx, &name, old, status::paused(old, generation)).await?;
         return Ok((Action::await_change(), Outcome::Paused));
     }
+    // A new or edited spec shows `Reconciling` while it is worked on. observedGeneration keeps its
+    // old value until the outcome is known, so waiters never take the old result for the new spec.
+    let reconciling;
+    let old = if old.is_none() || old.and_then(|s| s.observed_generation) != generation {
+        reconciling = status::reconciling(old, &status::now());
+        write_status(ctx, &name, old, reconciling.clone()).await?;
+        Some(&reconciling)
+    } else {
+        old
+    };
     let period = status::sync_period(repo.spec.sync_period.as_deref());
     let fetch_started = status::now();
     let result = match period {

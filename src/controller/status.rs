@@ -2,12 +2,13 @@
 use super::error::{full_chain, short_reason};
 use crate::api::{
     CONDITION_DELETE_FAILED, CONDITION_DELETING, CONDITION_RECONCILE_FAILED, CONDITION_RECONCILE_SUCCEEDED,
-    Condition, FetchStatus, PackageRepositoryStatus,
+    CONDITION_RECONCILING, Condition, FetchStatus, PackageRepositoryStatus,
 };
 use std::time::Duration;
 
 pub const DESCRIPTION_SUCCEEDED: &str = "ReconcileSucceeded";
 pub const DESCRIPTION_DELETING: &str = "Deleting";
+pub const DESCRIPTION_RECONCILING: &str = "Reconciling";
 pub const DESCRIPTION_PAUSED: &str = "Paused";
 
 /// Default and smallest `syncPeriod`.
@@ -100,6 +101,14 @@ pub fn paused(old: Option<&PackageRepositoryStatus>, generation: Option<i64>) ->
     let mut status = old.cloned().unwrap_or_default();
     status.observed_generation = generation;
     status.friendly_description = Some(DESCRIPTION_PAUSED.to_string());
+    status
+}
+
+/// Status while a new or edited spec is reconciled (observedGeneration still the last one done).
+pub fn reconciling(old: Option<&PackageRepositoryStatus>, now: &str) -> PackageRepositoryStatus {
+    let mut status = old.cloned().unwrap_or_default();
+    status.conditions = vec![condition(old, CONDITION_RECONCILING, None, None, now)];
+    status.friendly_description = Some(DESCRIPTION_RECONCILING.to_string());
     status
 }
 
