@@ -235,10 +235,17 @@ async fn apply_repository(
                 )
                 .await;
             }
-            for (kind, object, theirs) in &applied.kept_by_others {
+            if !applied.kept_by_others.is_empty() {
+                // One Event for all of them: a repository may share hundreds of objects.
+                let list: Vec<String> = applied
+                    .kept_by_others
+                    .iter()
+                    .map(|(kind, object, theirs)| format!("{} {object} (from {theirs})", kind.as_str()))
+                    .collect();
                 let note = format!(
-                    "{} {object} is kept as PackageRepository {theirs} supplies it",
-                    kind.as_str()
+                    "{} objects are kept as another PackageRepository supplies them: {}",
+                    list.len(),
+                    list.join(", ")
                 );
                 publish(
                     ctx,
