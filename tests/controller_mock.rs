@@ -766,6 +766,7 @@ async fn inline_source_and_failure_backoff_status() {
         "ReconcileSucceeded"
     );
     assert_eq!(status_patch(&log).body["status"]["packageCount"], 2);
+    assert!(status_patch(&log).body["status"]["fetch"]["image"].is_null());
 }
 
 #[tokio::test]

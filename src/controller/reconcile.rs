@@ -25,6 +25,9 @@ use std::time::Instant;
 /// The finalizer that lets pkgr remove what a repository supplied before it goes.
 pub const FINALIZER: &str = "pkgr.packaging.carvel.dev/cleanup";
 
+/// What the memo records as "fetched" for an inline source.
+const INLINE: &str = "inline";
+
 /// How a reconcile ended, for metrics and logs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -180,7 +183,8 @@ async fn apply_repository(
         Ok(Some(applied)) => {
             let now = status::now();
             let fetch = FetchStatus {
-                image: Some(applied.fetched.clone()),
+                // An inline source has no image to name.
+                image: Some(applied.fetched.clone()).filter(|f| f != INLINE),
                 started_at: Some(fetch_started),
                 updated_at: Some(now.clone()),
             };
@@ -300,7 +304,7 @@ async fn run_pipeline(repo: &PackageRepository, ctx: &Context) -> Result<Option<
     let source = select_source(repo)?;
     let (fetched, contents) = match source {
         SourceSpec::Inline(inline) => {
-            let fetched = "inline".to_string();
+            let fetched = INLINE.to_string();
             if unchanged(ctx, &name, &fetched, repo.metadata.generation) {
                 return Ok(None);
             }
