@@ -749,7 +749,7 @@ async fn paused_writes_paused_once_and_can_still_be_deleted() {
 }
 
 #[tokio::test]
-async fn inline_source_and_failure_backoff_status() {
+async fn inline_source() {
     let state = shared();
     let (ctx, _caches) = context(&state, &Registry::default());
     let files = three_objects();
@@ -876,4 +876,29 @@ async fn bench_first_reconcile_of_many_packages() {
         "first reconcile of {count} Packages against the fake API: {elapsed:?}, {} requests",
         log.len()
     );
+}
+
+#[tokio::test]
+async fn failures_back_off_exponentially_up_to_the_sync_period() {
+    use kube::runtime::controller::Action;
+    use std::time::Duration;
+    let state = shared();
+    let mut registry = registry_with(&three_objects());
+    registry.fail_with = Some("connection refused".into());
+    let (ctx, _caches) = context(&state, &registry);
+    let mut repo = repository("flaky", bundle_spec(&format!("{IMAGE}:1.0.0"), None));
+    repo.spec.sync_period = Some("40s".into());
+    state.lock().unwrap().repository = Some(serde_json::to_value(&repo).unwrap());
+    let mut delays = Vec::new();
+    for _ in 0..7 {
+        let action = reconcile(Arc::new(repo.clone()), ctx.clone()).await.unwrap();
+        repo.status = serde_json::from_value(status_of(&state)).unwrap();
+        delays.push(action);
+    }
+    let expected: Vec<Action> = [2, 4, 8, 16, 32, 40, 40]
+        .iter()
+        .map(|s| Action::requeue(Duration::from_secs(*s)))
+        .collect();
+    assert_eq!(delays, expected);
+    assert_eq!(status_of(&state)["consecutiveReconcileFailures"], 7);
 }
