@@ -137,6 +137,8 @@ pub enum ReconcileError {
         #[source]
         source: kube::Error,
     },
+    #[error("writing the status of PackageRepository {name} took longer than {seconds}s")]
+    StatusTimeout { name: String, seconds: u64 },
     #[error("serialising {what}")]
     Serialize {
         what: String,

@@ -1,6 +1,7 @@
 //! Reconcile counts and durations by outcome, rendered as Prometheus text.
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the duration histogram buckets.
@@ -17,9 +18,19 @@ struct Series {
 #[derive(Default)]
 pub struct Metrics {
     series: Mutex<BTreeMap<String, Series>>,
+    status_writes: AtomicU64,
+    status_write_failures: AtomicU64,
 }
 
 impl Metrics {
+    /// Count one status write (failed or timed out when `ok` is false).
+    pub fn status_write(&self, ok: bool) {
+        self.status_writes.fetch_add(1, Ordering::Relaxed);
+        if !ok {
+            self.status_write_failures.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Count one reconcile that ended with `outcome` after `elapsed`.
     pub fn observe(&self, outcome: &str, elapsed: Duration) {
         let seconds = elapsed.as_secs_f64();
@@ -55,6 +66,18 @@ impl Metrics {
                 s.count
             ));
         }
+        out.push_str("# HELP pkgr_status_writes_total PackageRepository status writes.\n");
+        out.push_str("# TYPE pkgr_status_writes_total counter\n");
+        out.push_str(&format!(
+            "pkgr_status_writes_total {}\n",
+            self.status_writes.load(Ordering::Relaxed)
+        ));
+        out.push_str("# HELP pkgr_status_write_failures_total Status writes that failed or timed out.\n");
+        out.push_str("# TYPE pkgr_status_write_failures_total counter\n");
+        out.push_str(&format!(
+            "pkgr_status_write_failures_total {}\n",
+            self.status_write_failures.load(Ordering::Relaxed)
+        ));
         out.push_str("# HELP pkgr_reconcile_duration_seconds Time one reconcile took, by outcome.\n");
         out.push_str("# TYPE pkgr_reconcile_duration_seconds histogram\n");
         for (outcome, s) in &series {
@@ -103,5 +126,10 @@ mod tests {
         assert!(text.contains("pkgr_reconcile_duration_seconds_bucket{outcome=\"failed\",le=\"30\"} 0\n"));
         assert!(text.contains("pkgr_reconcile_duration_seconds_bucket{outcome=\"failed\",le=\"+Inf\"} 1\n"));
         assert_eq!(metrics.count("succeeded"), 2);
+        metrics.status_write(true);
+        metrics.status_write(false);
+        let text = metrics.render();
+        assert!(text.contains("pkgr_status_writes_total 2\n"), "{text}");
+        assert!(text.contains("pkgr_status_write_failures_total 1\n"), "{text}");
     }
 }

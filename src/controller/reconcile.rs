@@ -739,18 +739,29 @@ async fn write_status(
         "kind": "PackageRepository",
         "status": new,
     });
-    api.patch_status(
-        name,
-        &PatchParams::apply(apply::FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
+    let params = PatchParams::apply(apply::FIELD_MANAGER).force();
+    // Bounded, so a stuck API server cannot hold a reconcile slot for the client's long default.
+    let written = tokio::time::timeout(
+        STATUS_TIMEOUT,
+        api.patch_status(name, &params, &Patch::Apply(&body)),
     )
-    .await
-    .map_err(|source| ReconcileError::Status {
-        name: name.to_string(),
-        source,
-    })?;
-    Ok(())
+    .await;
+    ctx.metrics
+        .status_write(written.as_ref().is_ok_and(|r| r.is_ok()));
+    match written {
+        Ok(result) => result.map(|_| ()).map_err(|source| ReconcileError::Status {
+            name: name.to_string(),
+            source,
+        }),
+        Err(_) => Err(ReconcileError::StatusTimeout {
+            name: name.to_string(),
+            seconds: STATUS_TIMEOUT.as_secs(),
+        }),
+    }
 }
+
+/// Longest wait for one status write.
+const STATUS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// An Event about `repo`; failing to record one never fails the reconcile.
 async fn publish(
