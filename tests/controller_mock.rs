@@ -902,3 +902,35 @@ async fn failures_back_off_exponentially_up_to_the_sync_period() {
     assert_eq!(delays, expected);
     assert_eq!(status_of(&state)["consecutiveReconcileFailures"], 7);
 }
+
+#[tokio::test]
+async fn deleting_the_first_owner_requeues_the_repository_that_shares_its_objects() {
+    let state = shared();
+    let registry = registry_with(&three_objects());
+    let (ctx, mut caches) = context(&state, &registry);
+    let mut ctx = Arc::into_inner(ctx).unwrap();
+    let (requeue, mut requeued) = tokio::sync::mpsc::unbounded_channel();
+    ctx.requeue = Some(requeue);
+    let ctx = Arc::new(ctx);
+
+    let first = repository("first", bundle_spec(&format!("{IMAGE}:1.0.0"), None));
+    run(&state, &ctx, &first).await;
+    caches.sync_from(&state);
+    let log = run(
+        &state,
+        &ctx,
+        &repository("second", bundle_spec(&format!("{IMAGE}:1.0.0"), None)),
+    )
+    .await;
+    assert!(
+        !log.iter()
+            .any(|r| r.method == Method::PATCH && r.path.starts_with("/apis/data.")),
+        "all identical: kept by first"
+    );
+    assert!(requeued.try_recv().is_err(), "nothing deleted yet");
+
+    run(&state, &ctx, &deleting(first)).await;
+    assert!(state.lock().unwrap().packages.is_empty());
+    assert_eq!(requeued.try_recv().unwrap().name, "second");
+    assert!(requeued.try_recv().is_err(), "one request per sharing repository");
+}

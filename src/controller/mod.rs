@@ -89,6 +89,9 @@ pub struct Context {
     pub memo: Arc<Mutex<HashMap<String, Memo>>>,
     /// pkgr's own writes, so their watch echoes do not trigger reconciles.
     pub own_writes: Arc<apply::OwnWrites>,
+    /// Asks the controller to reconcile another repository (one that shared an object this one
+    /// just deleted); `None` outside `run`.
+    pub requeue: Option<tokio::sync::mpsc::UnboundedSender<ObjectRef<PackageRepository>>>,
     pub metrics: Arc<metrics::Metrics>,
 }
 
@@ -120,6 +123,7 @@ impl Context {
             secrets: None,
             memo: Arc::default(),
             own_writes: Arc::default(),
+            requeue: None,
             metrics: Arc::default(),
         }
     }
@@ -199,6 +203,8 @@ pub async fn run(
     ctx.metrics = metrics;
     let (secrets, secret_writer) = reflector::store::<Secret>();
     ctx.secrets = Some(secrets);
+    let (requeue, requeued) = tokio::sync::mpsc::unbounded_channel();
+    ctx.requeue = Some(requeue);
     let ctx = Arc::new(ctx);
 
     let package_stream = reflector::reflector(
@@ -261,6 +267,7 @@ pub async fn run(
         .watches_stream(metadata_stream, move |m: PackageMetadata| {
             interested(&metadata_memo, Kind::PackageMetadata, &m.metadata)
         })
+        .reconcile_on(tokio_stream_from(requeued))
         .with_config(controller::Config::default().concurrency(reconcile_concurrency))
         .graceful_shutdown_on(stop)
         .run(
@@ -282,6 +289,26 @@ pub async fn run(
             }
         })
         .await;
+}
+
+/// An unbounded receiver as a stream (without a tokio-stream dependency).
+fn tokio_stream_from<T: Send + 'static>(
+    receiver: tokio::sync::mpsc::UnboundedReceiver<T>,
+) -> impl futures_util::Stream<Item = T> + Send + 'static {
+    futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|item| (item, receiver))
+    })
+}
+
+/// Repositories (other than `except`) whose last reconcile counted on an object now deleted.
+pub fn sharers(memo: &Mutex<HashMap<String, Memo>>, except: &str, deleted: &[(Kind, String)]) -> Vec<String> {
+    let memo = memo.lock().unwrap_or_else(|p| p.into_inner());
+    memo.iter()
+        .filter(|(repository, m)| {
+            repository.as_str() != except && deleted.iter().any(|key| m.applied.contains_key(key))
+        })
+        .map(|(repository, _)| repository.clone())
+        .collect()
 }
 
 /// Does `repo` take credentials from Secret `name`?
@@ -339,6 +366,18 @@ mod tests {
             "a relist always counts"
         );
         assert!(!passes(watcher::Event::InitDone));
+    }
+
+    #[test]
+    fn sharers_of_deleted_objects() {
+        let memo = Mutex::new(HashMap::new());
+        let mut m = Memo::default();
+        m.applied.insert((Kind::Package, "p".into()), None);
+        memo.lock().unwrap().insert("b".to_string(), m.clone());
+        memo.lock().unwrap().insert("a".to_string(), m);
+        memo.lock().unwrap().insert("c".to_string(), Memo::default());
+        assert_eq!(sharers(&memo, "a", &[(Kind::Package, "p".into())]), ["b"]);
+        assert!(sharers(&memo, "a", &[(Kind::PackageMetadata, "p".into())]).is_empty());
     }
 
     #[test]

@@ -644,6 +644,7 @@ async fn apply_and_prune(
     .await?;
     applied.extend(written);
     let pruned = apply::prune(&ctx.client, &name, &keep, &ctx.own_writes).await?;
+    requeue_sharers(ctx, &name, &pruned);
     Ok(Applied {
         fetched: String::new(),
         memo: Memo {
@@ -714,6 +715,7 @@ async fn cleanup(repo: &PackageRepository, ctx: &Context) -> Result<Action, Reco
         }
     };
     ctx.memo.lock().unwrap_or_else(|p| p.into_inner()).remove(&name);
+    requeue_sharers(ctx, &name, &deleted);
     let note = format!(
         "Deleted {} Packages and PackageMetadatas this repository supplied",
         deleted.len()
@@ -721,6 +723,19 @@ async fn cleanup(repo: &PackageRepository, ctx: &Context) -> Result<Action, Reco
     publish(ctx, repo, EventType::Normal, "Deleted", "Delete", note).await;
     tracing::info!(repository = %name, deleted = deleted.len(), "repository deleted");
     Ok(Action::await_change())
+}
+
+/// Another repository that supplies an object this one just deleted applies it again now, rather
+/// than at its next sync (the watch event of the deletion is filtered as pkgr's own echo).
+fn requeue_sharers(ctx: &Context, repository: &str, deleted: &[(Kind, String)]) {
+    if deleted.is_empty() {
+        return;
+    }
+    let Some(requeue) = &ctx.requeue else { return };
+    for other in super::sharers(&ctx.memo, repository, deleted) {
+        tracing::info!(repository = %other, deleted_by = %repository, "reconciling a repository that shares deleted objects");
+        let _ = requeue.send(ObjectRef::new(&other));
+    }
 }
 
 /// Step 7: one server-side apply of the status, only when its content changed.
