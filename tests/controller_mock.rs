@@ -933,4 +933,21 @@ async fn deleting_the_first_owner_requeues_the_repository_that_shares_its_object
     assert!(state.lock().unwrap().packages.is_empty());
     assert_eq!(requeued.try_recv().unwrap().name, "second");
     assert!(requeued.try_recv().is_err(), "one request per sharing repository");
+
+    // The requeued reconcile runs before the watch removed them from the cache: applied anyway.
+    let log = run(
+        &state,
+        &ctx,
+        &repository("second", bundle_spec(&format!("{IMAGE}:1.0.0"), None)),
+    )
+    .await;
+    let applied = log
+        .iter()
+        .filter(|r| r.method == Method::PATCH && r.path.starts_with("/apis/data."))
+        .count();
+    assert_eq!(applied, 3, "{:?}", lines(&log));
+    assert_eq!(
+        state.lock().unwrap().packages["simple.corp.com.1.0.0"]["metadata"]["labels"]["pkgr.packaging.carvel.dev/repository"],
+        "second"
+    );
 }

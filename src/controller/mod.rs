@@ -92,6 +92,8 @@ pub struct Context {
     /// Asks the controller to reconcile another repository (one that shared an object this one
     /// just deleted); `None` outside `run`.
     pub requeue: Option<tokio::sync::mpsc::UnboundedSender<ObjectRef<PackageRepository>>>,
+    /// Repositories deleted since start-up: their objects are free to take over.
+    pub departed: Mutex<std::collections::HashSet<String>>,
     pub metrics: Arc<metrics::Metrics>,
 }
 
@@ -124,6 +126,7 @@ impl Context {
             memo: Arc::default(),
             own_writes: Arc::default(),
             requeue: None,
+            departed: Mutex::default(),
             metrics: Arc::default(),
         }
     }

@@ -149,6 +149,11 @@ async fn apply_repository(
     let name = repo.name_any();
     let generation = repo.metadata.generation;
     let old = repo.status.as_ref();
+    // A repository created again under a deleted one's name owns its objects again.
+    ctx.departed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&name);
     if repo.spec.paused == Some(true) {
         write_status(ctx, &name, old, status::paused(old, generation)).await?;
         return Ok((Action::await_change(), Outcome::Paused));
@@ -523,22 +528,25 @@ fn unchanged(ctx: &Context, repository: &str, fetched: &str, generation: Option<
 /// Every object the memo lists is in the caches at the version written, and nothing else carries
 /// this repository's label.
 pub fn applied_set_intact(ctx: &Context, repository: &str, memo: &Memo) -> bool {
-    let version = |kind: Kind, name: &str| -> Option<Option<String>> {
+    // (resourceVersion, owner) of the cached object.
+    let cached = |kind: Kind, name: &str| -> Option<(Option<String>, Option<String>)> {
         match kind {
             Kind::Package => ctx
                 .packages
                 .get(&ObjectRef::new(name))
-                .map(|o| o.resource_version()),
+                .map(|o| (o.resource_version(), apply::owner_of(&o.metadata))),
             Kind::PackageMetadata => ctx
                 .metadatas
                 .get(&ObjectRef::new(name))
-                .map(|o| o.resource_version()),
+                .map(|o| (o.resource_version(), apply::owner_of(&o.metadata))),
         }
     };
     for ((kind, name), written) in &memo.applied {
-        match (version(*kind, name), written) {
+        match (cached(*kind, name), written) {
             (None, _) => return false,
-            (Some(seen), Some(written)) if seen.as_ref() != Some(written) => return false,
+            (Some((seen, _)), Some(written)) if seen.as_ref() != Some(written) => return false,
+            // Kept by another repository that has since been deleted: ours to apply now.
+            (Some((_, Some(owner))), None) if departed(ctx, &owner) => return false,
             _ => {}
         }
     }
@@ -624,7 +632,9 @@ async fn apply_and_prune(
     let mut applied: BTreeMap<(Kind, String), Option<String>> = BTreeMap::new();
     let mut keep = BTreeSet::new();
     for object in desired {
-        let existing = existing(ctx, object.kind, &object.name)?;
+        // An object whose owner was just deleted is free, even while the cache still shows it.
+        let existing = existing(ctx, object.kind, &object.name)?
+            .filter(|(meta, _)| apply::owner_of(meta).is_none_or(|owner| !departed(ctx, &owner)));
         let decision = apply::overlap(&name, &object, existing.as_ref().map(|(m, v)| (m, v.clone())))?;
         keep.insert((object.kind, object.name.clone()));
         match decision {
@@ -715,6 +725,10 @@ async fn cleanup(repo: &PackageRepository, ctx: &Context) -> Result<Action, Reco
         }
     };
     ctx.memo.lock().unwrap_or_else(|p| p.into_inner()).remove(&name);
+    ctx.departed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(name.clone());
     requeue_sharers(ctx, &name, &deleted);
     let note = format!(
         "Deleted {} Packages and PackageMetadatas this repository supplied",
@@ -723,6 +737,14 @@ async fn cleanup(repo: &PackageRepository, ctx: &Context) -> Result<Action, Reco
     publish(ctx, repo, EventType::Normal, "Deleted", "Delete", note).await;
     tracing::info!(repository = %name, deleted = deleted.len(), "repository deleted");
     Ok(Action::await_change())
+}
+
+/// Was PackageRepository `name` deleted (and not created again) since this controller started?
+fn departed(ctx: &Context, name: &str) -> bool {
+    ctx.departed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .contains(name)
 }
 
 /// Another repository that supplies an object this one just deleted applies it again now, rather
