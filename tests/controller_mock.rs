@@ -951,3 +951,32 @@ async fn deleting_the_first_owner_requeues_the_repository_that_shares_its_object
         "second"
     );
 }
+
+#[tokio::test]
+#[ignore = "needs repository::versions::select_tag from the repository branch; passes with it merged"]
+async fn tag_selection_picks_the_highest_matching_tag() {
+    let state = shared();
+    let mut registry = registry_with(&three_objects());
+    let digest2 = format!("sha256:{}", "3".repeat(64));
+    registry.tags.insert(format!("{IMAGE}:1.5.0"), digest2.clone());
+    registry
+        .tags
+        .insert(format!("{IMAGE}:2.0.0"), format!("sha256:{}", "4".repeat(64)));
+    registry
+        .contents
+        .insert(format!("{IMAGE}@{digest2}"), bundle(&three_objects()));
+    let (ctx, _caches) = context(&state, &registry);
+    let spec = json!({"fetch": {"imgpkgBundle": {"image": IMAGE, "tagSelection": {"semver": {"constraints": ">=1.0.0 <2.0.0"}}}}});
+    run(&state, &ctx, &repository("sel", spec)).await;
+    assert_eq!(status_of(&state)["fetch"]["image"], format!("{IMAGE}@{digest2}"));
+    assert_eq!(status_of(&state)["friendlyDescription"], "ReconcileSucceeded");
+
+    let spec = json!({"fetch": {"imgpkgBundle": {"image": IMAGE, "tagSelection": {"semver": {"constraints": ">=3.0.0"}}}}});
+    let (description, _, _) = failing(&shared(), &registry, spec).await;
+    assert_eq!(
+        description,
+        format!(
+            "ReconcileFailed: no tag of {IMAGE} matches spec tagSelection; tags there: 1.0.0, 1.5.0, 2.0.0"
+        )
+    );
+}
