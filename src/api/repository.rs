@@ -28,6 +28,7 @@ pub struct PackageRepositorySpec {
     pub fetch: Fetch,
     /// How often to check the source for changes (Go duration, default 5m, at least 30s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "go_duration_schema")]
     pub sync_period: Option<String>,
     /// Stop reconciling; deletion still works.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -155,6 +156,14 @@ pub struct Condition {
     pub message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_transition_time: Option<String>,
+}
+
+/// A Go duration such as `5m` or `1h30m` (validated by pattern: Kubernetes 1.24 has no CEL).
+fn go_duration_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "string",
+        "pattern": "^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"
+    })
 }
 
 /// Conditions are a list-map keyed by `type`, so server-side apply merges them per type.

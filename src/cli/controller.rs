@@ -1,9 +1,155 @@
-//! `pkgr controller`.
+//! `pkgr controller`: run the PackageRepository controller with the current kubeconfig or in-cluster.
 use super::CommandResult;
+use crate::controller::{self, config, leader, metrics::Metrics, server, source::RegistrySource};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 #[derive(clap::Args, Debug)]
-pub struct ControllerArgs {}
+pub struct ControllerArgs {
+    /// Namespace holding registry Secrets, `kapp-controller-config` and the leader Lease.
+    #[arg(long, env = "PKGR_NAMESPACE", default_value = "kapp-controller")]
+    namespace: String,
+    /// PackageRepositories reconciled at once.
+    #[arg(long, env = "PKGR_CONCURRENCY", default_value_t = 8)]
+    concurrency: u16,
+    /// Server-side applies in flight at once within one repository.
+    #[arg(long, env = "PKGR_APPLY_CONCURRENCY", default_value_t = 32)]
+    apply_concurrency: usize,
+    /// Address of the /metrics, /healthz and /readyz server.
+    #[arg(long, env = "PKGR_METRICS_ADDRESS", default_value = "0.0.0.0:8080")]
+    metrics_address: SocketAddr,
+    /// Log format.
+    #[arg(long, env = "PKGR_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Elect one active replica through a coordination.k8s.io Lease (for more than one replica).
+    #[arg(long, env = "PKGR_LEADER_ELECT", default_value_t = false)]
+    leader_elect: bool,
+    /// Name of the Lease used for leader election.
+    #[arg(long, env = "PKGR_LEASE_NAME", default_value = "pkgr-controller")]
+    lease_name: String,
+    /// Registry CA certificate (PEM) to trust, in addition to `kapp-controller-config`'s caCerts.
+    #[arg(long = "registry-ca-cert-path")]
+    registry_ca_cert_path: Vec<std::path::PathBuf>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("PKGR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// The hint shown when the CRDs are not installed.
+const CRD_HINT: &str = "install them with `pkgr crd | kubectl apply -f -` (or `kubectl apply -f crds/`)";
 
 pub async fn run(args: ControllerArgs) -> CommandResult {
-    Err(format!("pkgr controller is not built yet ({args:?})").into())
+    init_logging(args.log_format);
+    let client = kube::Client::try_default().await.map_err(|e| {
+        format!("cannot reach the Kubernetes API (current kubeconfig or in-cluster service account): {e}")
+    })?;
+    check_crds(&client).await?;
+
+    let mut options = crate::registry::ClientOptions::default();
+    for path in &args.registry_ca_cert_path {
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("reading --registry-ca-cert-path {}: {e}", path.display()))?;
+        options.ca_certs_pem.push(pem);
+    }
+    config::load(&client, &args.namespace, &mut options)
+        .await
+        .map_err(|e| super::render_error(&e).trim_start_matches("pkgr: ").to_string())?;
+
+    let metrics = Arc::new(Metrics::default());
+    let health = Arc::new(server::Health::default());
+    let listener = server::bind(args.metrics_address)
+        .await
+        .map_err(|e| format!("cannot listen on --metrics-address {}: {e}", args.metrics_address))?;
+    tokio::spawn(server::serve(listener, metrics.clone(), health.clone()));
+    // Ready once the startup checks pass; a standby replica is ready too.
+    health.ready.store(true, Ordering::Relaxed);
+
+    let settings = controller::Settings {
+        namespace: args.namespace.clone(),
+        apply_concurrency: args.apply_concurrency,
+    };
+    let source: Arc<dyn controller::source::Source> = Arc::new(RegistrySource::new(options));
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+
+    if !args.leader_elect {
+        tracing::info!(namespace = %args.namespace, "pkgr controller starting");
+        controller::run(client, source, settings, args.concurrency, shutdown, metrics).await;
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let identity = std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| format!("pkgr-{}", std::process::id()));
+    let elector = Arc::new(leader::Elector::new(
+        client.clone(),
+        &args.namespace,
+        &args.lease_name,
+        &identity,
+        leader::LeaseTimings::default(),
+    ));
+    tokio::select! {
+        _ = elector.acquire() => {}
+        _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+    }
+    tracing::info!(identity = %identity, lease = %args.lease_name, "leader: pkgr controller starting");
+    let holder = elector.clone();
+    let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = holder.hold() => tracing::warn!("leadership lost: stopping reconciles"),
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        let _ = lost_tx.send(());
+    });
+    let stop = async move {
+        let _ = lost_rx.await;
+    };
+    controller::run(client, source, settings, args.concurrency, stop, metrics).await;
+    if let Err(error) = elector.release().await {
+        tracing::warn!(error = %error, "could not release the Lease");
+    }
+    // Exit after losing the lease: the Deployment restarts us as a fresh candidate.
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Refuse to start without the CRDs, saying how to install them.
+async fn check_crds(client: &kube::Client) -> Result<(), String> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let api: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
+    for crd in crate::api::crds() {
+        let name = crd.metadata.name.unwrap_or_default();
+        match api.get_opt(&name).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return Err(format!(
+                    "the CustomResourceDefinition {name} is not installed; {CRD_HINT}"
+                ));
+            }
+            Err(e) => {
+                return Err(format!(
+                    "cannot check that the CustomResourceDefinition {name} is installed: {e}"
+                ));
+            }
+        }
+    }
+    Ok(())
 }

@@ -39,7 +39,10 @@ pub type CommandResult = Result<ExitCode, Box<dyn std::error::Error + Send + Syn
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // The controller sets up its own logging (--log-format json).
+    if !matches!(cli.command, Command::Controller(_)) {
+        init_logging();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -1,1 +1,446 @@
 //! The reconcile pipeline: resolve → pull → (repository) → apply → prune → report.
+//!
+//! `run` wires the `kube::runtime::Controller`; `reconcile` holds the phases; the registry side is
+//! behind `source::Source` so tests can fake it.
+pub mod apply;
+pub mod config;
+pub mod error;
+pub mod leader;
+pub mod metrics;
+pub mod reconcile;
+pub mod secret;
+pub mod server;
+pub mod source;
+pub mod status;
+
+use crate::api::{Package, PackageMetadata, PackageRepository};
+use crate::bundle::{FileTree, lock::ImagesLock};
+use crate::repository::{Output, RepositoryError};
+use apply::Kind;
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
+use kube::{Resource, ResourceExt};
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+pub use error::ReconcileError;
+pub use reconcile::{FINALIZER, error_policy, reconcile};
+
+/// Why the build step rejected a repository's contents (the repository layer's error, boxed so a
+/// test double does not depend on its variants).
+pub type BuildError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The pure build step (`repository::build`), injectable so tests control what a repository makes.
+pub type Builder = Arc<dyn Fn(&FileTree, Option<&ImagesLock>) -> Result<Output, BuildError> + Send + Sync>;
+
+/// The real build step.
+pub fn default_builder() -> Builder {
+    Arc::new(|files, lock| {
+        crate::repository::build(files, lock).map_err(|e: RepositoryError| Box::new(e) as BuildError)
+    })
+}
+
+/// Controller settings from flags and environment.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Where Secrets (credentials, `kapp-controller-config`) and the Lease live.
+    pub namespace: String,
+    /// Server-side applies in flight at once for one repository.
+    pub apply_concurrency: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            namespace: "kapp-controller".into(),
+            apply_concurrency: 32,
+        }
+    }
+}
+
+/// What the last successful full reconcile of a repository applied (for the digest short-cut).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Memo {
+    /// `repository@sha256:…`, or `inline`.
+    pub fetched: String,
+    pub generation: Option<i64>,
+    /// Every object the repository supplies → the resourceVersion pkgr's write returned
+    /// (`None` when another repository's copy was kept).
+    pub applied: BTreeMap<(Kind, String), Option<String>>,
+}
+
+/// Shared state of all reconciles.
+pub struct Context {
+    pub client: kube::Client,
+    pub source: Arc<dyn source::Source>,
+    pub builder: Builder,
+    pub settings: Settings,
+    pub recorder: Recorder,
+    /// Caches of the Packages and PackageMetadatas pkgr labelled (overlap checks, short-cut).
+    pub packages: Store<Package>,
+    pub metadatas: Store<PackageMetadata>,
+    /// Cache of the Secrets in the controller namespace (`None`: read each from the API).
+    pub secrets: Option<Store<Secret>>,
+    pub memo: Arc<Mutex<HashMap<String, Memo>>>,
+    /// pkgr's own writes, so their watch echoes do not trigger reconciles.
+    pub own_writes: Arc<apply::OwnWrites>,
+    /// Asks the controller to reconcile another repository (one that shared an object this one
+    /// just deleted); `None` outside `run`.
+    pub requeue: Option<tokio::sync::mpsc::UnboundedSender<ObjectRef<PackageRepository>>>,
+    /// Repositories deleted since start-up: their objects are free to take over.
+    pub departed: Mutex<std::collections::HashSet<String>>,
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+/// The Event reporter name.
+pub const CONTROLLER_NAME: &str = "pkgr";
+
+impl Context {
+    /// A context whose caches are fed by the caller (tests, or `run`).
+    pub fn new(
+        client: kube::Client,
+        source: Arc<dyn source::Source>,
+        builder: Builder,
+        settings: Settings,
+        packages: Store<Package>,
+        metadatas: Store<PackageMetadata>,
+    ) -> Context {
+        let reporter = Reporter {
+            controller: CONTROLLER_NAME.into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            source,
+            builder,
+            settings,
+            packages,
+            metadatas,
+            secrets: None,
+            memo: Arc::default(),
+            own_writes: Arc::default(),
+            requeue: None,
+            departed: Mutex::default(),
+            metrics: Arc::default(),
+        }
+    }
+}
+
+/// Reconcile triggers: spec changes, finalizer changes and deletion; not our own status writes.
+fn trigger_hash(repo: &PackageRepository) -> Option<u64> {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    repo.metadata.generation.hash(&mut hasher);
+    repo.metadata.finalizers.hash(&mut hasher);
+    repo.metadata.deletion_timestamp.is_some().hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+/// Repositories to reconcile when a Package or PackageMetadata changes: its owner, and those
+/// whose last reconcile counted on it while another repository kept it.
+fn interested(
+    memo: &Mutex<HashMap<String, Memo>>,
+    kind: Kind,
+    meta: &kube::api::ObjectMeta,
+) -> Vec<ObjectRef<PackageRepository>> {
+    let name = meta.name.clone().unwrap_or_default();
+    let owner = apply::owner_of(meta);
+    let mut out: Vec<ObjectRef<PackageRepository>> = owner.iter().map(|o| ObjectRef::new(o)).collect();
+    let memo = memo.lock().unwrap_or_else(|p| p.into_inner());
+    for (repository, m) in memo.iter() {
+        if Some(repository) != owner.as_ref() && m.applied.contains_key(&(kind, name.clone())) {
+            out.push(ObjectRef::new(repository));
+        }
+    }
+    out
+}
+
+type WatchResult<T> = Result<T, watcher::Error>;
+
+/// Watch events worth a reconcile: anything but the echo of pkgr's own applies and deletes.
+fn external_changes<K: Resource>(
+    own: Arc<apply::OwnWrites>,
+    kind: Kind,
+) -> impl FnMut(WatchResult<watcher::Event<K>>) -> std::future::Ready<Option<WatchResult<K>>> {
+    move |event| {
+        let keep = |object: K, change: apply::Change| {
+            let meta = object.meta();
+            let name = meta.name.as_deref().unwrap_or_default();
+            (!own.is_echo(kind, name, meta.resource_version.as_deref(), change)).then_some(Ok(object))
+        };
+        std::future::ready(match event {
+            Ok(watcher::Event::Apply(o)) => keep(o, apply::Change::Applied),
+            Ok(watcher::Event::Delete(o)) => keep(o, apply::Change::Deleted),
+            Ok(watcher::Event::InitApply(o)) => Some(Ok(o)),
+            Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+            Err(e) => Some(Err(e)),
+        })
+    }
+}
+
+/// Run the controller until a shutdown signal or `stop` resolves.
+pub async fn run(
+    client: kube::Client,
+    source: Arc<dyn source::Source>,
+    settings: Settings,
+    reconcile_concurrency: u16,
+    stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    metrics: Arc<metrics::Metrics>,
+) {
+    let label_selector = apply::REPOSITORY_LABEL.to_string();
+    let (packages, package_writer) = reflector::store::<Package>();
+    let (metadatas, metadata_writer) = reflector::store::<PackageMetadata>();
+    let mut ctx = Context::new(
+        client.clone(),
+        source,
+        default_builder(),
+        settings.clone(),
+        packages,
+        metadatas,
+    );
+    ctx.metrics = metrics;
+    let (secrets, secret_writer) = reflector::store::<Secret>();
+    ctx.secrets = Some(secrets);
+    let (requeue, requeued) = tokio::sync::mpsc::unbounded_channel();
+    ctx.requeue = Some(requeue);
+    let ctx = Arc::new(ctx);
+
+    let package_stream = reflector::reflector(
+        package_writer,
+        watcher(
+            Api::<Package>::all(client.clone()),
+            watcher::Config::default().labels(&label_selector),
+        ),
+    )
+    .default_backoff()
+    .filter_map(external_changes(ctx.own_writes.clone(), Kind::Package));
+    let metadata_stream = reflector::reflector(
+        metadata_writer,
+        watcher(
+            Api::<PackageMetadata>::all(client.clone()),
+            watcher::Config::default().labels(&label_selector),
+        ),
+    )
+    .default_backoff()
+    .filter_map(external_changes(ctx.own_writes.clone(), Kind::PackageMetadata));
+
+    let (repo_store, repo_writer) = reflector::store::<PackageRepository>();
+    let repo_stream = reflector::reflector(
+        repo_writer,
+        watcher(
+            Api::<PackageRepository>::all(client.clone()),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff()
+    .applied_objects()
+    .predicate_filter(trigger_hash, Default::default());
+
+    let secret_stream = reflector::reflector(
+        secret_writer,
+        watcher(
+            Api::<Secret>::namespaced(client.clone(), &settings.namespace),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff()
+    .touched_objects();
+
+    let secret_repos = repo_store.clone();
+    let package_memo = ctx.memo.clone();
+    let metadata_memo = ctx.memo.clone();
+    Controller::for_stream(repo_stream, repo_store)
+        .watches_stream(secret_stream, move |secret: Secret| {
+            let name = secret.name_any();
+            secret_repos
+                .state()
+                .iter()
+                .filter(|r| uses_secret(r, &name))
+                .map(|r| ObjectRef::from_obj(r.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .watches_stream(package_stream, move |p: Package| {
+            interested(&package_memo, Kind::Package, &p.metadata)
+        })
+        .watches_stream(metadata_stream, move |m: PackageMetadata| {
+            interested(&metadata_memo, Kind::PackageMetadata, &m.metadata)
+        })
+        .reconcile_on(tokio_stream_from(requeued))
+        .with_config(controller::Config::default().concurrency(reconcile_concurrency))
+        .graceful_shutdown_on(stop)
+        .run(
+            |repo, ctx: Arc<Context>| async move {
+                // Overlap checks and the short-cut read the caches: wait for their first listing.
+                let _ = ctx.packages.wait_until_ready().await;
+                let _ = ctx.metadatas.wait_until_ready().await;
+                if let Some(secrets) = &ctx.secrets {
+                    let _ = secrets.wait_until_ready().await;
+                }
+                reconcile(repo, ctx).await
+            },
+            error_policy,
+            ctx,
+        )
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(error = %error, "controller event");
+            }
+        })
+        .await;
+}
+
+/// An unbounded receiver as a stream (without a tokio-stream dependency).
+fn tokio_stream_from<T: Send + 'static>(
+    receiver: tokio::sync::mpsc::UnboundedReceiver<T>,
+) -> impl futures_util::Stream<Item = T> + Send + 'static {
+    futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|item| (item, receiver))
+    })
+}
+
+/// Repositories (other than `except`) whose last reconcile counted on an object now deleted.
+pub fn sharers(memo: &Mutex<HashMap<String, Memo>>, except: &str, deleted: &[(Kind, String)]) -> Vec<String> {
+    let memo = memo.lock().unwrap_or_else(|p| p.into_inner());
+    memo.iter()
+        .filter(|(repository, m)| {
+            repository.as_str() != except && deleted.iter().any(|key| m.applied.contains_key(key))
+        })
+        .map(|(repository, _)| repository.clone())
+        .collect()
+}
+
+/// Does `repo` take credentials from Secret `name`?
+pub fn uses_secret(repo: &PackageRepository, name: &str) -> bool {
+    let fetch = &repo.spec.fetch;
+    let bundle = fetch.imgpkg_bundle.as_ref().and_then(|b| b.secret_ref.as_ref());
+    let image = fetch.image.as_ref().and_then(|i| i.secret_ref.as_ref());
+    bundle.into_iter().chain(image).any(|s| s.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo(json: serde_json::Value) -> PackageRepository {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn own_echoes_are_filtered_from_watch_events() {
+        let own = Arc::new(apply::OwnWrites::default());
+        own.record(Kind::Package, "mine", Some("5".into()));
+        own.record(Kind::Package, "pruned", None);
+        let package = |name: &str, rv: &str| -> Package {
+            serde_json::from_value(
+                serde_json::json!({"apiVersion": "data.packaging.carvel.dev/v1alpha1", "kind": "Package",
+                "metadata": {"name": name, "resourceVersion": rv}, "spec": {}}),
+            )
+            .unwrap()
+        };
+        let mut filter = external_changes::<Package>(own, Kind::Package);
+        let mut passes = |event: watcher::Event<Package>| {
+            futures_util::FutureExt::now_or_never(filter(Ok(event)))
+                .unwrap()
+                .is_some()
+        };
+        assert!(
+            !passes(watcher::Event::Apply(package("mine", "5"))),
+            "echo of our apply"
+        );
+        assert!(
+            passes(watcher::Event::Apply(package("mine", "6"))),
+            "someone edited it"
+        );
+        assert!(
+            passes(watcher::Event::Delete(package("mine", "6"))),
+            "someone deleted it"
+        );
+        assert!(
+            !passes(watcher::Event::Delete(package("pruned", "3"))),
+            "echo of our prune"
+        );
+        assert!(
+            passes(watcher::Event::InitApply(package("mine", "5"))),
+            "a relist always counts"
+        );
+        assert!(!passes(watcher::Event::InitDone));
+    }
+
+    #[test]
+    fn sharers_of_deleted_objects() {
+        let memo = Mutex::new(HashMap::new());
+        let mut m = Memo::default();
+        m.applied.insert((Kind::Package, "p".into()), None);
+        memo.lock().unwrap().insert("b".to_string(), m.clone());
+        memo.lock().unwrap().insert("a".to_string(), m);
+        memo.lock().unwrap().insert("c".to_string(), Memo::default());
+        assert_eq!(sharers(&memo, "a", &[(Kind::Package, "p".into())]), ["b"]);
+        assert!(sharers(&memo, "a", &[(Kind::PackageMetadata, "p".into())]).is_empty());
+    }
+
+    #[test]
+    fn secret_mapping() {
+        let r = repo(
+            serde_json::json!({"apiVersion": "install.package.carvel.dev/v1alpha1", "kind": "PackageRepository",
+            "metadata": {"name": "a"}, "spec": {"fetch": {"image": {"url": "x", "secretRef": {"name": "s"}}}}}),
+        );
+        assert!(uses_secret(&r, "s"));
+        assert!(!uses_secret(&r, "t"));
+    }
+
+    #[test]
+    fn package_events_reach_the_owner_and_repositories_sharing_the_object() {
+        let memo = Mutex::new(HashMap::new());
+        let mut shared = Memo::default();
+        shared
+            .applied
+            .insert((Kind::Package, "p.example.com.1.0.0".into()), None);
+        memo.lock().unwrap().insert("second".to_string(), shared);
+        memo.lock()
+            .unwrap()
+            .insert("unrelated".to_string(), Memo::default());
+        let meta: kube::api::ObjectMeta = serde_json::from_value(serde_json::json!({
+            "name": "p.example.com.1.0.0",
+            "ownerReferences": [{"apiVersion": "install.package.carvel.dev/v1alpha1", "kind": "PackageRepository", "name": "first", "uid": "u"}]
+        }))
+        .unwrap();
+        let mut names: Vec<String> = interested(&memo, Kind::Package, &meta)
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        names.sort();
+        assert_eq!(names, ["first", "second"]);
+        assert!(
+            interested(&memo, Kind::PackageMetadata, &meta)
+                .iter()
+                .all(|r| r.name == "first")
+        );
+    }
+
+    #[test]
+    fn only_spec_finalizer_and_deletion_changes_trigger() {
+        let base = repo(
+            serde_json::json!({"apiVersion": "install.package.carvel.dev/v1alpha1", "kind": "PackageRepository",
+            "metadata": {"name": "a", "generation": 1}, "spec": {"fetch": {}}}),
+        );
+        let mut status_only = base.clone();
+        status_only.status = Some(Default::default());
+        assert_eq!(trigger_hash(&base), trigger_hash(&status_only));
+        let mut edited = base.clone();
+        edited.metadata.generation = Some(2);
+        assert_ne!(trigger_hash(&base), trigger_hash(&edited));
+        let mut finalized = base.clone();
+        finalized.metadata.finalizers = Some(vec![FINALIZER.into()]);
+        assert_ne!(trigger_hash(&base), trigger_hash(&finalized));
+        let mut deleted = base.clone();
+        deleted.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::now(),
+        ));
+        assert_ne!(trigger_hash(&base), trigger_hash(&deleted));
+    }
+}

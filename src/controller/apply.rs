@@ -1,0 +1,515 @@
+//! Apply, overlap and prune (SPEC Reconcile 6): server-side apply with one field manager, in
+//! parallel, never reading before a write; what a repository no longer contains is deleted.
+use super::error::ReconcileError;
+use crate::api::{Package, PackageMetadata, PackageRepository};
+use crate::repository::Output;
+use futures_util::{StreamExt, TryStreamExt, stream};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+
+/// The one field manager of every pkgr write.
+pub const FIELD_MANAGER: &str = "pkgr";
+/// Label naming the repository that applied an object (its name, or a hash when longer than a label allows).
+pub const REPOSITORY_LABEL: &str = "pkgr.packaging.carvel.dev/repository";
+/// The repository's full name, for people and for names longer than a label value.
+pub const REPOSITORY_ANNOTATION: &str = "pkgr.packaging.carvel.dev/repository-name";
+/// Upstream's annotation deciding which of two repositories supplies an object.
+pub const REVISION_ANNOTATION: &str = "packaging.carvel.dev/revision";
+const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+
+/// Which of the two data kinds an object is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    PackageMetadata,
+    Package,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Package => "Package",
+            Kind::PackageMetadata => "PackageMetadata",
+        }
+    }
+}
+
+/// One object to apply, already labelled and owned.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Desired {
+    pub kind: Kind,
+    pub name: String,
+    pub object: Value,
+}
+
+/// The label value for a repository name: the name itself when it fits in 63 characters.
+pub fn label_value(repository: &str) -> String {
+    use sha2::Digest as _;
+    if repository.len() <= 63 {
+        repository.to_string()
+    } else {
+        let hash = sha2::Sha256::digest(repository.as_bytes());
+        format!("sha256-{}", &hex::encode(hash)[..40])
+    }
+}
+
+/// The objects `output` makes, each labelled with and owned by `repo`.
+pub fn desired_objects(repo: &PackageRepository, output: &Output) -> Result<Vec<Desired>, ReconcileError> {
+    let name = repo.metadata.name.clone().ok_or(ReconcileError::Unnamed)?;
+    let owner = repo.controller_owner_ref(&()).ok_or(ReconcileError::Unnamed)?;
+    let owner = serde_json::to_value(owner).map_err(|source| ReconcileError::Serialize {
+        what: "the owner reference".into(),
+        source,
+    })?;
+    let mut out = Vec::with_capacity(output.packages.len() + output.metadatas.len());
+    let items = output
+        .metadatas
+        .iter()
+        .map(|m| (Kind::PackageMetadata, m.name_any(), serde_json::to_value(m)))
+        .chain(
+            output
+                .packages
+                .iter()
+                .map(|p| (Kind::Package, p.name_any(), serde_json::to_value(p))),
+        );
+    for (kind, object_name, value) in items {
+        let mut object = value.map_err(|source| ReconcileError::Serialize {
+            what: format!("{} {object_name}", kind.as_str()),
+            source,
+        })?;
+        let metadata = object
+            .as_object_mut()
+            .and_then(|o| {
+                o.entry("metadata")
+                    .or_insert_with(|| Value::Object(Default::default()))
+                    .as_object_mut()
+            })
+            .ok_or(ReconcileError::Unnamed)?;
+        // Server-owned fields copied from a file would make the apply fail or fight the server.
+        for field in [
+            "resourceVersion",
+            "uid",
+            "creationTimestamp",
+            "generation",
+            "managedFields",
+            "selfLink",
+        ] {
+            metadata.remove(field);
+        }
+        let labels = metadata
+            .entry("labels")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Some(labels) = labels.as_object_mut() {
+            labels.insert(REPOSITORY_LABEL.into(), Value::String(label_value(&name)));
+            labels.insert(MANAGED_BY_LABEL.into(), Value::String("pkgr".into()));
+        }
+        let annotations = metadata
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Some(annotations) = annotations.as_object_mut() {
+            annotations.insert(REPOSITORY_ANNOTATION.into(), Value::String(name.clone()));
+        }
+        metadata.insert("ownerReferences".into(), Value::Array(vec![owner.clone()]));
+        out.push(Desired {
+            kind,
+            name: object_name,
+            object,
+        });
+    }
+    Ok(out)
+}
+
+/// The repository an existing object belongs to, from its ownerReference or annotation.
+pub fn owner_of(meta: &kube::api::ObjectMeta) -> Option<String> {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.kind == "PackageRepository")
+        .map(|o| o.name.clone())
+        .or_else(|| {
+            meta.annotations
+                .as_ref()
+                .and_then(|a| a.get(REPOSITORY_ANNOTATION).cloned())
+        })
+}
+
+/// What to do with an object another repository may already supply.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Overlap {
+    /// Ours (or nobody's): apply it.
+    Apply,
+    /// Another repository supplies the identical object; it keeps it.
+    Shared { theirs: String },
+    /// Another repository's copy has the higher revision; it keeps it.
+    TheirsWins { theirs: String },
+    /// Ours has the higher revision: take it over.
+    OursWins { theirs: String },
+}
+
+/// SPEC step 6: identical → first owner keeps it; higher revision wins; else conflict.
+pub fn overlap(
+    ours: &str,
+    desired: &Desired,
+    existing: Option<(&kube::api::ObjectMeta, Value)>,
+) -> Result<Overlap, ReconcileError> {
+    let Some((meta, existing)) = existing else {
+        return Ok(Overlap::Apply);
+    };
+    let theirs = match owner_of(meta) {
+        Some(theirs) if theirs != ours => theirs,
+        _ => return Ok(Overlap::Apply),
+    };
+    let ours_spec = desired.object.get("spec").unwrap_or(&Value::Null);
+    let their_spec = existing.get("spec").unwrap_or(&Value::Null);
+    if ours_spec == their_spec {
+        return Ok(Overlap::Shared { theirs });
+    }
+    let revision = |v: &Value| {
+        v.pointer("/metadata/annotations")
+            .and_then(|a| a.get(REVISION_ANNOTATION))
+            .and_then(Value::as_str)
+            .and_then(parse_revision)
+    };
+    match (revision(&desired.object), revision(&existing)) {
+        (Some(a), Some(b)) if a > b => Ok(Overlap::OursWins { theirs }),
+        (Some(a), Some(b)) if a < b => Ok(Overlap::TheirsWins { theirs }),
+        (Some(_), None) => Ok(Overlap::OursWins { theirs }),
+        (None, Some(_)) => Ok(Overlap::TheirsWins { theirs }),
+        _ => Err(ReconcileError::Conflict {
+            kind: desired.kind.as_str(),
+            name: desired.name.clone(),
+            ours: ours.to_string(),
+            theirs,
+            field: first_difference(ours_spec, their_spec, "spec").unwrap_or_else(|| "spec".into()),
+        }),
+    }
+}
+
+/// `1`, `1.2`, `2.0.1` as numbers compared part by part.
+fn parse_revision(text: &str) -> Option<Vec<u64>> {
+    text.trim().split('.').map(|p| p.parse().ok()).collect()
+}
+
+/// The path of the first field where `a` and `b` differ.
+pub fn first_difference(a: &Value, b: &Value, path: &str) -> Option<String> {
+    if a == b {
+        return None;
+    }
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            keys.into_iter().find_map(|k| {
+                first_difference(
+                    x.get(k).unwrap_or(&Value::Null),
+                    y.get(k).unwrap_or(&Value::Null),
+                    &format!("{path}.{k}"),
+                )
+            })
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find_map(|(i, (p, q))| first_difference(p, q, &format!("{path}[{i}]"))),
+        _ => Some(path.to_string()),
+    }
+}
+
+/// What pkgr itself last did to each object: `Some(rv)` applied at that version, `None` deleted.
+/// A watch event that only echoes one of these is not worth a reconcile.
+#[derive(Default)]
+pub struct OwnWrites(Mutex<HashMap<(Kind, String), Option<String>>>);
+
+/// Whether a watch event reports an object's change or its deletion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    Applied,
+    Deleted,
+}
+
+impl OwnWrites {
+    pub fn record(&self, kind: Kind, name: &str, version: Option<String>) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((kind, name.to_string()), version);
+    }
+
+    /// Is this event the echo of pkgr's own write?
+    pub fn is_echo(&self, kind: Kind, name: &str, version: Option<&str>, change: Change) -> bool {
+        let own = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match (own.get(&(kind, name.to_string())), change) {
+            (Some(Some(written)), Change::Applied) => Some(written.as_str()) == version,
+            (Some(None), Change::Deleted) => true,
+            _ => false,
+        }
+    }
+}
+
+/// One object written and the resourceVersion the server returned.
+type Written = ((Kind, String), Option<String>);
+
+/// Server-side apply every object with bounded concurrency; the resourceVersion each write returned.
+pub async fn apply_all(
+    client: &kube::Client,
+    objects: Vec<Desired>,
+    concurrency: usize,
+    own: &OwnWrites,
+) -> Result<BTreeMap<(Kind, String), Option<String>>, ReconcileError> {
+    let packages: Api<Package> = Api::all(client.clone());
+    let metadatas: Api<PackageMetadata> = Api::all(client.clone());
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let results: Vec<Result<Written, ReconcileError>> = stream::iter(objects)
+        .map(|desired| {
+            let (packages, metadatas, params) = (&packages, &metadatas, &params);
+            async move {
+                let patch = Patch::Apply(&desired.object);
+                let written = match desired.kind {
+                    Kind::Package => packages
+                        .patch(&desired.name, params, &patch)
+                        .await
+                        .map(|o| o.resource_version()),
+                    Kind::PackageMetadata => metadatas
+                        .patch(&desired.name, params, &patch)
+                        .await
+                        .map(|o| o.resource_version()),
+                };
+                written
+                    .map(|rv| {
+                        own.record(desired.kind, &desired.name, rv.clone());
+                        ((desired.kind, desired.name.clone()), rv)
+                    })
+                    .map_err(|source| ReconcileError::Apply {
+                        kind: desired.kind.as_str(),
+                        name: desired.name.clone(),
+                        others: 0,
+                        source,
+                    })
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    let mut applied = BTreeMap::new();
+    let mut first_error = None;
+    let mut failures = 0usize;
+    for result in results {
+        match result {
+            Ok((key, rv)) => {
+                applied.insert(key, rv);
+            }
+            Err(error) => {
+                failures += 1;
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    match first_error {
+        Some(ReconcileError::Apply {
+            kind, name, source, ..
+        }) => Err(ReconcileError::Apply {
+            kind,
+            name,
+            others: failures - 1,
+            source,
+        }),
+        Some(other) => Err(other),
+        None => Ok(applied),
+    }
+}
+
+/// Names of the objects of one kind labelled for `repository`, listed from the API server.
+async fn labelled<K>(api: &Api<K>, kind: Kind, repository: &str) -> Result<Vec<String>, ReconcileError>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let selector = format!("{REPOSITORY_LABEL}={}", label_value(repository));
+    let list = api
+        .list_metadata(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|source| ReconcileError::List {
+            kind: kind.as_str(),
+            repository: repository.to_string(),
+            source,
+        })?;
+    Ok(list.items.into_iter().filter_map(|m| m.metadata.name).collect())
+}
+
+/// Delete what `repository` applied before and `keep` no longer lists; returns what was deleted.
+pub async fn prune(
+    client: &kube::Client,
+    repository: &str,
+    keep: &BTreeSet<(Kind, String)>,
+    own: &OwnWrites,
+) -> Result<Vec<(Kind, String)>, ReconcileError> {
+    let packages: Api<Package> = Api::all(client.clone());
+    let metadatas: Api<PackageMetadata> = Api::all(client.clone());
+    let mut doomed = Vec::new();
+    for name in labelled(&packages, Kind::Package, repository).await? {
+        if !keep.contains(&(Kind::Package, name.clone())) {
+            doomed.push((Kind::Package, name));
+        }
+    }
+    for name in labelled(&metadatas, Kind::PackageMetadata, repository).await? {
+        if !keep.contains(&(Kind::PackageMetadata, name.clone())) {
+            doomed.push((Kind::PackageMetadata, name));
+        }
+    }
+    stream::iter(doomed.clone())
+        .map(|(kind, name)| {
+            let (packages, metadatas) = (&packages, &metadatas);
+            async move {
+                // Recorded first: the watch may report the deletion before the reply arrives.
+                own.record(kind, &name, None);
+                let params = DeleteParams::background();
+                let result = match kind {
+                    Kind::Package => packages.delete(&name, &params).await.map(|_| ()),
+                    Kind::PackageMetadata => metadatas.delete(&name, &params).await.map(|_| ()),
+                };
+                match result {
+                    Ok(()) => Ok(()),
+                    // Already gone is what we wanted.
+                    Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+                    Err(source) => Err(ReconcileError::Delete {
+                        kind: kind.as_str(),
+                        name,
+                        source,
+                    }),
+                }
+            }
+        })
+        .buffer_unordered(8)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(doomed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn desired(spec: Value, revision: Option<&str>) -> Desired {
+        let mut object = json!({"apiVersion": "data.packaging.carvel.dev/v1alpha1", "kind": "Package",
+            "metadata": {"name": "p.example.com.1.0.0", "annotations": {}}, "spec": spec});
+        if let Some(r) = revision {
+            object["metadata"]["annotations"][REVISION_ANNOTATION] = json!(r);
+        }
+        Desired {
+            kind: Kind::Package,
+            name: "p.example.com.1.0.0".into(),
+            object,
+        }
+    }
+
+    fn owned_by(repo: &str) -> kube::api::ObjectMeta {
+        kube::api::ObjectMeta {
+            owner_references: Some(vec![
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                    api_version: "install.package.carvel.dev/v1alpha1".into(),
+                    kind: "PackageRepository".into(),
+                    name: repo.into(),
+                    uid: "u".into(),
+                    ..Default::default()
+                },
+            ]),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn overlap_rules() {
+        let ours = desired(json!({"version": "1.0.0", "template": {"image": "a"}}), None);
+        assert_eq!(overlap("mine", &ours, None).unwrap(), Overlap::Apply);
+        assert_eq!(
+            overlap(
+                "mine",
+                &ours,
+                Some((&owned_by("mine"), desired(json!({}), None).object))
+            )
+            .unwrap(),
+            Overlap::Apply
+        );
+        let identical = ours.object.clone();
+        assert_eq!(
+            overlap("mine", &ours, Some((&owned_by("other"), identical))).unwrap(),
+            Overlap::Shared {
+                theirs: "other".into()
+            }
+        );
+        let theirs = desired(json!({"version": "1.0.0", "template": {"image": "b"}}), None);
+        let err = overlap("mine", &ours, Some((&owned_by("other"), theirs.object.clone()))).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("mine") && text.contains("other") && text.contains("spec.template.image"),
+            "{text}"
+        );
+
+        let ours_v2 = desired(json!({"version": "1.0.0", "template": {"image": "a"}}), Some("2"));
+        let theirs_v1 = desired(
+            json!({"version": "1.0.0", "template": {"image": "b"}}),
+            Some("1.5"),
+        );
+        assert_eq!(
+            overlap(
+                "mine",
+                &ours_v2,
+                Some((&owned_by("other"), theirs_v1.object.clone()))
+            )
+            .unwrap(),
+            Overlap::OursWins {
+                theirs: "other".into()
+            }
+        );
+        let ours_v1 = desired(json!({"version": "1.0.0", "template": {"image": "a"}}), Some("1"));
+        assert_eq!(
+            overlap("mine", &ours_v1, Some((&owned_by("other"), theirs_v1.object))).unwrap(),
+            Overlap::TheirsWins {
+                theirs: "other".into()
+            }
+        );
+    }
+
+    #[test]
+    fn own_writes_are_recognised_as_echoes() {
+        let own = OwnWrites::default();
+        own.record(Kind::Package, "p", Some("7".into()));
+        own.record(Kind::Package, "gone", None);
+        assert!(own.is_echo(Kind::Package, "p", Some("7"), Change::Applied));
+        assert!(
+            !own.is_echo(Kind::Package, "p", Some("8"), Change::Applied),
+            "someone else changed it"
+        );
+        assert!(
+            !own.is_echo(Kind::Package, "p", Some("7"), Change::Deleted),
+            "someone else deleted it"
+        );
+        assert!(!own.is_echo(Kind::PackageMetadata, "p", Some("7"), Change::Applied));
+        assert!(own.is_echo(Kind::Package, "gone", Some("3"), Change::Deleted));
+        assert!(!own.is_echo(Kind::Package, "unknown", Some("1"), Change::Applied));
+    }
+
+    #[test]
+    fn long_repository_names_get_a_hashed_label() {
+        assert_eq!(label_value("short"), "short");
+        let long = "x".repeat(100);
+        let value = label_value(&long);
+        assert!(value.len() <= 63 && value.starts_with("sha256-"));
+        assert_eq!(value, label_value(&long));
+    }
+
+    #[test]
+    fn first_difference_paths() {
+        assert_eq!(
+            first_difference(&json!({"a": [1, {"b": 2}]}), &json!({"a": [1, {"b": 3}]}), "spec").as_deref(),
+            Some("spec.a[1].b")
+        );
+        assert_eq!(first_difference(&json!({"a": 1}), &json!({"a": 1}), "spec"), None);
+        assert_eq!(
+            first_difference(&json!({"a": 1}), &json!({"c": 1}), "spec").as_deref(),
+            Some("spec.a")
+        );
+    }
+}

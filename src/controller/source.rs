@@ -1,0 +1,218 @@
+//! The registry side of a reconcile behind a small trait: resolve, list tags, fetch contents.
+//!
+//! The controller only sees image references as strings and bundle contents as files, so the
+//! reconciler can be tested against a fake that counts its calls.
+use super::secret::RegistryAuth;
+use crate::bundle::{self, FileTree, layer::Limits, lock::ImagesLock};
+use crate::registry::{Client, ClientOptions, Keychain, Reference, RegistryError};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// A boxed future, so the traits stay object-safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a fetch produced.
+#[derive(Clone, Debug, Default)]
+pub struct Contents {
+    pub is_bundle: bool,
+    pub files: FileTree,
+    /// A bundle's `.imgpkg/images.yml`, localised as imgpkg pull does.
+    pub images_lock: Option<ImagesLock>,
+}
+
+/// A registry-side failure.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Bundle(#[from] bundle::BundleError),
+    #[error("{0}")]
+    Other(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Makes registry sessions with a repository's credentials.
+pub trait Source: Send + Sync {
+    fn session(&self, auth: &RegistryAuth) -> Result<Arc<dyn Session>, SourceError>;
+}
+
+/// One reconcile's view of the registry.
+pub trait Session: Send + Sync {
+    /// The digest (`sha256:…`) `image` (with a tag) points at; `None` when the tag does not exist.
+    fn resolve<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<Option<String>, SourceError>>;
+    /// Every tag of `repository` (`registry/path`, no tag).
+    fn list_tags<'a>(&'a self, repository: &'a str) -> BoxFuture<'a, Result<Vec<String>, SourceError>>;
+    /// Pull `image` (`repository@digest`); a bundle's images.yml comes back localised.
+    fn fetch<'a>(
+        &'a self,
+        image: &'a str,
+        expect_bundle: bool,
+    ) -> BoxFuture<'a, Result<Contents, SourceError>>;
+}
+
+/// The real registry, through `registry::Client` and `bundle::fetch`.
+#[derive(Clone, Debug)]
+pub struct RegistrySource {
+    pub options: ClientOptions,
+    pub limits: Limits,
+}
+
+/// Bounds on what one repository may expand to (SPEC Reconcile 3).
+pub fn default_limits() -> Limits {
+    Limits {
+        max_bytes: 256 * 1024 * 1024,
+        max_files: 100_000,
+        max_depth: 32,
+    }
+}
+
+impl RegistrySource {
+    pub fn new(options: ClientOptions) -> RegistrySource {
+        RegistrySource {
+            options,
+            limits: default_limits(),
+        }
+    }
+}
+
+impl Source for RegistrySource {
+    fn session(&self, auth: &RegistryAuth) -> Result<Arc<dyn Session>, SourceError> {
+        let mut options = self.options.clone();
+        options.keychain = keychain(auth);
+        let client = Client::new(options)?;
+        Ok(Arc::new(RegistrySession {
+            client,
+            limits: self.limits.clone(),
+        }))
+    }
+}
+
+/// Secret credentials as a keychain: host-specific entries, or one set for every registry.
+fn keychain(auth: &RegistryAuth) -> Keychain {
+    let mut keychain = Keychain::anonymous();
+    if let Some(all) = auth.entries.iter().find(|e| e.host.is_none()) {
+        keychain = Keychain::for_all(all.credentials.clone());
+    }
+    for entry in &auth.entries {
+        if let Some(host) = &entry.host {
+            keychain = keychain.with_host(host, entry.credentials.clone());
+        }
+    }
+    keychain
+}
+
+struct RegistrySession {
+    client: Client,
+    limits: Limits,
+}
+
+impl Session for RegistrySession {
+    fn resolve<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<Option<String>, SourceError>> {
+        Box::pin(async move {
+            let reference = Reference::parse(image)?;
+            let head = self.client.head_manifest(&reference).await?;
+            Ok(head.map(|h| h.digest.to_string()))
+        })
+    }
+
+    fn list_tags<'a>(&'a self, repository: &'a str) -> BoxFuture<'a, Result<Vec<String>, SourceError>> {
+        Box::pin(async move {
+            let reference = Reference::parse_repository(repository)?;
+            Ok(self.client.list_tags(&reference).await?)
+        })
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        image: &'a str,
+        expect_bundle: bool,
+    ) -> BoxFuture<'a, Result<Contents, SourceError>> {
+        Box::pin(async move {
+            let reference = Reference::parse(image)?;
+            let fetched =
+                bundle::fetch::fetch_contents(&self.client, &reference, expect_bundle, &self.limits).await?;
+            Ok(Contents {
+                is_bundle: fetched.is_bundle,
+                files: fetched.files,
+                images_lock: fetched.images_lock,
+            })
+        })
+    }
+}
+
+/// An image reference split without a registry round trip: `name[:tag][@digest]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageParts {
+    /// `registry/path` as written.
+    pub name: String,
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+}
+
+/// Split `image` into name, tag and digest (a `:` after the last `/` starts the tag, so a
+/// registry port is never mistaken for one).
+pub fn split_image(image: &str) -> ImageParts {
+    let (rest, digest) = match image.split_once('@') {
+        Some((rest, digest)) => (rest, Some(digest.to_string())),
+        None => (image, None),
+    };
+    let slash = rest.rfind('/').map(|i| i + 1).unwrap_or(0);
+    match rest[slash..].rfind(':') {
+        Some(colon) => {
+            let at = slash + colon;
+            ImageParts {
+                name: rest[..at].to_string(),
+                tag: Some(rest[at + 1..].to_string()),
+                digest,
+            }
+        }
+        None => ImageParts {
+            name: rest.to_string(),
+            tag: None,
+            digest,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_tags_digests_and_ports() {
+        assert_eq!(
+            split_image("127.0.0.1:5000/apps/repo:1.0.0"),
+            ImageParts {
+                name: "127.0.0.1:5000/apps/repo".into(),
+                tag: Some("1.0.0".into()),
+                digest: None
+            }
+        );
+        assert_eq!(
+            split_image("127.0.0.1:5000/apps/repo"),
+            ImageParts {
+                name: "127.0.0.1:5000/apps/repo".into(),
+                tag: None,
+                digest: None
+            }
+        );
+        assert_eq!(
+            split_image("r.example/a@sha256:ab"),
+            ImageParts {
+                name: "r.example/a".into(),
+                tag: None,
+                digest: Some("sha256:ab".into())
+            }
+        );
+        assert_eq!(
+            split_image("r.example/a:v1@sha256:ab"),
+            ImageParts {
+                name: "r.example/a".into(),
+                tag: Some("v1".into()),
+                digest: Some("sha256:ab".into())
+            }
+        );
+        assert_eq!(split_image("ubuntu").name, "ubuntu");
+    }
+}

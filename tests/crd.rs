@@ -1,0 +1,154 @@
+//! The committed CRD YAML under `crds/` must equal what the Rust types generate.
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+
+#[test]
+fn committed_crds_match_the_rust_types() {
+    let generated = pkgr::api::crds_yaml().expect("CRDs render as YAML");
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/crds.yaml"))
+        .expect("crds/crds.yaml is committed");
+    assert!(
+        generated == committed,
+        "crds/crds.yaml is out of date with the Rust types in src/api; regenerate it with \
+         `cargo run -- crd > crds/crds.yaml` and commit the result"
+    );
+}
+
+#[test]
+fn crds_have_the_spec_columns_and_no_cel() {
+    let yaml = pkgr::api::crds_yaml().unwrap();
+    assert!(
+        !yaml.contains("x-kubernetes-validations"),
+        "CEL is not available on Kubernetes 1.24"
+    );
+    let docs: Vec<CustomResourceDefinition> = serde_saphyr::from_str_multiple(&yaml).unwrap();
+    let names: Vec<_> = docs.iter().map(|c| c.metadata.name.clone().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "packagerepositories.install.package.carvel.dev",
+            "packages.data.packaging.carvel.dev",
+            "packagemetadatas.data.packaging.carvel.dev"
+        ]
+    );
+    let repo = &docs[0];
+    assert_eq!(repo.spec.scope, "Cluster");
+    assert_eq!(
+        repo.spec.names.short_names.as_deref(),
+        Some(&["pkgr".to_string()][..])
+    );
+    assert_eq!(
+        repo.spec.names.categories.as_deref(),
+        Some(&["carvel".to_string()][..])
+    );
+    let version = &repo.spec.versions[0];
+    assert!(version.subresources.as_ref().unwrap().status.is_some());
+    let columns: Vec<_> = version
+        .additional_printer_columns
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|c| (c.name.as_str(), c.json_path.as_str()))
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            ("Packages", ".status.packageCount"),
+            ("Age", ".metadata.creationTimestamp"),
+            ("Description", ".status.friendlyDescription")
+        ]
+    );
+    assert_eq!(
+        docs[1].spec.names.short_names.as_deref(),
+        Some(&["pkg".to_string()][..])
+    );
+    assert_eq!(
+        docs[2].spec.names.short_names.as_deref(),
+        Some(&["pkgm".to_string()][..])
+    );
+    for crd in &docs {
+        assert_eq!(crd.spec.scope, "Cluster");
+    }
+}
+
+/// The install manifests parse, and Secrets are readable only in the controller namespace.
+#[test]
+fn config_manifests_are_least_privilege() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
+    let rbac = std::fs::read_to_string(format!("{dir}/02-rbac.yaml")).unwrap();
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_str_multiple(&rbac).unwrap();
+    let cluster_role: ClusterRole =
+        serde_json::from_value(docs.iter().find(|d| d["kind"] == "ClusterRole").unwrap().clone()).unwrap();
+    for rule in cluster_role.rules.unwrap() {
+        let resources = rule.resources.unwrap_or_default();
+        assert!(
+            !resources.iter().any(|r| r == "secrets" || r == "*"),
+            "no cluster-wide Secret access"
+        );
+        assert!(!rule.verbs.iter().any(|v| v == "*"));
+    }
+    let role: Role =
+        serde_json::from_value(docs.iter().find(|d| d["kind"] == "Role").unwrap().clone()).unwrap();
+    assert_eq!(role.metadata.namespace.as_deref(), Some("kapp-controller"));
+    let secrets = role
+        .rules
+        .unwrap()
+        .into_iter()
+        .find(|r| r.resources.as_ref().unwrap().contains(&"secrets".into()))
+        .unwrap();
+    assert_eq!(secrets.verbs, ["get", "list", "watch"]);
+
+    let deployment: Deployment =
+        serde_saphyr::from_str(&std::fs::read_to_string(format!("{dir}/03-deployment.yaml")).unwrap())
+            .unwrap();
+    let pod = deployment.spec.unwrap().template.spec.unwrap();
+    assert_eq!(pod.security_context.unwrap().run_as_non_root, Some(true));
+    let container = &pod.containers[0];
+    let security = container.security_context.as_ref().unwrap();
+    assert_eq!(security.read_only_root_filesystem, Some(true));
+    assert_eq!(security.allow_privilege_escalation, Some(false));
+    assert_eq!(
+        container
+            .liveness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap()
+            .path
+            .as_deref(),
+        Some("/healthz")
+    );
+    assert_eq!(
+        container
+            .readiness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap()
+            .path
+            .as_deref(),
+        Some("/readyz")
+    );
+    assert!(container.resources.as_ref().unwrap().requests.is_some());
+    let namespace_env = container
+        .env
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|e| e.name == "PKGR_NAMESPACE")
+        .unwrap();
+    assert_eq!(
+        namespace_env
+            .value_from
+            .as_ref()
+            .unwrap()
+            .field_ref
+            .as_ref()
+            .unwrap()
+            .field_path,
+        "metadata.namespace"
+    );
+}
