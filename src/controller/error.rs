@@ -82,10 +82,9 @@ pub enum ReconcileError {
          use spec.fetch.image for a plain image"
     )]
     NotBundle { image: String },
-    #[error("spec.fetch.image.subPath {sub_path:?} must be a relative path without '..'")]
-    SubPathInvalid { sub_path: String },
-    #[error("spec.fetch.image.subPath {sub_path:?} does not exist in {image}")]
-    SubPathMissing { sub_path: String, image: String },
+    /// `reason` (not `source`) so the short reason in `kubectl get pkgr` says what is wrong.
+    #[error("spec.fetch.image.subPath of {image}: {reason}")]
+    SubPath { image: String, reason: RepositoryError },
     #[error(
         "the repository contents of {source_name} have no packages/ directory; put the Package \
          and PackageMetadata YAML under packages/"

@@ -9,7 +9,6 @@ use super::{Context, Memo};
 use crate::api::{
     FetchStatus, ImageFetch, ImgpkgBundleFetch, InlineFetch, PackageRepository, PackageRepositoryStatus,
 };
-use crate::bundle::FileTree;
 use crate::repository::{Output, Skipped};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
@@ -317,7 +316,7 @@ async fn run_pipeline(repo: &PackageRepository, ctx: &Context) -> Result<Option<
                 fetched,
                 Contents {
                     is_bundle: false,
-                    files: inline_files(inline),
+                    files: crate::repository::inline_files(&inline.paths),
                     images_lock: None,
                 },
             )
@@ -361,7 +360,13 @@ async fn run_pipeline(repo: &PackageRepository, ctx: &Context) -> Result<Option<
                 .as_deref()
                 .filter(|p| !p.trim_matches('/').is_empty())
             {
-                contents.files = sub_path_files(contents.files, sub_path, &fetched)?;
+                contents.files =
+                    crate::repository::sub_path(&contents.files, sub_path).map_err(|reason| {
+                        ReconcileError::SubPath {
+                            image: fetched.clone(),
+                            reason,
+                        }
+                    })?;
             }
             (fetched, contents)
         }
@@ -581,42 +586,6 @@ async fn pull(
         contents.images_lock = None;
     }
     Ok(contents)
-}
-
-/// `spec.fetch.image.subPath`: the files below it, re-rooted.
-pub fn sub_path_files(files: FileTree, sub_path: &str, image: &str) -> Result<FileTree, ReconcileError> {
-    let trimmed = sub_path.trim_matches('/');
-    if sub_path.starts_with('/') || trimmed.split('/').any(|s| s == ".." || s == "." || s.is_empty()) {
-        return Err(ReconcileError::SubPathInvalid {
-            sub_path: sub_path.to_string(),
-        });
-    }
-    let prefix = format!("{trimmed}/");
-    let out: FileTree = files
-        .into_iter()
-        .filter_map(|(path, data)| path.strip_prefix(&prefix).map(|rest| (rest.to_string(), data)))
-        .collect();
-    if out.is_empty() {
-        return Err(ReconcileError::SubPathMissing {
-            sub_path: sub_path.to_string(),
-            image: image.to_string(),
-        });
-    }
-    Ok(out)
-}
-
-/// `spec.fetch.inline.paths` as files.
-pub fn inline_files(inline: &InlineFetch) -> FileTree {
-    inline
-        .paths
-        .iter()
-        .map(|(path, content)| {
-            (
-                path.trim_start_matches('/').to_string(),
-                content.as_bytes().to_vec(),
-            )
-        })
-        .collect()
 }
 
 /// Step 6: overlap rules, parallel server-side apply, prune.
@@ -927,29 +896,5 @@ mod tests {
             select_source(&all).unwrap_err().to_string(),
             "spec.fetch names 3 sources (imgpkgBundle and image and inline): set exactly one of imgpkgBundle, image or inline"
         );
-    }
-
-    #[test]
-    fn sub_paths() {
-        let files: FileTree = [
-            ("a/packages/p.yml".to_string(), vec![1]),
-            ("b/x".to_string(), vec![2]),
-        ]
-        .into();
-        let out = sub_path_files(files.clone(), "a/", "img").unwrap();
-        assert_eq!(out.keys().collect::<Vec<_>>(), ["packages/p.yml"]);
-        for bad in ["/a", "a/../b", "./a", "a//b"] {
-            assert!(
-                matches!(
-                    sub_path_files(files.clone(), bad, "img"),
-                    Err(ReconcileError::SubPathInvalid { .. })
-                ),
-                "{bad}"
-            );
-        }
-        assert!(matches!(
-            sub_path_files(files, "c", "img"),
-            Err(ReconcileError::SubPathMissing { .. })
-        ));
     }
 }

@@ -21,15 +21,27 @@ pub struct Contents {
     pub images_lock: Option<ImagesLock>,
 }
 
-/// A registry-side failure.
+/// A registry-side failure (boxed: registry errors carry references and keep reconcile errors small).
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error(transparent)]
-    Registry(#[from] RegistryError),
+    Registry(Box<RegistryError>),
     #[error(transparent)]
-    Bundle(#[from] bundle::BundleError),
+    Bundle(Box<bundle::BundleError>),
     #[error("{0}")]
     Other(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<RegistryError> for SourceError {
+    fn from(error: RegistryError) -> Self {
+        SourceError::Registry(Box::new(error))
+    }
+}
+
+impl From<bundle::BundleError> for SourceError {
+    fn from(error: bundle::BundleError) -> Self {
+        SourceError::Bundle(Box::new(error))
+    }
 }
 
 /// Makes registry sessions with a repository's credentials.

@@ -1,6 +1,6 @@
 //! Test doubles for the controller: an in-memory API server behind `tower_test::mock` that
 //! records every request and replies as the API server would, a fake registry that counts its
-//! calls, and a small repository builder.
+//! calls; the real `repository::build` makes the objects.
 #![allow(dead_code)]
 
 use http::{Method, Request, Response, StatusCode};
@@ -8,12 +8,9 @@ use kube::client::Body;
 use kube::runtime::reflector::{self, store::Writer};
 use kube::runtime::watcher;
 use pkgr::api::{Package, PackageMetadata, PackageRepository};
-use pkgr::bundle::{FileTree, lock::ImagesLock};
-use pkgr::controller::BuildError;
 use pkgr::controller::secret::RegistryAuth;
 use pkgr::controller::source::{BoxFuture, Contents, Session, Source, SourceError};
-use pkgr::controller::{Builder, Context, Settings};
-use pkgr::repository::{Output, Skipped};
+use pkgr::controller::{Context, Settings};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -312,50 +309,6 @@ impl Session for Registry {
     }
 }
 
-/// A stand-in for `repository::build` (owned by another part): multi-document YAML under
-/// `packages/`, Package name rule checked, other kinds skipped.
-pub fn test_builder() -> Builder {
-    Arc::new(
-        |files: &FileTree, lock: Option<&ImagesLock>| -> Result<Output, BuildError> {
-            let _ = lock;
-            let mut output = Output::default();
-            for (path, data) in files.iter().filter(|(p, _)| p.starts_with("packages/")) {
-                let text =
-                    std::str::from_utf8(data).map_err(|_| BuildError::from(format!("{path}: not UTF-8")))?;
-                let docs: Vec<Value> = serde_saphyr::from_str_multiple(text)
-                    .map_err(|e| BuildError::from(format!("{path}: malformed YAML: {e}")))?;
-                for (index, doc) in docs.into_iter().enumerate() {
-                    let api_version = doc["apiVersion"].as_str().unwrap_or("").to_string();
-                    let kind = doc["kind"].as_str().unwrap_or("").to_string();
-                    match (api_version.as_str(), kind.as_str()) {
-                        ("data.packaging.carvel.dev/v1alpha1", "Package") => {
-                            let package: Package = serde_json::from_value(doc).unwrap();
-                            let expected = format!("{}.{}", package.spec.ref_name, package.spec.version);
-                            if package.metadata.name.as_deref() != Some(&expected) {
-                                return Err(BuildError::from(format!(
-                                    "{path} document {}: Package metadata.name must be refName.version ({expected})",
-                                    index + 1
-                                )));
-                            }
-                            output.packages.push(package);
-                        }
-                        ("data.packaging.carvel.dev/v1alpha1", "PackageMetadata") => {
-                            output.metadatas.push(serde_json::from_value(doc).unwrap());
-                        }
-                        _ => output.skipped.push(Skipped {
-                            file: path.clone(),
-                            document: index + 1,
-                            api_version,
-                            kind,
-                        }),
-                    }
-                }
-            }
-            Ok(output)
-        },
-    )
-}
-
 /// The caches a context reads, with their writers.
 pub struct Caches {
     pub packages: Writer<Package>,
@@ -410,7 +363,7 @@ pub fn context(state: &Shared, registry: &Registry) -> (Arc<Context>, Caches) {
     let ctx = Context::new(
         client,
         Arc::new(registry.clone()),
-        test_builder(),
+        pkgr::controller::default_builder(),
         Settings {
             namespace: "kapp-controller".into(),
             apply_concurrency: 4,
