@@ -254,7 +254,9 @@ pub async fn localize(
         .iter()
         .map(|image| Ok(bundle.with_digest(image.digest()?)))
         .collect::<Result<Vec<_>, BundleError>>()?;
-    let found: Vec<bool> = futures_util::stream::iter(candidates.into_iter().map(|candidate| async move {
+    // All or nothing: the first image missing from the bundle repository settles it, so stop
+    // there (dropping the stream cancels the HEADs still in flight).
+    let mut checks = futures_util::stream::iter(candidates.into_iter().map(|candidate| async move {
         match client.head_manifest(&candidate).await {
             Ok(head) => Ok(head.is_some()),
             Err(e) if counts_as_missing(&e) => Ok(false),
@@ -265,12 +267,16 @@ pub async fn localize(
             )),
         }
     }))
-    .buffered(HEAD_CONCURRENCY)
-    .collect::<Vec<_>>()
-    .await
-    .into_iter()
-    .collect::<Result<_, _>>()?;
-    if found.iter().all(|present| *present) {
+    .buffered(HEAD_CONCURRENCY);
+    let mut all_present = true;
+    while let Some(present) = checks.next().await {
+        if !present? {
+            all_present = false;
+            break;
+        }
+    }
+    drop(checks);
+    if all_present {
         Ok(Localized {
             lock: lock.relocated_to(&bundle)?,
             relocated: true,
