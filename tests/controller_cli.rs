@@ -79,3 +79,128 @@ fn crd_command_prints_the_committed_crds() {
     let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/crds.yaml")).unwrap();
     assert_eq!(String::from_utf8(output.stdout).unwrap(), committed);
 }
+
+/// A loopback "API server" with the CRDs installed and nothing else: GETs of the CRDs answer
+/// them, lists answer empty, watches stay open. Each watch request is reported on `watches`.
+async fn api_with_crds() -> (
+    String,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+    tokio::task::JoinHandle<()>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (watches, watched) = tokio::sync::mpsc::unbounded_channel();
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let watches = watches.clone();
+            tokio::spawn(async move {
+                let mut buffer = vec![0u8; 16 * 1024];
+                let n = stream.read(&mut buffer).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buffer[..n]).to_string();
+                let target = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+                let reply = |status: &str, body: String| {
+                    format!(
+                        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                };
+                if query.split('&').any(|p| p == "watch=true" || p == "watch=1") {
+                    let _ = stream
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+                        )
+                        .await;
+                    let _ = watches.send(path.to_string());
+                    // Hold the watch open until the client goes away.
+                    let _ = stream.read(&mut buffer).await;
+                    return;
+                }
+                let response = if let Some(name) =
+                    path.strip_prefix("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/")
+                {
+                    match pkgr::api::crds()
+                        .into_iter()
+                        .find(|c| c.metadata.name.as_deref() == Some(name))
+                    {
+                        Some(crd) => reply("200 OK", serde_json::to_string(&crd).unwrap()),
+                        None => reply("404 Not Found", not_found()),
+                    }
+                } else if path.ends_with("/secrets/kapp-controller-config") {
+                    reply("404 Not Found", not_found())
+                } else {
+                    reply(
+                        "200 OK",
+                        r#"{"kind":"List","apiVersion":"v1","metadata":{"resourceVersion":"1"},"items":[]}"#
+                            .into(),
+                    )
+                };
+                let _ = stream.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    (format!("http://{address}"), watched, server)
+}
+
+fn not_found() -> String {
+    r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"not found","reason":"NotFound","code":404}"#.into()
+}
+
+#[tokio::test]
+async fn controller_stops_cleanly_on_sigterm() {
+    let (server, mut watched, handle) = api_with_crds().await;
+    let mut kubeconfig = tempfile::NamedTempFile::new().unwrap();
+    write!(
+        kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {server}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\ncurrent-context: fake\nusers:\n- name: fake\n  user:\n    token: not-a-real-token\n"
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_pkgr"))
+        .args(["controller", "--metrics-address", "127.0.0.1:0"])
+        .env("KUBECONFIG", kubeconfig.path())
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Running means watching: PackageRepositories, Packages, PackageMetadatas, Secrets.
+    let mut paths = Vec::new();
+    while paths.len() < 4 {
+        let path = tokio::time::timeout(std::time::Duration::from_secs(60), watched.recv())
+            .await
+            .expect("the controller starts its four watches")
+            .unwrap();
+        if !paths.contains(&path) {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            "/api/v1/namespaces/kapp-controller/secrets",
+            "/apis/data.packaging.carvel.dev/v1alpha1/packagemetadatas",
+            "/apis/data.packaging.carvel.dev/v1alpha1/packages",
+            "/apis/install.package.carvel.dev/v1alpha1/packagerepositories",
+        ]
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()),
+    )
+    .await
+    .expect("the controller exits after SIGTERM")
+    .unwrap();
+    handle.abort();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "exit {:?}: {stderr}", output.status);
+    assert!(stderr.contains("shutdown requested"), "{stderr}");
+}

@@ -86,9 +86,7 @@ pub async fn run(args: ControllerArgs) -> CommandResult {
         apply_concurrency: args.apply_concurrency,
     };
     let source: Arc<dyn controller::source::Source> = Arc::new(RegistrySource::new(options));
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+    let shutdown = terminated();
 
     if !args.leader_elect {
         tracing::info!(namespace = %args.namespace, "pkgr controller starting");
@@ -108,7 +106,7 @@ pub async fn run(args: ControllerArgs) -> CommandResult {
     ));
     tokio::select! {
         _ = elector.acquire() => {}
-        _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+        _ = terminated() => return Ok(ExitCode::SUCCESS),
     }
     tracing::info!(identity = %identity, lease = %args.lease_name, "leader: pkgr controller starting");
     let holder = elector.clone();
@@ -116,7 +114,7 @@ pub async fn run(args: ControllerArgs) -> CommandResult {
     tokio::spawn(async move {
         tokio::select! {
             _ = holder.hold() => tracing::warn!("leadership lost: stopping reconciles"),
-            _ = tokio::signal::ctrl_c() => {}
+            _ = terminated() => {}
         }
         let _ = lost_tx.send(());
     });
@@ -129,6 +127,25 @@ pub async fn run(args: ControllerArgs) -> CommandResult {
     }
     // Exit after losing the lease: the Deployment restarts us as a fresh candidate.
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGTERM (what the kubelet sends before killing a pod) or SIGINT (Ctrl-C): stop taking new
+/// reconciles, let the running ones finish, release the Lease, exit.
+async fn terminated() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(error) => {
+            tracing::warn!(error = %error, "cannot listen for SIGTERM; only Ctrl-C stops the controller");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    tracing::info!("shutdown requested: finishing running reconciles");
 }
 
 /// Refuse to start without the CRDs, saying how to install them.

@@ -60,6 +60,9 @@ pub fn main() -> ExitCode {
             Command::Crd(args) => crd::run(args).await,
         }
     });
+    // Background tasks (watches, the metrics server, a blocked credential helper) must not hold
+    // the process open once the command is done.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     match result {
         Ok(code) => code,
         Err(error) => {
