@@ -864,20 +864,7 @@ fn go_str_list(out: &mut String, list: &[String]) {
 
 /// A JSON string as Go's encoding/json writes it (HTML-safe escaping included).
 pub fn go_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    out.push_str(&super::image::go_json_string(s));
 }
 
 // ---------------------------------------------------------------------------------------------

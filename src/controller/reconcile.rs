@@ -295,6 +295,27 @@ async fn apply_repository(
     }
 }
 
+/// Steps 1-3 for a registry source: credentials, resolve, and (unless the digest short-cut
+/// applies, then `None`) pull.
+async fn fetch_from_registry(
+    repo: &PackageRepository,
+    ctx: &Context,
+    image: &str,
+    secret: Option<&str>,
+    selection: Option<&crate::api::VersionSelection>,
+    expect_bundle: bool,
+) -> Result<Option<(String, Contents)>, ReconcileError> {
+    let auth = read_secret_ref(ctx, secret).await?;
+    let credentials = credentials_note(ctx, secret);
+    let session = ctx.source.session(&auth).map_err(ReconcileError::Session)?;
+    let fetched = resolve(session.as_ref(), image, selection, &credentials).await?;
+    if unchanged(ctx, &repo.name_any(), &fetched, repo.metadata.generation) {
+        return Ok(None);
+    }
+    let contents = pull(session.as_ref(), &fetched, expect_bundle, &credentials).await?;
+    Ok(Some((fetched, contents)))
+}
+
 /// A varying number for jitter, without a random-number dependency.
 fn seed() -> u64 {
     std::time::SystemTime::now()
@@ -323,38 +344,20 @@ async fn run_pipeline(repo: &PackageRepository, ctx: &Context) -> Result<Option<
         }
         SourceSpec::Bundle(bundle) => {
             let secret = bundle.secret_ref.as_ref().map(|s| s.name.as_str());
-            let auth = read_secret_ref(ctx, secret).await?;
-            let credentials = credentials_note(ctx, secret);
-            let session = ctx.source.session(&auth).map_err(ReconcileError::Session)?;
-            let fetched = resolve(
-                session.as_ref(),
-                &bundle.image,
-                bundle.tag_selection.as_ref(),
-                &credentials,
-            )
-            .await?;
-            if unchanged(ctx, &name, &fetched, repo.metadata.generation) {
-                return Ok(None);
+            let selection = bundle.tag_selection.as_ref();
+            match fetch_from_registry(repo, ctx, &bundle.image, secret, selection, true).await? {
+                Some(fetched) => fetched,
+                None => return Ok(None),
             }
-            let contents = pull(session.as_ref(), &fetched, true, &credentials).await?;
-            (fetched, contents)
         }
         SourceSpec::Image(image) => {
             let secret = image.secret_ref.as_ref().map(|s| s.name.as_str());
-            let auth = read_secret_ref(ctx, secret).await?;
-            let credentials = credentials_note(ctx, secret);
-            let session = ctx.source.session(&auth).map_err(ReconcileError::Session)?;
-            let fetched = resolve(
-                session.as_ref(),
-                &image.url,
-                image.tag_selection.as_ref(),
-                &credentials,
-            )
-            .await?;
-            if unchanged(ctx, &name, &fetched, repo.metadata.generation) {
+            let selection = image.tag_selection.as_ref();
+            let Some((fetched, mut contents)) =
+                fetch_from_registry(repo, ctx, &image.url, secret, selection, false).await?
+            else {
                 return Ok(None);
-            }
-            let mut contents = pull(session.as_ref(), &fetched, false, &credentials).await?;
+            };
             if let Some(sub_path) = image
                 .sub_path
                 .as_deref()

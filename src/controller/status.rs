@@ -141,45 +141,13 @@ pub fn deleting(
     status
 }
 
-/// Parse a Go duration (`1h30m`, `45s`, `1.5m`, `500ms`).
-pub fn parse_go_duration(text: &str) -> Option<Duration> {
-    if text.is_empty() {
-        return None;
-    }
-    let mut total = 0f64;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let number_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if number_end == 0 {
-            return None;
-        }
-        let number: f64 = rest[..number_end].parse().ok()?;
-        rest = &rest[number_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let seconds = match &rest[..unit_end] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        rest = &rest[unit_end..];
-        total += number * seconds;
-    }
-    Duration::try_from_secs_f64(total).ok()
-}
-
 /// `spec.syncPeriod` with its default and floor; `None` when it does not parse.
 pub fn sync_period(spec: Option<&str>) -> Option<Duration> {
     match spec {
         None => Some(DEFAULT_SYNC_PERIOD),
-        Some(text) => parse_go_duration(text).map(|d| d.max(MIN_SYNC_PERIOD)),
+        Some(text) => crate::registry::parse_go_duration(text)
+            .ok()
+            .map(|d| d.max(MIN_SYNC_PERIOD)),
     }
 }
 
@@ -200,13 +168,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn go_durations() {
-        assert_eq!(parse_go_duration("5m"), Some(Duration::from_secs(300)));
-        assert_eq!(parse_go_duration("1h30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_go_duration("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_go_duration("500ms"), Some(Duration::from_millis(500)));
+    fn sync_periods() {
+        assert_eq!(sync_period(Some("1h30m")), Some(Duration::from_secs(5400)));
         for bad in ["", "5", "m", "5x", "1h-2m"] {
-            assert_eq!(parse_go_duration(bad), None, "{bad}");
+            assert_eq!(sync_period(Some(bad)), None, "{bad}");
         }
         assert_eq!(sync_period(None), Some(DEFAULT_SYNC_PERIOD));
         assert_eq!(sync_period(Some("10s")), Some(MIN_SYNC_PERIOD));
