@@ -133,24 +133,12 @@ pub async fn run(args: CopyArgs) -> CommandResult {
         ..CopyOptions::default()
     };
     let progress = Arc::new(Progress::new(ProgressMode::detect()));
-    // The copy runs on a runtime of its own with one thread: the registries, not this process,
-    // are the bottleneck, and keeping every buffer on one thread keeps the allocator from
-    // spreading them over per-thread arenas (peak RSS is a target of issue 4).
-    let summary = tokio::task::spawn_blocking(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        runtime
-            .block_on(relocate::copy(
-                &clients,
-                &source,
-                &destination,
-                &options,
-                progress,
-            ))
-            .map_err(Failure::from)
-    })
-    .await??;
+    // `main` runs this on a one-thread runtime: the registries, not this process, are the
+    // bottleneck, and keeping every buffer on one thread keeps the allocator from spreading them
+    // over per-thread arenas (peak RSS is a target of issue 4).
+    let summary = relocate::copy(&clients, &source, &destination, &options, progress)
+        .await
+        .map_err(Failure::from)?;
     if let (Some(path), Some(lock)) = (&args.lock_output, &summary.lock) {
         let yaml = match lock {
             LockOutput::Bundle(b) => b.to_yaml(),

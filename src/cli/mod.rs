@@ -43,7 +43,15 @@ pub fn main() -> ExitCode {
     if !matches!(cli.command, Command::Controller(_)) {
         init_logging();
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // The controller serves many repositories at once; every other command is one pipeline whose
+    // heavy lifting (gzip, tar, hashing) runs on the blocking pool, so one async thread keeps
+    // their memory small.
+    let mut builder = if matches!(cli.command, Command::Controller(_)) {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("pkgr: cannot start the async runtime: {e}");

@@ -17,6 +17,13 @@ use tokio::sync::{OnceCell, Semaphore};
 /// Blobs up to this size are read whole and uploaded in one request (POST + PUT).
 const SMALL_BLOB: u64 = 1024 * 1024;
 
+/// Large blobs streamed at once, whatever `--concurrency` says: a registry on loopback is
+/// saturated by two or three parallel uploads (the reference measured two curl PUTs at about
+/// 240 MB/s against 170-200 MB/s for one), while each extra stream adds its HTTP and TLS buffers
+/// to peak memory. Measured on the 10 x 50 MiB benchmark: 3 streams gave the same wall time as
+/// 5, with peak RSS 17.9 MiB instead of 20.4 MiB.
+pub(super) const MAX_LARGE_STREAMS: usize = 3;
+
 /// Bytes per read when streaming a layer out of a tarball.
 const TAR_CHUNK: usize = 256 * 1024;
 
@@ -47,6 +54,8 @@ struct Pusher {
     blobs: Mutex<HashMap<Digest, Once>>,
     manifests: Mutex<HashMap<Digest, Once>>,
     transfers: Semaphore,
+    /// Held while a blob larger than [`SMALL_BLOB`] streams (see [`MAX_LARGE_STREAMS`]).
+    large_streams: Semaphore,
     stats: Stats,
 }
 
@@ -73,6 +82,7 @@ pub(super) async fn push_plan(
         blobs: Mutex::new(HashMap::new()),
         manifests: Mutex::new(HashMap::new()),
         transfers: Semaphore::new(options.concurrency),
+        large_streams: Semaphore::new(options.concurrency.clamp(1, MAX_LARGE_STREAMS)),
         stats: Stats::default(),
     });
     futures_util::stream::iter(plan.tops.iter())
@@ -306,6 +316,16 @@ impl Pusher {
                 )),
             }
         }
+        let _stream_permit = if descriptor.size > SMALL_BLOB {
+            Some(
+                self.large_streams
+                    .acquire()
+                    .await
+                    .map_err(|e| RelocateError::Task(e.to_string()))?,
+            )
+        } else {
+            None
+        };
         let attempts = self.options.blob_attempts;
         for attempt in 1..=attempts {
             let sent = Arc::new(AtomicU64::new(0));

@@ -176,7 +176,8 @@ pub(super) async fn export_plan(
                 Ok::<(), RelocateError>(())
             }
         })
-        .buffer_unordered(options.concurrency)
+        // Layers stream from the registry in parallel; beyond a few streams only memory grows.
+        .buffer_unordered(options.concurrency.clamp(1, super::push::MAX_LARGE_STREAMS))
         .try_collect::<Vec<()>>()
         .await?;
     let writer = Arc::into_inner(writer)
