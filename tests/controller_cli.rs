@@ -81,8 +81,11 @@ fn crd_command_prints_the_committed_crds() {
 }
 
 /// A loopback "API server" with the CRDs installed and nothing else: GETs of the CRDs answer
-/// them, lists answer empty, watches stay open. Each watch request is reported on `watches`.
-async fn api_with_crds() -> (
+/// them, lists answer empty, watches stay open. Each watch request is reported on `watches`; a
+/// watch of the controller namespace's Secrets first streams `secret_events` (watch event JSON).
+async fn api_with_crds(
+    secret_events: Vec<String>,
+) -> (
     String,
     tokio::sync::mpsc::UnboundedReceiver<String>,
     tokio::task::JoinHandle<()>,
@@ -96,6 +99,7 @@ async fn api_with_crds() -> (
                 return;
             };
             let watches = watches.clone();
+            let secret_events = secret_events.clone();
             tokio::spawn(async move {
                 let mut buffer = vec![0u8; 16 * 1024];
                 let n = stream.read(&mut buffer).await.unwrap_or(0);
@@ -114,6 +118,12 @@ async fn api_with_crds() -> (
                             b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
                         )
                         .await;
+                    if path == "/api/v1/namespaces/kapp-controller/secrets" {
+                        for event in &secret_events {
+                            let chunk = format!("{:x}\r\n{event}\n\r\n", event.len() + 1);
+                            let _ = stream.write_all(chunk.as_bytes()).await;
+                        }
+                    }
                     let _ = watches.send(path.to_string());
                     // Hold the watch open until the client goes away.
                     let _ = stream.read(&mut buffer).await;
@@ -151,7 +161,7 @@ fn not_found() -> String {
 
 #[tokio::test]
 async fn controller_stops_cleanly_on_sigterm() {
-    let (server, mut watched, handle) = api_with_crds().await;
+    let (server, mut watched, handle) = api_with_crds(Vec::new()).await;
     let mut kubeconfig = tempfile::NamedTempFile::new().unwrap();
     write!(
         kubeconfig,
@@ -203,4 +213,84 @@ async fn controller_stops_cleanly_on_sigterm() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "exit {:?}: {stderr}", output.status);
     assert!(stderr.contains("shutdown requested"), "{stderr}");
+}
+
+/// A watch event for `kapp-controller-config` with `data` (base64 values).
+fn config_event(kind: &str, resource_version: u32, data: serde_json::Value) -> String {
+    serde_json::json!({
+        "type": kind,
+        "object": {
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "kapp-controller-config", "namespace": "kapp-controller",
+                         "resourceVersion": resource_version.to_string()},
+            "data": data,
+        }
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn controller_reloads_kapp_controller_config_while_running() {
+    use base64::Engine as _;
+    let b64 = |s: &[u8]| base64::engine::general_purpose::STANDARD.encode(s);
+    let events = vec![
+        config_event(
+            "ADDED",
+            2,
+            serde_json::json!({"dangerousSkipTLSVerify": b64(b"reg.corp.xyz")}),
+        ),
+        // Not UTF-8: unusable, the previous settings stay.
+        config_event("MODIFIED", 3, serde_json::json!({"noProxy": b64(&[0xff, 0xfe])})),
+    ];
+    let (server, _watched, handle) = api_with_crds(events).await;
+    let mut kubeconfig = tempfile::NamedTempFile::new().unwrap();
+    write!(
+        kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {server}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\ncurrent-context: fake\nusers:\n- name: fake\n  user:\n    token: not-a-real-token\n"
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pkgr"))
+        .args(["controller", "--metrics-address", "127.0.0.1:0"])
+        .env("KUBECONFIG", kubeconfig.path())
+        .env("PKGR_LOG", "info")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read the log line by line until both reactions appear (or the controller exits).
+    let stderr = child.stderr.take().unwrap();
+    let lines = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead as _;
+        let mut seen = Vec::new();
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let done = line.contains("keeping the previous registry settings");
+            seen.push(line);
+            if done {
+                break;
+            }
+        }
+        seen
+    });
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(60), lines).await;
+    // Stop the controller either way: its stderr reader only ends when the process does.
+    let _ = child.kill();
+    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+    handle.abort();
+    let lines = waited
+        .expect("the controller reacts to both Secret events")
+        .unwrap();
+    let log = lines.join("\n");
+    let reloaded = lines
+        .iter()
+        .position(|l| l.contains("kapp-controller-config changed: registry settings reloaded"));
+    let refused = lines.iter().position(|l| {
+        l.contains("kapp-controller-config is not usable; keeping the previous registry settings")
+            && l.contains("the value of key \"noProxy\" is not UTF-8 text")
+    });
+    assert!(
+        matches!((reloaded, refused), (Some(a), Some(b)) if a < b),
+        "expected a reload, then a refusal naming the key:\n{log}"
+    );
 }

@@ -227,6 +227,61 @@ async fn server_errors_are_retried_then_succeed() {
 }
 
 #[tokio::test]
+async fn retry_after_is_honoured() {
+    let arrivals = Arc::new(Mutex::new(Vec::new()));
+    let seen = arrivals.clone();
+    let server = HostileServer::start(move |_req: &Request| {
+        let mut seen = seen.lock().unwrap();
+        seen.push(std::time::Instant::now());
+        if seen.len() == 1 {
+            Reply::with(429, &[("Retry-After", "1")], "")
+        } else {
+            manifest_reply()
+        }
+    })
+    .await;
+    let m = client(options())
+        .get_manifest(&reference(&server, "app:v1"))
+        .await
+        .unwrap();
+    assert_eq!(m.bytes.as_ref(), MANIFEST.as_bytes());
+    let arrivals = arrivals.lock().unwrap();
+    assert_eq!(arrivals.len(), 2, "one 429, one retry");
+    let waited = arrivals[1] - arrivals[0];
+    // The default backoff before a first retry is at most 150 ms; the registry asked for 1 s.
+    assert!(waited >= Duration::from_secs(1), "retried after only {waited:?}");
+}
+
+#[tokio::test]
+async fn an_unreasonable_retry_after_fails_at_once() {
+    let calls = counter();
+    let seen = calls.clone();
+    let server = HostileServer::start(move |_req: &Request| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        Reply::with(
+            503,
+            &[("Retry-After", "3600")],
+            r#"{"errors":[{"code":"UNAVAILABLE","message":"maintenance"}]}"#,
+        )
+    })
+    .await;
+    let err = client(options())
+        .get_manifest(&reference(&server, "app:v1"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(3600)));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "registry {} answered HTTP 503 (UNAVAILABLE) while fetching manifest {}: maintenance (it asked to be retried after 3600 s)",
+            server.host,
+            reference(&server, "app:v1")
+        )
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "no retry into an hour-long wait");
+}
+
+#[tokio::test]
 async fn retries_are_bounded() {
     let calls = counter();
     let seen = calls.clone();

@@ -1,6 +1,7 @@
 //! `pkgr controller`: run the PackageRepository controller with the current kubeconfig or in-cluster.
 use super::CommandResult;
-use crate::controller::{self, config, leader, metrics::Metrics, server, source::RegistrySource};
+use crate::controller::source::{RegistrySource, Source as _};
+use crate::controller::{self, config, leader, metrics::Metrics, server};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -68,9 +69,15 @@ pub async fn run(args: ControllerArgs) -> CommandResult {
             .map_err(|e| format!("reading --registry-ca-cert-path {}: {e}", path.display()))?;
         options.ca_certs_pem.push(pem);
     }
-    config::load(&client, &args.namespace, &mut options)
+    // Read once here so that a broken config stops the start with a clear message; later
+    // changes are picked up from the Secret watch (a broken edit keeps the last good settings).
+    let source = RegistrySource::new(options);
+    let config_error =
+        |e: config::ConfigError| super::render_error(&e).trim_start_matches("pkgr: ").to_string();
+    let secret = config::load(&client, &args.namespace)
         .await
-        .map_err(|e| super::render_error(&e).trim_start_matches("pkgr: ").to_string())?;
+        .map_err(config_error)?;
+    source.reconfigure(secret.as_ref()).map_err(config_error)?;
 
     let metrics = Arc::new(Metrics::default());
     let health = Arc::new(server::Health::default());
@@ -85,7 +92,7 @@ pub async fn run(args: ControllerArgs) -> CommandResult {
         namespace: args.namespace.clone(),
         apply_concurrency: args.apply_concurrency,
     };
-    let source: Arc<dyn controller::source::Source> = Arc::new(RegistrySource::new(options));
+    let source: Arc<dyn controller::source::Source> = Arc::new(source);
     let shutdown = terminated();
 
     if !args.leader_elect {

@@ -55,27 +55,15 @@ pub fn apply_config_secret(secret: &Secret, options: &mut ClientOptions) -> Resu
     Ok(ignored)
 }
 
-/// Read the Secret from `namespace` if it exists and apply it.
-pub async fn load(
-    client: &kube::Client,
-    namespace: &str,
-    options: &mut ClientOptions,
-) -> Result<(), ConfigError> {
+/// Read the Secret from `namespace`, if it exists.
+pub async fn load(client: &kube::Client, namespace: &str) -> Result<Option<Secret>, ConfigError> {
     let api: kube::Api<Secret> = kube::Api::namespaced(client.clone(), namespace);
-    let secret = api
-        .get_opt(CONFIG_SECRET)
+    api.get_opt(CONFIG_SECRET)
         .await
         .map_err(|source| ConfigError::Read {
             namespace: namespace.to_string(),
             source,
-        })?;
-    if let Some(secret) = secret {
-        let ignored = apply_config_secret(&secret, options)?;
-        if !ignored.is_empty() {
-            tracing::info!(keys = ?ignored, "keys of {CONFIG_SECRET} that pkgr does not use");
-        }
-    }
-    Ok(())
+        })
 }
 
 #[cfg(test)]

@@ -249,20 +249,15 @@ pub async fn run(
         ),
     )
     .default_backoff()
-    .touched_objects();
+    .touched_objects()
+    .inspect(config_reloader(ctx.clone()));
 
     let secret_repos = repo_store.clone();
     let package_memo = ctx.memo.clone();
     let metadata_memo = ctx.memo.clone();
     Controller::for_stream(repo_stream, repo_store)
         .watches_stream(secret_stream, move |secret: Secret| {
-            let name = secret.name_any();
-            secret_repos
-                .state()
-                .iter()
-                .filter(|r| uses_secret(r, &name))
-                .map(|r| ObjectRef::from_obj(r.as_ref()))
-                .collect::<Vec<_>>()
+            secret_dependents(&secret_repos.state(), &secret.name_any())
         })
         .watches_stream(package_stream, move |p: Package| {
             interested(&package_memo, Kind::Package, &p.metadata)
@@ -294,6 +289,32 @@ pub async fn run(
         .await;
 }
 
+/// Hands each change of `kapp-controller-config` (read back from the cache, which already holds
+/// it: `None` after a delete) to the source. A broken edit is logged and the last good settings stay.
+fn config_reloader(ctx: Arc<Context>) -> impl FnMut(&WatchResult<Secret>) {
+    move |event| {
+        let Ok(secret) = event else { return };
+        if secret.name_any() != config::CONFIG_SECRET {
+            return;
+        }
+        let current = ctx.secrets.as_ref().and_then(|cache| {
+            cache.get(&ObjectRef::new(config::CONFIG_SECRET).within(&ctx.settings.namespace))
+        });
+        match ctx.source.reconfigure(current.as_deref()) {
+            Ok(true) => tracing::info!(
+                namespace = %ctx.settings.namespace,
+                removed = current.is_none(),
+                "{} changed: registry settings reloaded", config::CONFIG_SECRET
+            ),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(
+                error = %error::full_chain(&e),
+                "{} is not usable; keeping the previous registry settings", config::CONFIG_SECRET
+            ),
+        }
+    }
+}
+
 /// An unbounded receiver as a stream (without a tokio-stream dependency).
 fn tokio_stream_from<T: Send + 'static>(
     receiver: tokio::sync::mpsc::UnboundedReceiver<T>,
@@ -311,6 +332,17 @@ pub fn sharers(memo: &Mutex<HashMap<String, Memo>>, except: &str, deleted: &[(Ki
             repository.as_str() != except && deleted.iter().any(|key| m.applied.contains_key(key))
         })
         .map(|(repository, _)| repository.clone())
+        .collect()
+}
+
+/// Repositories to reconcile when Secret `name` changes: those taking credentials from it, and
+/// all of them for `kapp-controller-config` (one failing on TLS may now succeed; the others cost
+/// one manifest request through the digest short-cut).
+pub fn secret_dependents(repos: &[Arc<PackageRepository>], name: &str) -> Vec<ObjectRef<PackageRepository>> {
+    repos
+        .iter()
+        .filter(|r| name == config::CONFIG_SECRET || uses_secret(r, name))
+        .map(|r| ObjectRef::from_obj(r.as_ref()))
         .collect()
 }
 
@@ -391,6 +423,20 @@ mod tests {
         );
         assert!(uses_secret(&r, "s"));
         assert!(!uses_secret(&r, "t"));
+        let other = repo(
+            serde_json::json!({"apiVersion": "install.package.carvel.dev/v1alpha1", "kind": "PackageRepository",
+            "metadata": {"name": "b"}, "spec": {"fetch": {"inline": {"paths": {}}}}}),
+        );
+        let all = [Arc::new(r), Arc::new(other)];
+        let names = |secret: &str| -> Vec<String> {
+            secret_dependents(&all, secret)
+                .into_iter()
+                .map(|o| o.name)
+                .collect()
+        };
+        assert_eq!(names("s"), ["a"]);
+        assert!(names("t").is_empty());
+        assert_eq!(names(config::CONFIG_SECRET), ["a", "b"]);
     }
 
     #[test]

@@ -2,12 +2,14 @@
 //!
 //! The controller only sees image references as strings and bundle contents as files, so the
 //! reconciler can be tested against a fake that counts its calls.
+use super::config::{CONFIG_SECRET, ConfigError, apply_config_secret};
 use super::secret::RegistryAuth;
 use crate::bundle::{self, FileTree, layer::Limits, lock::ImagesLock};
 use crate::registry::{Client, ClientOptions, Keychain, Reference, RegistryError};
+use k8s_openapi::api::core::v1::Secret;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 /// A boxed future, so the traits stay object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -47,6 +49,12 @@ impl From<bundle::BundleError> for SourceError {
 /// Makes registry sessions with a repository's credentials.
 pub trait Source: Send + Sync {
     fn session(&self, auth: &RegistryAuth) -> Result<Arc<dyn Session>, SourceError>;
+
+    /// `kapp-controller-config` was created, changed or (`None`) deleted: later sessions use it.
+    /// Returns whether anything a session uses changed. Sources without settings ignore it.
+    fn reconfigure(&self, _config: Option<&Secret>) -> Result<bool, ConfigError> {
+        Ok(false)
+    }
 }
 
 /// One reconcile's view of the registry.
@@ -64,9 +72,11 @@ pub trait Session: Send + Sync {
 }
 
 /// The real registry, through `registry::Client` and `bundle::fetch`.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct RegistrySource {
-    pub options: ClientOptions,
+    /// From flags; `kapp-controller-config` is layered on top of these.
+    base: ClientOptions,
+    current: RwLock<ClientOptions>,
     pub limits: Limits,
 }
 
@@ -80,17 +90,49 @@ pub fn default_limits() -> Limits {
 }
 
 impl RegistrySource {
+    /// A source using `options` (from flags) until [`Source::reconfigure`] adds the config Secret.
     pub fn new(options: ClientOptions) -> RegistrySource {
         RegistrySource {
-            options,
+            current: RwLock::new(options.clone()),
+            base: options,
             limits: default_limits(),
         }
     }
+
+    /// What the next session will use: the flags plus the current `kapp-controller-config`.
+    pub fn options(&self) -> ClientOptions {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// The parts of the options `kapp-controller-config` sets, to tell a real change from a resync.
+fn configured(options: &ClientOptions) -> impl PartialEq + '_ {
+    (
+        &options.ca_certs_pem,
+        &options.skip_tls_verify_hosts,
+        &options.http_proxy,
+        &options.https_proxy,
+        &options.no_proxy,
+    )
 }
 
 impl Source for RegistrySource {
+    fn reconfigure(&self, config: Option<&Secret>) -> Result<bool, ConfigError> {
+        let mut options = self.base.clone();
+        if let Some(secret) = config {
+            let ignored = apply_config_secret(secret, &mut options)?;
+            if !ignored.is_empty() {
+                tracing::debug!(keys = ?ignored, "keys of {CONFIG_SECRET} that pkgr does not use");
+            }
+        }
+        let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
+        let changed = configured(&current) != configured(&options);
+        *current = options;
+        Ok(changed)
+    }
+
     fn session(&self, auth: &RegistryAuth) -> Result<Arc<dyn Session>, SourceError> {
-        let mut options = self.options.clone();
+        let mut options = self.options();
         options.keychain = keychain(auth);
         let client = Client::new(options)?;
         Ok(Arc::new(RegistrySession {
@@ -190,6 +232,67 @@ pub fn split_image(image: &str) -> ImageParts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config_secret(pairs: &[(&str, &str)]) -> Secret {
+        Secret {
+            data: Some(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), k8s_openapi::ByteString(v.as_bytes().to_vec())))
+                    .collect(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn config_changes_reach_later_sessions_and_deletion_restores_the_flags() {
+        let mut flags = ClientOptions::default();
+        flags.ca_certs_pem.push(b"from --registry-ca-cert-path".to_vec());
+        let source = RegistrySource::new(flags);
+
+        let first = config_secret(&[
+            ("dangerousSkipTLSVerify", "reg.corp.xyz"),
+            ("httpsProxy", "http://p:3128"),
+        ]);
+        assert!(source.reconfigure(Some(&first)).unwrap());
+        let options = source.options();
+        assert_eq!(options.skip_tls_verify_hosts, ["reg.corp.xyz"]);
+        assert_eq!(options.https_proxy.as_deref(), Some("http://p:3128"));
+        assert_eq!(options.ca_certs_pem, [b"from --registry-ca-cert-path".to_vec()]);
+
+        assert!(
+            !source.reconfigure(Some(&first)).unwrap(),
+            "a resync of the same Secret is no change"
+        );
+        let edited = config_secret(&[("dangerousSkipTLSVerify", "other.corp.xyz")]);
+        assert!(source.reconfigure(Some(&edited)).unwrap());
+        assert_eq!(
+            source.options().skip_tls_verify_hosts,
+            ["other.corp.xyz"],
+            "replaced, not added to"
+        );
+        assert_eq!(source.options().https_proxy, None);
+
+        assert!(source.reconfigure(None).unwrap());
+        let options = source.options();
+        assert!(options.skip_tls_verify_hosts.is_empty());
+        assert_eq!(options.ca_certs_pem.len(), 1, "the flag's CA stays");
+
+        source.reconfigure(Some(&first)).unwrap();
+        let mut broken = config_secret(&[("dangerousSkipTLSVerify", "third.corp.xyz")]);
+        broken
+            .data
+            .as_mut()
+            .unwrap()
+            .insert("noProxy".into(), k8s_openapi::ByteString(vec![0xff, 0xfe]));
+        assert!(source.reconfigure(Some(&broken)).is_err());
+        assert_eq!(
+            source.options().skip_tls_verify_hosts,
+            ["reg.corp.xyz"],
+            "a broken Secret leaves the last good settings in place"
+        );
+    }
 
     #[test]
     fn splits_tags_digests_and_ports() {

@@ -828,8 +828,14 @@ impl Client {
         let mut attempt = 0u32;
         loop {
             match f().await {
-                Err(e) if e.is_retryable() && attempt < self.inner.options.retries => {
-                    let delay = backoff(attempt);
+                // A registry that says when to come back is believed up to MAX_RETRY_AFTER;
+                // one that asks for longer gets its error now rather than a silent stall.
+                Err(e)
+                    if e.is_retryable()
+                        && attempt < self.inner.options.retries
+                        && e.retry_after().is_none_or(|d| d <= MAX_RETRY_AFTER) =>
+                {
+                    let delay = e.retry_after().unwrap_or_else(|| backoff(attempt));
                     tracing::debug!(action = %op.action, attempt = attempt + 1, ?delay, error = %e, "retrying");
                     tokio::time::sleep(delay).await;
                     attempt += 1;
@@ -1121,6 +1127,7 @@ impl Client {
                 status: status.as_u16(),
                 code,
                 message,
+                retry_after: None,
             });
         }
         #[derive(serde::Deserialize)]
@@ -1153,9 +1160,17 @@ impl Client {
     /// Turn a failed response into a typed error, reading (a bounded part of) its body.
     async fn status_error(&self, resp: reqwest::Response, op: &Op) -> RegistryError {
         let status = resp.status().as_u16();
+        let retry_after = retry_after(resp.headers(), std::time::SystemTime::now());
         let body = read_capped(resp, MAX_SMALL_BODY, op).await.unwrap_or_default();
         let (code, message) = distribution_error(&body);
-        status_to_error(op, status, code, message)
+        let mut error = status_to_error(op, status, code, message);
+        if let RegistryError::Status {
+            retry_after: slot, ..
+        } = &mut error
+        {
+            *slot = retry_after;
+        }
+        error
     }
 }
 
@@ -1218,6 +1233,7 @@ fn status_to_error(op: &Op, status: u16, code: Option<String>, message: String) 
             status,
             code,
             message,
+            retry_after: None,
         },
     }
 }
@@ -1501,6 +1517,19 @@ fn parse_auth_params(s: &str) -> HashMap<String, String> {
 }
 
 /// 100 ms × 2^attempt, capped at 2 s, with ±50 % jitter so that parallel transfers spread out.
+/// The longest a `Retry-After` header can hold one retry back.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// `Retry-After` as delta-seconds or an HTTP-date (RFC 9110 §10.2.3), relative to `now`.
+fn retry_after(headers: &header::HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
+    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
 fn backoff(attempt: u32) -> Duration {
     let base = Duration::from_millis(100)
         .saturating_mul(1u32 << attempt.min(5))
@@ -2015,6 +2044,30 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("1 bundle(s)"), "{text}");
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let at = |value: &str| {
+            let mut headers = header::HeaderMap::new();
+            headers.insert(header::RETRY_AFTER, value.parse().unwrap());
+            headers
+        };
+        let now = httpdate::parse_http_date("Tue, 24 Nov 2026 10:00:00 GMT").unwrap();
+        assert_eq!(retry_after(&at("3"), now), Some(Duration::from_secs(3)));
+        assert_eq!(retry_after(&at(" 0 "), now), Some(Duration::ZERO));
+        assert_eq!(
+            retry_after(&at("Tue, 24 Nov 2026 10:00:07 GMT"), now),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            retry_after(&at("Tue, 24 Nov 2026 09:59:00 GMT"), now),
+            Some(Duration::ZERO),
+            "a date in the past means now"
+        );
+        assert_eq!(retry_after(&at("soon"), now), None);
+        assert_eq!(retry_after(&at("-5"), now), None);
+        assert_eq!(retry_after(&header::HeaderMap::new(), now), None);
     }
 
     #[test]

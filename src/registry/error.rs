@@ -92,9 +92,10 @@ pub enum RegistryError {
     },
 
     #[error(
-        "registry {registry} answered HTTP {status}{} while {action}{}",
+        "registry {registry} answered HTTP {status}{} while {action}{}{}",
         code_suffix(code),
-        detail_suffix(message)
+        detail_suffix(message),
+        retry_after_suffix(retry_after)
     )]
     Status {
         action: String,
@@ -102,6 +103,8 @@ pub enum RegistryError {
         status: u16,
         code: Option<String>,
         message: String,
+        /// How long the registry asked us to wait (`Retry-After`), when it said.
+        retry_after: Option<std::time::Duration>,
     },
 
     #[error("registry {registry} sent an unusable response while {action}: {message}")]
@@ -173,6 +176,13 @@ fn detail_suffix(message: &str) -> String {
     }
 }
 
+fn retry_after_suffix(retry_after: &Option<std::time::Duration>) -> String {
+    match retry_after {
+        Some(d) => format!(" (it asked to be retried after {} s)", d.as_secs()),
+        None => String::new(),
+    }
+}
+
 fn code_suffix(code: &Option<String>) -> String {
     match code {
         Some(c) => format!(" ({c})"),
@@ -192,6 +202,14 @@ impl RegistryError {
             | RegistryError::Interrupted { .. } => true,
             RegistryError::Status { status, .. } => *status >= 500 || *status == 408 || *status == 429,
             _ => false,
+        }
+    }
+
+    /// The wait the registry asked for with `Retry-After` on a 429 or 503, when it asked.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            RegistryError::Status { retry_after, .. } => *retry_after,
+            _ => None,
         }
     }
 
@@ -255,6 +273,7 @@ mod tests {
                     status: 400,
                     code: Some("DIGEST_INVALID".into()),
                     message: String::new(),
+                    retry_after: None,
                 },
                 "registry reg.io answered HTTP 400 (DIGEST_INVALID) while downloading blob sha256:ab from reg.io/app",
             ),
@@ -289,6 +308,7 @@ mod tests {
             status,
             code: None,
             message: String::new(),
+            retry_after: None,
         };
         for s in [500, 502, 503, 504, 408, 429] {
             assert!(status(s).is_retryable(), "{s}");
