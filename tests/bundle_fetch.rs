@@ -197,6 +197,80 @@ async fn multi_layer_images_pull_in_order_with_whiteouts() {
 }
 
 #[tokio::test]
+async fn pulling_an_image_with_links_and_devices_skips_them_as_imgpkg_does() {
+    use flate2::{Compression, write::GzEncoder};
+    use std::io::Write as _;
+    let reg = TestRegistry::start();
+    let c = client();
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut file = tar::Header::new_ustar();
+    file.set_size(5);
+    file.set_mode(0o644);
+    file.set_cksum();
+    builder
+        .append_data(&mut file, "usr/bin/tool", &b"tool\n"[..])
+        .unwrap();
+    let mut link = tar::Header::new_ustar();
+    link.set_entry_type(tar::EntryType::Symlink);
+    link.set_size(0);
+    link.set_mode(0o777);
+    builder.append_link(&mut link, "bin", "usr/bin").unwrap();
+    let mut device = tar::Header::new_ustar();
+    device.set_entry_type(tar::EntryType::Char);
+    device.set_size(0);
+    device.set_mode(0o666);
+    device.set_cksum();
+    builder
+        .append_data(&mut device, "dev/null", std::io::empty())
+        .unwrap();
+    let tar = builder.into_inner().unwrap();
+    let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+    gz.write_all(&tar).unwrap();
+    let layer = Bytes::from(gz.finish().unwrap());
+
+    let reference = Reference::parse(&format!("{}/repo/distro:v1", reg.host)).unwrap();
+    let layer_digest = c.push_blob_bytes(&reference, layer.clone()).await.unwrap();
+    let config = Bytes::from(config_json(&Digest::of(&tar), &BTreeMap::new()));
+    let config_digest = c.push_blob_bytes(&reference, config.clone()).await.unwrap();
+    let manifest = manifest_json(
+        (&config_digest, config.len() as u64),
+        (&layer_digest, layer.len() as u64),
+    );
+    let image = reference.with_digest(
+        c.put_manifest(&reference, MEDIA_DOCKER_MANIFEST, Bytes::from(manifest))
+            .await
+            .unwrap(),
+    );
+
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("pulled");
+    let mut lines = Vec::new();
+    pull(
+        &c,
+        &PullSource::Image(image),
+        &dest,
+        &PullOptions::default(),
+        &mut |l| lines.push(l),
+    )
+    .await
+    .unwrap();
+    assert_eq!(fs::read(dest.join("usr/bin/tool")).unwrap(), b"tool\n");
+    assert!(
+        fs::symlink_metadata(dest.join("bin")).is_err(),
+        "no link is created"
+    );
+    assert!(
+        fs::symlink_metadata(dest.join("dev/null")).is_err(),
+        "no device is created"
+    );
+    assert!(
+        lines.iter().any(|l| l
+            == "  Skipped 2 link/device entries of this layer, as imgpkg does: bin -> usr/bin and 1 more"),
+        "{lines:?}"
+    );
+}
+
+#[tokio::test]
 async fn locations_image_is_a_plain_imgpkg_image() {
     let reg = TestRegistry::start();
     let c = client();

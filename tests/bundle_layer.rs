@@ -496,6 +496,53 @@ fn layers_apply_in_order_with_whiteouts() {
     assert!(!dest.path().join("c/gone").exists());
 }
 
+#[test]
+fn pull_extraction_skips_links_and_devices_like_imgpkg() {
+    let entries = [
+        entry("bin/tool", b'0', b"#!/bin/sh\n", 0o755),
+        entry("bin/alias", b'2', b"", 0o777),
+        entry("bin/hard", b'1', b"", 0o755),
+        entry("dev/tty", b'3', b"", 0o600),
+        entry("dev/disk", b'4', b"", 0o600),
+        entry("run/pipe", b'6', b"", 0o600),
+        entry("etc/conf", b'0', b"k=v", 0o644),
+    ];
+    let dest = tempfile::tempdir().unwrap();
+    let mut extractor = Extractor::new(dest.path(), Limits::default()).skipping_links_and_devices();
+    extractor.apply_layer(layer(&entries).as_slice()).unwrap();
+    assert_eq!(
+        extractor.take_skipped(),
+        [
+            "bin/alias -> target",
+            "bin/hard -> target",
+            "dev/tty",
+            "dev/disk",
+            "run/pipe"
+        ]
+    );
+    assert!(extractor.take_skipped().is_empty(), "taken once, per layer");
+    let mut found = Vec::new();
+    collect(dest.path(), dest.path(), &mut found);
+    found.sort();
+    assert_eq!(
+        found,
+        ["bin/tool", "etc/conf"],
+        "nothing is created for skipped entries"
+    );
+
+    // Path rules still hold for the entries that are written.
+    let err = Extractor::new(dest.path(), Limits::default())
+        .skipping_links_and_devices()
+        .apply_layer(layer(&[entry("../escape", b'0', b"x", 0o644)]).as_slice())
+        .unwrap_err();
+    assert!(matches!(err, BundleError::UnsafeEntry { .. }), "{err}");
+    // Without the opt-in (the controller, render), the first link is refused.
+    let err = Extractor::new(tempfile::tempdir().unwrap().path(), Limits::default())
+        .apply_layer(layer(&entries).as_slice())
+        .unwrap_err();
+    assert!(err.to_string().contains("\"bin/alias\""), "{err}");
+}
+
 fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) {
     for e in fs::read_dir(dir).unwrap() {
         let p: PathBuf = e.unwrap().path();

@@ -402,10 +402,14 @@ const MAX_TRAILING: u64 = 1024 * 1024;
 /// Validate every entry of a gzip tar and hand regular files and dirs to `visit`; fail on any
 /// entry that breaks path safety or the limits. The input is read to its end, so a digest
 /// check on the underlying stream always runs.
+///
+/// Links, device nodes and FIFOs are errors, unless `skipped` collects them instead (how imgpkg
+/// pull treats them: nothing is written for them).
 fn read_layer<R: Read>(
     gzip: R,
     limits: &Limits,
     budget: &mut Budget,
+    mut skipped: Option<&mut Vec<String>>,
     mut visit: impl FnMut(SafeEntry, &mut dyn Read) -> Result<(), BundleError>,
 ) -> Result<(), BundleError> {
     let mut archive = tar::Archive::new(MultiGzDecoder::new(gzip));
@@ -423,6 +427,17 @@ fn read_layer<R: Read>(
         last = Some(raw.clone());
         let kind = entry.header().entry_type();
         use tar::EntryType as T;
+        if let (Some(skipped), T::Symlink | T::Link | T::Char | T::Block | T::Fifo) =
+            (skipped.as_deref_mut(), kind)
+        {
+            skipped.push(match entry.link_name_bytes() {
+                Some(to) if kind == T::Symlink || kind == T::Link => {
+                    format!("{raw} -> {}", String::from_utf8_lossy(&to))
+                }
+                _ => raw,
+            });
+            continue;
+        }
         match kind {
             T::Regular | T::Continuous | T::Directory => {}
             // Global PAX headers carry no file.
@@ -555,7 +570,7 @@ fn safe_path(raw: &str, limits: &Limits) -> Result<String, BundleError> {
 /// Read a gzip tar layer into memory, enforcing `limits` and path safety.
 pub fn read_to_memory(gzip: impl Read, limits: &Limits) -> Result<FileTree, BundleError> {
     let mut files = FileTree::new();
-    read_layer(gzip, limits, &mut Budget::default(), |entry, reader| {
+    read_layer(gzip, limits, &mut Budget::default(), None, |entry, reader| {
         if let SafeKind::File { .. } = entry.kind {
             let mut data = Vec::new();
             reader.read_to_end(&mut data).map_err(|e| BundleError::Corrupt {
@@ -580,6 +595,8 @@ pub struct Extractor {
     dest: PathBuf,
     limits: Limits,
     budget: Budget,
+    /// `Some`: links, devices and FIFOs are skipped and listed here rather than refused.
+    skipped: Option<Vec<String>>,
 }
 
 impl Extractor {
@@ -588,7 +605,21 @@ impl Extractor {
             dest: dest.to_path_buf(),
             limits,
             budget: Budget::default(),
+            skipped: None,
         }
+    }
+
+    /// Skip symbolic links, hard links, device nodes and FIFOs instead of failing, as imgpkg
+    /// pull does (container images are full of them); [`take_skipped`](Self::take_skipped)
+    /// lists what was left out.
+    pub fn skipping_links_and_devices(mut self) -> Extractor {
+        self.skipped = Some(Vec::new());
+        self
+    }
+
+    /// The entries skipped since the last call (`name` or `name -> target`).
+    pub fn take_skipped(&mut self) -> Vec<String> {
+        self.skipped.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// Extract one gzip tar layer on top of what earlier layers wrote. `.wh.NAME` removes NAME
@@ -598,39 +629,46 @@ impl Extractor {
         // Paths this layer wrote (and their parents), which whiteouts in the same layer keep.
         let mut written: HashSet<String> = HashSet::new();
         written.insert(String::new());
-        read_layer(gzip, &self.limits, &mut self.budget, |entry, reader| {
-            let (parent, base) = match entry.path.rsplit_once('/') {
-                Some((p, b)) => (p.to_string(), b.to_string()),
-                None => (String::new(), entry.path.clone()),
-            };
-            if let Some(target) = base.strip_prefix(".wh.") {
-                if target == ".wh..opq" {
-                    clear_dir_except(&dest, &parent, &written)
-                        .map_err(|e| BundleError::io("applying opaque whiteout in", dest.join(&parent), e))?;
-                } else {
-                    let victim = join_rel(&parent, target);
-                    if !written.contains(&victim) {
-                        remove_any(&dest.join(&victim))
-                            .map_err(|e| BundleError::io("applying whiteout for", dest.join(&victim), e))?;
+        read_layer(
+            gzip,
+            &self.limits,
+            &mut self.budget,
+            self.skipped.as_mut(),
+            |entry, reader| {
+                let (parent, base) = match entry.path.rsplit_once('/') {
+                    Some((p, b)) => (p.to_string(), b.to_string()),
+                    None => (String::new(), entry.path.clone()),
+                };
+                if let Some(target) = base.strip_prefix(".wh.") {
+                    if target == ".wh..opq" {
+                        clear_dir_except(&dest, &parent, &written).map_err(|e| {
+                            BundleError::io("applying opaque whiteout in", dest.join(&parent), e)
+                        })?;
+                    } else {
+                        let victim = join_rel(&parent, target);
+                        if !written.contains(&victim) {
+                            remove_any(&dest.join(&victim)).map_err(|e| {
+                                BundleError::io("applying whiteout for", dest.join(&victim), e)
+                            })?;
+                        }
+                    }
+                    return Ok(());
+                }
+                let target = dest.join(&entry.path);
+                mark_written(&mut written, &entry.path);
+                match entry.kind {
+                    SafeKind::Dir => fs::create_dir_all(&target)
+                        .map_err(|e| BundleError::io("creating directory", &target, e)),
+                    SafeKind::File { mode, mtime } => {
+                        write_file(&target, reader, mode, mtime).map_err(|e| BundleError::Io {
+                            action: "extracting layer entry to",
+                            path: target.clone(),
+                            source: e,
+                        })
                     }
                 }
-                return Ok(());
-            }
-            let target = dest.join(&entry.path);
-            mark_written(&mut written, &entry.path);
-            match entry.kind {
-                SafeKind::Dir => {
-                    fs::create_dir_all(&target).map_err(|e| BundleError::io("creating directory", &target, e))
-                }
-                SafeKind::File { mode, mtime } => {
-                    write_file(&target, reader, mode, mtime).map_err(|e| BundleError::Io {
-                        action: "extracting layer entry to",
-                        path: target.clone(),
-                        source: e,
-                    })
-                }
-            }
-        })
+            },
+        )
     }
 }
 

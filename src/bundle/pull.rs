@@ -195,7 +195,7 @@ async fn extract_image(
     limits: &Limits,
     log: &mut (dyn FnMut(String) + Send),
 ) -> Result<(), BundleError> {
-    let mut extractor = Extractor::new(dir, limits.clone());
+    let mut extractor = Extractor::new(dir, limits.clone()).skipping_links_and_devices();
     let count = image.manifest.layers.len();
     for (i, layer) in image.manifest.layers.iter().enumerate() {
         if layer.media_type != MEDIA_DOCKER_LAYER_GZIP && layer.media_type != MEDIA_OCI_LAYER_GZIP {
@@ -210,6 +210,18 @@ async fn extract_image(
             i + 1
         ));
         extractor = extract_layer(client, &image.reference, layer, extractor).await?;
+        let skipped = extractor.take_skipped();
+        if let Some(first) = skipped.first() {
+            let more = match skipped.len() {
+                1 => String::new(),
+                n => format!(" and {} more", n - 1),
+            };
+            log(format!(
+                "  Skipped {} link/device entr{} of this layer, as imgpkg does: {first}{more}",
+                skipped.len(),
+                if skipped.len() == 1 { "y" } else { "ies" }
+            ));
+        }
     }
     Ok(())
 }
