@@ -3,8 +3,16 @@ use std::io::Write;
 use std::process::Command;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// A loopback "API server" that answers 404 NotFound to everything and counts requests.
+/// A loopback "API server" that answers 404 NotFound to everything.
 async fn api_without_crds() -> (String, tokio::task::JoinHandle<()>) {
+    api_answering(|_path| None).await
+}
+
+/// A loopback "API server": `answer(path)` gives a 200 body, or `None` for 404 NotFound.
+async fn api_answering(
+    answer: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+) -> (String, tokio::task::JoinHandle<()>) {
+    let answer = std::sync::Arc::new(answer);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let server = tokio::spawn(async move {
@@ -12,13 +20,19 @@ async fn api_without_crds() -> (String, tokio::task::JoinHandle<()>) {
             let Ok((mut stream, _)) = listener.accept().await else {
                 return;
             };
+            let answer = answer.clone();
             tokio::spawn(async move {
                 let mut buffer = vec![0u8; 16 * 1024];
                 // One request per connection is enough for the checks under test.
-                let _ = stream.read(&mut buffer).await;
-                let body = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"not found","reason":"NotFound","code":404}"#;
+                let n = stream.read(&mut buffer).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buffer[..n]).to_string();
+                let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                let (status, body) = match answer(&path) {
+                    Some(body) => ("200 OK", body),
+                    None => ("404 Not Found", not_found()),
+                };
                 let response = format!(
-                    "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
                 );
                 let _ = stream.write_all(response.as_bytes()).await;
@@ -62,6 +76,52 @@ async fn controller_refuses_to_start_without_crds_and_says_how_to_install_them()
     assert!(
         !stderr.contains("not-a-real-token"),
         "credentials never appear: {stderr}"
+    );
+}
+
+#[tokio::test]
+async fn controller_refuses_to_start_beside_kapp_controller() {
+    // kapp-controller registers its own API server for the packaging group.
+    let (server, handle) = api_answering(|path| {
+        (path == "/apis/apiregistration.k8s.io/v1/apiservices/v1alpha1.data.packaging.carvel.dev").then(
+            || {
+                serde_json::json!({
+                "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+                "metadata": {"name": "v1alpha1.data.packaging.carvel.dev"},
+                "spec": {"group": "data.packaging.carvel.dev", "version": "v1alpha1",
+                         "groupPriorityMinimum": 100, "versionPriority": 100,
+                         "service": {"namespace": "kapp-controller", "name": "packaging-api", "port": 443}}
+            })
+            .to_string()
+            },
+        )
+    })
+    .await;
+    let mut kubeconfig = tempfile::NamedTempFile::new().unwrap();
+    write!(
+        kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {server}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\ncurrent-context: fake\nusers:\n- name: fake\n  user:\n    token: not-a-real-token\n"
+    )
+    .unwrap();
+    let path = kubeconfig.path().to_path_buf();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_pkgr"))
+            .args(["controller", "--metrics-address", "127.0.0.1:0"])
+            .env("KUBECONFIG", path)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    handle.abort();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains(
+            "the API v1alpha1.data.packaging.carvel.dev is served by Service kapp-controller/packaging-api (kapp-controller's packaging API), not by pkgr's CustomResourceDefinitions; kapp-controller and pkgr cannot run in one cluster"
+        ),
+        "{stderr}"
     );
 }
 
@@ -139,7 +199,9 @@ async fn api_with_crds(
                         Some(crd) => reply("200 OK", serde_json::to_string(&crd).unwrap()),
                         None => reply("404 Not Found", not_found()),
                     }
-                } else if path.ends_with("/secrets/kapp-controller-config") {
+                } else if path.ends_with("/secrets/kapp-controller-config")
+                    || path.starts_with("/apis/apiregistration.k8s.io/v1/apiservices/")
+                {
                     reply("404 Not Found", not_found())
                 } else {
                     reply(

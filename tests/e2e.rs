@@ -9,6 +9,7 @@ use futures_util::TryStreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::wait::{await_condition, conditions};
@@ -208,6 +209,22 @@ async fn e2e_air_gapped_workflow() {
     .expect("kubeconfig usable");
     let client = kube::Client::try_from(config).unwrap();
     let run_id = std::process::id();
+    // pkgr refuses to run beside kapp-controller; say so here rather than time out later.
+    let api_services: Api<APIService> = Api::all(client.clone());
+    if let Some(backend) = api_services
+        .get_opt("v1alpha1.data.packaging.carvel.dev")
+        .await
+        .expect("read APIServices")
+        .and_then(|s| s.spec)
+        .and_then(|s| s.service)
+    {
+        panic!(
+            "this cluster runs kapp-controller (Service {}/{} serves data.packaging.carvel.dev); \
+             run the end-to-end suite on a cluster without it",
+            backend.namespace.unwrap_or_default(),
+            backend.name.unwrap_or_default()
+        );
+    }
 
     // The registry, an app image, a repository bundle, and its relocated copy.
     let registry = TestRegistry::start_tls_auth(USER, PASSWORD);

@@ -156,7 +156,42 @@ async fn terminated() {
 }
 
 /// Refuse to start without the CRDs, saying how to install them.
+/// The API group-version that kapp-controller serves from its own aggregated API server.
+const PACKAGING_API_SERVICE: &str = "v1alpha1.data.packaging.carvel.dev";
+
+/// Refuse to start next to kapp-controller: its aggregated API server answers every request for
+/// Packages and PackageMetadatas, so pkgr's applies would land in kapp-controller rather than in
+/// pkgr's CRDs. Without permission to read APIServices the check is skipped.
+async fn check_not_beside_kapp_controller(client: &kube::Client) -> Result<(), String> {
+    use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
+    let api: kube::Api<APIService> = kube::Api::all(client.clone());
+    match api.get_opt(PACKAGING_API_SERVICE).await {
+        Ok(Some(service)) => match service.spec.and_then(|s| s.service) {
+            Some(backend) => Err(format!(
+                "the API {PACKAGING_API_SERVICE} is served by Service {}/{} (kapp-controller's \
+                 packaging API), not by pkgr's CustomResourceDefinitions; kapp-controller and pkgr \
+                 cannot run in one cluster. Remove kapp-controller (its Deployment and the APIService \
+                 {PACKAGING_API_SERVICE}) before starting pkgr",
+                backend.namespace.unwrap_or_default(),
+                backend.name.unwrap_or_default()
+            )),
+            None => Ok(()),
+        },
+        Ok(None) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 403 => {
+            tracing::debug!(
+                "cannot read APIService {PACKAGING_API_SERVICE}; skipping the kapp-controller check"
+            );
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "cannot check the APIService {PACKAGING_API_SERVICE}: {e}"
+        )),
+    }
+}
+
 async fn check_crds(client: &kube::Client) -> Result<(), String> {
+    check_not_beside_kapp_controller(client).await?;
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     let api: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
     for crd in crate::api::crds() {
