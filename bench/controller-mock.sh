@@ -7,4 +7,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PACKAGES=${1:-1000} cargo test --release --test controller_mock bench_first_reconcile_of_many_packages \
-  -- --ignored --nocapture 2>&1 | grep -E "first reconcile|test result|panicked"
+  -- --ignored --nocapture 2>&1 | grep -E "first reconcile|peak RSS|test result|panicked"

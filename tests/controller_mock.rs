@@ -860,9 +860,11 @@ async fn bench_first_reconcile_of_many_packages() {
     let registry = registry_with(&refs);
     let (ctx, _caches) = context(&state, &registry);
     let repo = repository("bench", bundle_spec(&format!("{IMAGE}:1.0.0"), None));
+    let rss_before = peak_rss_kib();
     let started = std::time::Instant::now();
     let log = run(&state, &ctx, &repo).await;
     let elapsed = started.elapsed();
+    let rss_after = peak_rss_kib();
     let applies = log
         .iter()
         .filter(|r| r.method == Method::PATCH && r.path.starts_with("/apis/data."))
@@ -878,6 +880,22 @@ async fn bench_first_reconcile_of_many_packages() {
         "first reconcile of {count} Packages against the fake API: {elapsed:?}, {} requests",
         log.len()
     );
+    println!(
+        "peak RSS of the whole test process (fake API server and its {count} stored objects included): \
+         {:.1} MiB before the reconcile, {:.1} MiB after",
+        rss_before as f64 / 1024.0,
+        rss_after as f64 / 1024.0
+    );
+}
+
+/// VmHWM of this process, in KiB.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/self/status")
 }
 
 #[tokio::test]
