@@ -116,6 +116,10 @@ fn copy_an_image_and_write_its_lock() {
     ]);
     assert!(ok, "{err}");
     assert!(err.contains("copied"), "a summary is printed: {err}");
+    assert!(
+        !err.contains('\x1b') && !err.contains('\r'),
+        "no terminal codes when stderr is not a terminal: {err:?}"
+    );
     let written = std::fs::read_to_string(&lock).unwrap();
     let md = digest(manifest.as_bytes());
     assert!(written.contains("kind: ImagesLock"), "{written}");
@@ -133,4 +137,32 @@ fn copy_an_image_and_write_its_lock() {
             .unwrap()
     });
     assert!(tags.contains(&format!("sha256-{}.imgpkg", &md[7..])), "{tags:?}");
+
+    // On a terminal (a pseudo-terminal from util-linux `script`): one line redrawn in place with
+    // bytes, percentage, rate and ETA, then the summary on a clean line.
+    // A second registry, so that the blobs travel rather than being mounted.
+    let other = TestRegistry::start();
+    let dst3 = format!("{}/dst/terminal", other.host);
+    let command = format!("{} copy -i {src} --to-repo {dst3}", env!("CARGO_BIN_EXE_pkgr"));
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("DOCKER_CONFIG", "/nonexistent-pkgr-test")
+        .output()
+        .expect("run script (util-linux)");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    let redrawn = shown
+        .split("\r\x1b[K")
+        .find(|part| part.contains("(100%)"))
+        .unwrap_or_else(|| panic!("a redrawn progress line: {shown:?}"));
+    assert!(
+        redrawn.contains(&format!(
+            "{} B / {} B (100%)",
+            layer.len() + config.len(),
+            layer.len() + config.len()
+        )) && redrawn.contains("/s")
+            && redrawn.contains("ETA"),
+        "{redrawn:?}"
+    );
+    assert!(shown.contains("\r\x1b[Kcopied 1 image(s)"), "{shown:?}");
 }
