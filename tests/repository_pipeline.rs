@@ -435,6 +435,58 @@ fn a_file_that_is_not_utf8_is_named() {
 }
 
 #[test]
+fn ytt_templates_are_reported_and_ytt_libraries_are_not_read() {
+    let plain = "apiVersion: data.packaging.carvel.dev/v1alpha1\nkind: PackageMetadata\nmetadata:\n  name: plain.corp.com\nspec:\n  displayName: \"Plain #@ not a comment\" # an ordinary comment\n";
+    let files = tree(&[
+        ("packages/plain/metadata.yml", plain),
+        // A ytt library: never output by ytt, so never read here.
+        ("packages/helpers.lib.yml", "#@ def name(): return \"x\"\n"),
+        (
+            "packages/templated/metadata.yml",
+            "#@ load(\"@ytt:data\", \"data\")\napiVersion: data.packaging.carvel.dev/v1alpha1\nkind: PackageMetadata\n",
+        ),
+        (
+            "packages/templated/1.0.0.yml",
+            "apiVersion: data.packaging.carvel.dev/v1alpha1\nkind: Package\nmetadata:\n  name: t.corp.com.1.0.0\nspec:\n  refName: t.corp.com\n  version: #@ data.values.version\n",
+        ),
+    ]);
+    let found = problems(repository::build(&files, None));
+    let texts: Vec<&str> = found.iter().map(|(_, _, t)| t.as_str()).collect();
+    assert_eq!(
+        texts,
+        [
+            "packages/templated/1.0.0.yml: line 7 holds a ytt annotation (#@); pkgr reads packages/ as plain YAML and does not run ytt, so render the templates before pushing (ytt -f packages/)",
+            "packages/templated/metadata.yml: line 1 holds a ytt annotation (#@); pkgr reads packages/ as plain YAML and does not run ytt, so render the templates before pushing (ytt -f packages/)",
+        ]
+    );
+    // Without the templates the plain file builds; `#@` inside a quoted value is no annotation.
+    // Nor is it inside a block scalar: an inline ytt template in a Package is content.
+    let inline = "apiVersion: data.packaging.carvel.dev/v1alpha1\nkind: Package\nmetadata:\n  name: i.corp.com.1.0.0\nspec:\n  refName: i.corp.com\n  version: 1.0.0\n  template:\n    spec:\n      template:\n      - ytt:\n          inline:\n            paths:\n              values.yml: |\n                #@data/values\n                ---\n                port: 80 #@ annotation of the inline template\n              other.yml: |-\n                #@ load(\"@ytt:data\", \"data\")\n      deploy:\n      - kapp: {}\n";
+    let out = build_ok(&tree(&[("packages/i/1.0.0.yml", inline)]), None);
+    assert_eq!(out.packages.len(), 1);
+    let template = out.packages[0].spec.template.as_ref().unwrap();
+    assert!(
+        template["spec"]["template"][0]["ytt"]["inline"]["paths"]["values.yml"]
+            .as_str()
+            .unwrap()
+            .starts_with("#@data/values\n"),
+        "{template}"
+    );
+    let out = build_ok(
+        &tree(&[
+            ("packages/plain/metadata.yml", plain),
+            ("packages/helpers.lib.yml", "#@ x\n"),
+        ]),
+        None,
+    );
+    assert_eq!(out.metadatas.len(), 1);
+    assert_eq!(
+        out.metadatas[0].spec.display_name.as_deref(),
+        Some("Plain #@ not a comment")
+    );
+}
+
+#[test]
 fn yaml_output_lists_metadatas_first_then_packages_by_name() {
     let lock = relocated_lock("registry.corp.xyz/apps/simple-app-bundle");
     let out = build_ok(&load("valid"), Some(&lock));

@@ -53,6 +53,8 @@ pub enum ProblemKind {
         value: Option<String>,
         rule: String,
     },
+    /// The file uses ytt annotations (`#@`), which pkgr does not evaluate.
+    Ytt { line: u64 },
     /// The same object is defined twice with different contents.
     Duplicate {
         kind: String,
@@ -93,6 +95,11 @@ impl fmt::Display for ProblemKind {
                 None => write!(f, "{field}: Required value: {rule}"),
                 Some(value) => write!(f, "{field}: Invalid value: {value:?}: {rule}"),
             },
+            ProblemKind::Ytt { line } => write!(
+                f,
+                "line {line} holds a ytt annotation (#@); pkgr reads packages/ as plain YAML and \
+                 does not run ytt, so render the templates before pushing (ytt -f packages/)"
+            ),
             ProblemKind::Duplicate { kind, name, first } => write!(
                 f,
                 "{kind} {name:?} is also defined in {first} with different contents; \
