@@ -194,6 +194,56 @@ async fn delete_and_wait(api: &Api<PackageRepository>, name: &str) {
     .unwrap();
 }
 
+/// Names of the PackageRepositories this suite creates (with a run id appended).
+const REPOSITORY_PREFIXES: [&str; 3] = [
+    "simple-package-repository-",
+    "e2e-missing-secret-",
+    "e2e-missing-tag-",
+];
+/// Every Package this suite makes a repository supply.
+const PACKAGES: [&str; 5] = [
+    "simple.corp.com.1.0.0",
+    "other.corp.com.1.0.0",
+    "simple.corp.com.2.0.0",
+    "third.corp.com.1.0.0",
+    "fourth.corp.com.1.0.0",
+];
+
+async fn remove_leftovers(client: &kube::Client, repos: &Api<PackageRepository>) {
+    let stale: Vec<String> = repos
+        .list(&ListParams::default())
+        .await
+        .expect("list PackageRepositories")
+        .items
+        .into_iter()
+        .filter_map(|r| r.metadata.name)
+        .filter(|n| REPOSITORY_PREFIXES.iter().any(|p| n.starts_with(p)))
+        .collect();
+    for name in &stale {
+        println!("removing PackageRepository {name} left by an earlier run");
+        delete_and_wait(repos, name).await;
+    }
+    let packages: Api<Package> = Api::all(client.clone());
+    for name in PACKAGES {
+        let Some(package) = packages.get_opt(name).await.expect("read Package") else {
+            continue;
+        };
+        let uid = package.metadata.uid.unwrap_or_default();
+        tokio::time::timeout(
+            WAIT,
+            await_condition(packages.clone(), name, conditions::is_deleted(&uid)),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "Package {name} is in the cluster and not going away (not supplied by a repository of \
+                 this suite?); delete it before running the end-to-end suite"
+            )
+        })
+        .unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_air_gapped_workflow() {
     let Ok(kubeconfig) = std::env::var("PKGR_E2E_KUBECONFIG") else {
@@ -310,6 +360,11 @@ async fn e2e_air_gapped_workflow() {
             .expect("start pkgr controller"),
     );
 
+    // A run that failed half-way leaves its repositories (and through them its Packages) behind;
+    // the controller just started releases their finalizers, garbage collection does the rest.
+    let repos: Api<PackageRepository> = Api::all(client.clone());
+    remove_leftovers(&client, &repos).await;
+
     // Step 2: the Secret and the PackageRepository of SPEC.md.
     let secrets: Api<Secret> = Api::namespaced(client.clone(), NAMESPACE);
     let secret_name = format!("e2e-creds-{run_id}");
@@ -322,7 +377,6 @@ async fn e2e_air_gapped_workflow() {
         )
         .await
         .unwrap();
-    let repos: Api<PackageRepository> = Api::all(client.clone());
     let name = format!("simple-package-repository-{run_id}");
     let started = Instant::now();
     apply_repository(
