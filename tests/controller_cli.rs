@@ -42,28 +42,37 @@ async fn api_answering(
     (format!("http://{address}"), server)
 }
 
-#[tokio::test]
-async fn controller_refuses_to_start_without_crds_and_says_how_to_install_them() {
-    let (server, handle) = api_without_crds().await;
+/// A kubeconfig pointing at the fake API server `server` with a made-up token.
+fn kubeconfig_for(server: &str) -> tempfile::NamedTempFile {
     let mut kubeconfig = tempfile::NamedTempFile::new().unwrap();
     write!(
         kubeconfig,
         "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {server}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\ncurrent-context: fake\nusers:\n- name: fake\n  user:\n    token: not-a-real-token\n"
     )
     .unwrap();
-    let output = tokio::task::spawn_blocking({
-        let path = kubeconfig.path().to_path_buf();
-        move || {
-            Command::new(env!("CARGO_BIN_EXE_pkgr"))
-                .args(["controller", "--metrics-address", "127.0.0.1:0"])
-                .env("KUBECONFIG", path)
-                .env_remove("KUBERNETES_SERVICE_HOST")
-                .output()
-                .unwrap()
-        }
+    kubeconfig
+}
+
+/// `pkgr controller` with `kubeconfig`, for a start that is expected to end by itself.
+async fn run_controller_to_exit(kubeconfig: &tempfile::NamedTempFile) -> std::process::Output {
+    let path = kubeconfig.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_pkgr"))
+            .args(["controller", "--metrics-address", "127.0.0.1:0"])
+            .env("KUBECONFIG", path)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .output()
+            .unwrap()
     })
     .await
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test]
+async fn controller_refuses_to_start_without_crds_and_says_how_to_install_them() {
+    let (server, handle) = api_without_crds().await;
+    let kubeconfig = kubeconfig_for(&server);
+    let output = run_controller_to_exit(&kubeconfig).await;
     handle.abort();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
@@ -97,23 +106,8 @@ async fn controller_refuses_to_start_beside_kapp_controller() {
         )
     })
     .await;
-    let mut kubeconfig = tempfile::NamedTempFile::new().unwrap();
-    write!(
-        kubeconfig,
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {server}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\ncurrent-context: fake\nusers:\n- name: fake\n  user:\n    token: not-a-real-token\n"
-    )
-    .unwrap();
-    let path = kubeconfig.path().to_path_buf();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_pkgr"))
-            .args(["controller", "--metrics-address", "127.0.0.1:0"])
-            .env("KUBECONFIG", path)
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let kubeconfig = kubeconfig_for(&server);
+    let output = run_controller_to_exit(&kubeconfig).await;
     handle.abort();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
@@ -224,12 +218,7 @@ fn not_found() -> String {
 #[tokio::test]
 async fn controller_stops_cleanly_on_sigterm() {
     let (server, mut watched, handle) = api_with_crds(Vec::new()).await;
-    let mut kubeconfig = tempfile::NamedTempFile::new().unwrap();
-    write!(
-        kubeconfig,
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {server}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\ncurrent-context: fake\nusers:\n- name: fake\n  user:\n    token: not-a-real-token\n"
-    )
-    .unwrap();
+    let kubeconfig = kubeconfig_for(&server);
     let child = Command::new(env!("CARGO_BIN_EXE_pkgr"))
         .args(["controller", "--metrics-address", "127.0.0.1:0"])
         .env("KUBECONFIG", kubeconfig.path())
@@ -305,12 +294,7 @@ async fn controller_reloads_kapp_controller_config_while_running() {
         config_event("MODIFIED", 3, serde_json::json!({"noProxy": b64(&[0xff, 0xfe])})),
     ];
     let (server, _watched, handle) = api_with_crds(events).await;
-    let mut kubeconfig = tempfile::NamedTempFile::new().unwrap();
-    write!(
-        kubeconfig,
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {server}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\ncurrent-context: fake\nusers:\n- name: fake\n  user:\n    token: not-a-real-token\n"
-    )
-    .unwrap();
+    let kubeconfig = kubeconfig_for(&server);
     let mut child = Command::new(env!("CARGO_BIN_EXE_pkgr"))
         .args(["controller", "--metrics-address", "127.0.0.1:0"])
         .env("KUBECONFIG", kubeconfig.path())
