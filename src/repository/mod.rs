@@ -115,6 +115,38 @@ impl Collector {
         });
     }
 
+    /// Decode and validate one kept document; its problems are recorded instead.
+    fn build<S: serde::de::DeserializeOwned + Default>(
+        &mut self,
+        kind: &str,
+        place: Place,
+        value: serde_json::Value,
+        validate: fn(&str, &S) -> Vec<ProblemKind>,
+    ) -> Option<Built<S>> {
+        let (meta, spec) = match decode::<S>(kind, value) {
+            Ok(decoded) => decoded,
+            Err(problem) => {
+                self.problem(&place, problem);
+                return None;
+            }
+        };
+        let original = meta.name.unwrap_or_default();
+        let problems = validate(&original, &spec);
+        if !problems.is_empty() {
+            for p in problems {
+                self.problem(&place, p);
+            }
+            return None;
+        }
+        Some(Built {
+            place,
+            original,
+            labels: meta.labels,
+            annotations: meta.annotations,
+            spec,
+        })
+    }
+
     fn document(&mut self, place: Place, value: serde_json::Value, relocations: &relocate::Relocations) {
         let field = |name: &str| {
             value
@@ -139,47 +171,11 @@ impl Collector {
         let mut value = value;
         self.relocated += relocations.apply(&mut value);
         if kind == "Package" {
-            match decode::<PackageSpec>(&kind, value) {
-                Err(problem) => self.problem(&place, problem),
-                Ok((meta, spec)) => {
-                    let original = meta.name.unwrap_or_default();
-                    let problems = validate::package(&original, &spec);
-                    if problems.is_empty() {
-                        self.packages.push(Built {
-                            place,
-                            original,
-                            labels: meta.labels,
-                            annotations: meta.annotations,
-                            spec,
-                        });
-                    } else {
-                        for p in problems {
-                            self.problem(&place, p);
-                        }
-                    }
-                }
+            if let Some(built) = self.build(&kind, place, value, validate::package) {
+                self.packages.push(built);
             }
-        } else {
-            match decode::<PackageMetadataSpec>(&kind, value) {
-                Err(problem) => self.problem(&place, problem),
-                Ok((meta, spec)) => {
-                    let original = meta.name.unwrap_or_default();
-                    let problems = validate::package_metadata(&original, &spec);
-                    if problems.is_empty() {
-                        self.metadatas.push(Built {
-                            place,
-                            original,
-                            labels: meta.labels,
-                            annotations: meta.annotations,
-                            spec,
-                        });
-                    } else {
-                        for p in problems {
-                            self.problem(&place, p);
-                        }
-                    }
-                }
-            }
+        } else if let Some(built) = self.build(&kind, place, value, validate::package_metadata) {
+            self.metadatas.push(built);
         }
     }
 }
