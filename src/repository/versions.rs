@@ -140,6 +140,17 @@ impl Partial {
         })
     }
 
+    /// Range bounds add one to a part; refuse the one value where that cannot be done.
+    fn check_bounds(self, text: &str) -> Result<Partial, String> {
+        if [self.major, self.minor, self.patch].contains(&Some(u64::MAX)) {
+            return Err(format!(
+                "{text:?} has a version part too large to compare ({})",
+                u64::MAX
+            ));
+        }
+        Ok(self)
+    }
+
     /// `[low, high)` covered by this partial version (`None` high: unbounded).
     fn range(&self) -> (Version, Option<Version>) {
         match (self.major, self.minor, self.patch) {
@@ -172,7 +183,7 @@ fn split_operator(token: &str) -> (&str, &str) {
 
 fn comparator(token: &str, out: &mut Vec<Predicate>) -> Result<(), String> {
     let (op, rest) = split_operator(token);
-    let p = Partial::parse(rest)?;
+    let p = Partial::parse(rest)?.check_bounds(rest)?;
     match (op, &p.full) {
         ("" | "=" | "==", Some(v)) => out.push(Predicate::Compare(Op::Eq, v.clone())),
         ("" | "=" | "==", None) => out.push(within(p.range(), false)),
@@ -386,6 +397,20 @@ mod tests {
         check("=1.2.3", &["1.2.3"], &["1.2.2"]);
         check("== v1.2.3", &["1.2.3"], &["1.3.0"]);
         check("1.2.3-rc.1", &["1.2.3-rc.1"], &["1.2.3"]);
+    }
+
+    #[test]
+    fn a_part_too_large_to_bound_is_an_error_not_a_panic() {
+        for expr in [
+            "~1.18446744073709551615.0",
+            "^18446744073709551615",
+            "18446744073709551615.x",
+            "<=1.2.18446744073709551615",
+        ] {
+            let err = Constraints::parse(expr).unwrap_err().to_string();
+            assert!(err.contains("too large to compare"), "{expr}: {err}");
+        }
+        assert!(Constraints::parse(">=1.18446744073709551614.0").is_ok());
     }
 
     #[test]
