@@ -460,6 +460,30 @@ fn extract_ignores_dir_modes_and_applies_imgpkg_file_modes() {
 }
 
 #[test]
+fn whiteouts_cannot_reach_the_directory_or_its_parent() {
+    for name in [".wh...", ".wh..", "sub/.wh...", "sub/.wh.."] {
+        let root = tempfile::tempdir().unwrap();
+        let sibling = root.path().join("keep.txt");
+        fs::write(&sibling, b"outside the pull directory").unwrap();
+        let dest = root.path().join("out");
+        fs::create_dir_all(dest.join("sub")).unwrap();
+        fs::write(dest.join("sub/file"), b"x").unwrap();
+        let err = Extractor::new(&dest, Limits::default())
+            .apply_layer(layer(&[entry(name, b'0', b"", 0o644)]).as_slice())
+            .unwrap_err();
+        assert!(
+            matches!(&err, BundleError::UnsafeEntry { rule, .. } if rule.contains("whiteout")),
+            "{name}: {err}"
+        );
+        assert!(sibling.exists(), "{name}: the parent directory is untouched");
+        assert!(
+            dest.join("sub/file").exists(),
+            "{name}: the directory is untouched"
+        );
+    }
+}
+
+#[test]
 fn layers_apply_in_order_with_whiteouts() {
     let dest = tempfile::tempdir().unwrap();
     let mut extractor = Extractor::new(dest.path(), Limits::default());

@@ -645,6 +645,13 @@ impl Extractor {
                             BundleError::io("applying opaque whiteout in", dest.join(&parent), e)
                         })?;
                     } else {
+                        // `.wh..` or `.wh...` would name the directory itself or its parent.
+                        if target.is_empty() || target == "." || target == ".." {
+                            return Err(BundleError::unsafe_entry(
+                                entry.path.clone(),
+                                "a whiteout must name an entry of its own directory",
+                            ));
+                        }
                         let victim = join_rel(&parent, target);
                         if !written.contains(&victim) {
                             remove_any(&dest.join(&victim)).map_err(|e| {
