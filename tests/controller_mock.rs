@@ -722,6 +722,15 @@ async fn paused_writes_paused_once_and_can_still_be_deleted() {
     let log = run(&state, &ctx, &repo).await;
     assert_eq!(status_patch(&log).body["status"]["friendlyDescription"], "Paused");
     assert_eq!(registry.calls(), 0);
+    let paused: Vec<_> = events(&log)
+        .into_iter()
+        .filter(|(_, reason, _)| reason == "Paused")
+        .collect();
+    assert_eq!(
+        paused.len(),
+        1,
+        "one Event when the repository becomes paused: {paused:?}"
+    );
     let mut again = repo.clone();
     again.status = serde_json::from_value(status_of(&state)).unwrap();
     let log = run(&state, &ctx, &again).await;
@@ -896,6 +905,24 @@ fn peak_rss_kib() -> u64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmHWM in /proc/self/status")
+}
+
+#[tokio::test]
+async fn infrastructure_errors_back_off_up_to_the_repositorys_sync_period() {
+    use kube::runtime::controller::Action;
+    use std::time::Duration;
+    let state = shared();
+    let (ctx, _caches) = context(&state, &Registry::default());
+    let mut repo = repository("flaky", bundle_spec(&format!("{IMAGE}:1.0.0"), None));
+    repo.spec.sync_period = Some("40s".into());
+    repo.status = serde_json::from_value(json!({"consecutiveReconcileFailures": 9})).unwrap();
+    let error = pkgr::controller::ReconcileError::InvalidSyncPeriod { value: "x".into() };
+    let action = pkgr::controller::error_policy(Arc::new(repo), &error, ctx);
+    assert_eq!(
+        action,
+        Action::requeue(Duration::from_secs(40)),
+        "min(2^10 s, 40 s)"
+    );
 }
 
 #[tokio::test]

@@ -91,7 +91,8 @@ pub fn error_policy(repo: Arc<PackageRepository>, error: &ReconcileError, _ctx: 
         .as_ref()
         .map_or(0, |s| s.consecutive_reconcile_failures)
         + 1;
-    Action::requeue(status::backoff(failures, status::DEFAULT_SYNC_PERIOD))
+    let period = status::sync_period(repo.spec.sync_period.as_deref()).unwrap_or(status::DEFAULT_SYNC_PERIOD);
+    Action::requeue(status::backoff(failures, period))
 }
 
 /// The source a repository names.
@@ -154,7 +155,13 @@ async fn apply_repository(
         .unwrap_or_else(|p| p.into_inner())
         .remove(&name);
     if repo.spec.paused == Some(true) {
+        let newly = old.and_then(|s| s.friendly_description.as_deref()) != Some("Paused");
         write_status(ctx, &name, old, status::paused(old, generation)).await?;
+        if newly {
+            let note =
+                "Paused: the repository is not fetched or applied until spec.paused is removed".to_string();
+            publish(ctx, repo, EventType::Normal, "Paused", "Reconcile", note).await;
+        }
         return Ok((Action::await_change(), Outcome::Paused));
     }
     // A new or edited spec shows `Reconciling` while it is worked on. observedGeneration keeps its
