@@ -9,6 +9,15 @@ pub const CONFIG_SECRET: &str = "kapp-controller-config";
 pub enum ConfigError {
     #[error("Secret {namespace}/{CONFIG_SECRET}: the value of key {key:?} is not UTF-8 text")]
     NotText { namespace: String, key: String },
+    #[error(
+        "Secret {namespace}/{CONFIG_SECRET} makes unusable registry settings (fix caCerts, httpProxy, \
+         httpsProxy or noProxy)"
+    )]
+    Unusable {
+        namespace: String,
+        #[source]
+        source: crate::registry::RegistryError,
+    },
     #[error("reading Secret {namespace}/{CONFIG_SECRET}")]
     Read {
         namespace: String,

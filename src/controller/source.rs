@@ -125,6 +125,13 @@ impl Source for RegistrySource {
                 tracing::debug!(keys = ?ignored, "keys of {CONFIG_SECRET} that pkgr does not use");
             }
         }
+        // A PEM or proxy URL that cannot be used is refused here, not at every later reconcile.
+        Client::new(options.clone()).map_err(|source| ConfigError::Unusable {
+            namespace: config
+                .and_then(|s| s.metadata.namespace.clone())
+                .unwrap_or_default(),
+            source,
+        })?;
         let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
         let changed = configured(&current) != configured(&options);
         *current = options;
@@ -287,6 +294,18 @@ mod tests {
             .unwrap()
             .insert("noProxy".into(), k8s_openapi::ByteString(vec![0xff, 0xfe]));
         assert!(source.reconfigure(Some(&broken)).is_err());
+        let bad_pem = config_secret(&[(
+            "caCerts",
+            "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n",
+        )]);
+        let err = source.reconfigure(Some(&bad_pem)).unwrap_err();
+        assert!(
+            crate::controller::error::full_chain(&err).contains("not valid PEM"),
+            "{}",
+            crate::controller::error::full_chain(&err)
+        );
+        let bad_proxy = config_secret(&[("httpsProxy", "http://[::1")]);
+        assert!(source.reconfigure(Some(&bad_proxy)).is_err());
         assert_eq!(
             source.options().skip_tls_verify_hosts,
             ["reg.corp.xyz"],
