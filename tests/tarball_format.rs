@@ -420,6 +420,29 @@ fn truncated_tarball_names_the_entry() {
 }
 
 #[test]
+fn an_impossible_entry_size_is_a_header_error_not_an_overflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut header = tar::Header::new_ustar();
+    header.set_path("manifest.json").unwrap();
+    header.set_mode(0o644);
+    header.set_entry_type(tar::EntryType::Regular);
+    // A base-256 size of nearly 2^64 bytes.
+    let size = &mut header.as_mut_bytes()[124..136];
+    size.fill(0xff);
+    size[0] = 0x80;
+    header.set_cksum();
+    let mut bytes = header.as_bytes().to_vec();
+    bytes.extend_from_slice(&[0u8; 2048]);
+    let path = dir.path().join("hostile.tar");
+    std::fs::write(&path, bytes).unwrap();
+    let err = TarballReader::open(&path).expect_err("refused");
+    assert!(
+        matches!(err, TarballError::BadHeader { .. }) && err.to_string().contains("impossible size"),
+        "{err}"
+    );
+}
+
+#[test]
 fn corrupt_layer_fails_when_read() {
     let dir = tempfile::tempdir().unwrap();
     let a = fixture_image(9, true);

@@ -386,7 +386,12 @@ fn scan(
             None => String::from_utf8_lossy(&header.path_bytes()).into_owned(),
         };
         let data_offset = offset + BLOCK;
-        let data_end = data_offset + size;
+        let Some(data_end) = data_offset
+            .checked_add(size)
+            .filter(|end| end.checked_add(BLOCK).is_some())
+        else {
+            return Err(bad(format!("has an impossible size ({size} bytes)")));
+        };
         if data_end > len {
             if strict {
                 return Err(TarballError::Truncated {

@@ -16,7 +16,7 @@ pub enum ConfigError {
     Unusable {
         namespace: String,
         #[source]
-        source: crate::registry::RegistryError,
+        source: Box<crate::registry::RegistryError>,
     },
     #[error("reading Secret {namespace}/{CONFIG_SECRET}")]
     Read {

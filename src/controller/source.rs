@@ -130,7 +130,7 @@ impl Source for RegistrySource {
             namespace: config
                 .and_then(|s| s.metadata.namespace.clone())
                 .unwrap_or_default(),
-            source,
+            source: Box::new(source),
         })?;
         let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
         let changed = configured(&current) != configured(&options);
