@@ -396,6 +396,29 @@ fn limits_on_bytes_files_and_depth() {
         "{err}"
     );
 
+    // Directories count too: creating them is work, whatever their size.
+    let many_dirs = layer(&[
+        entry("a/", b'5', b"", 0o755),
+        entry("b/", b'5', b"", 0o755),
+        entry("c/", b'5', b"", 0o755),
+    ]);
+    let err = read_to_memory(many_dirs.as_slice(), &limits).unwrap_err();
+    assert!(
+        err.to_string().contains("2 files and directories") && err.to_string().contains("\"c/\""),
+        "{err}"
+    );
+
+    // A huge PAX header (held in memory by the tar reader) is stopped by the decompressed cap.
+    let bomb = layer(&[
+        entry("pax", b'x', &vec![b'#'; 3 << 20], 0o644),
+        entry("f", b'0', b"x", 0o644),
+    ]);
+    let err = read_to_memory(bomb.as_slice(), &limits).unwrap_err();
+    assert!(
+        matches!(err, BundleError::LimitExceeded { .. }) && err.to_string().contains("decompressed bytes"),
+        "{err}"
+    );
+
     let too_deep = layer(&[entry("a/b/c/d", b'0', b"", 0o644)]);
     let err = read_to_memory(too_deep.as_slice(), &limits).unwrap_err();
     assert!(err.to_string().contains("path depth 3"), "{err}");

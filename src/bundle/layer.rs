@@ -412,17 +412,33 @@ fn read_layer<R: Read>(
     mut skipped: Option<&mut Vec<String>>,
     mut visit: impl FnMut(SafeEntry, &mut dyn Read) -> Result<(), BundleError>,
 ) -> Result<(), BundleError> {
-    let mut archive = tar::Archive::new(MultiGzDecoder::new(gzip));
-    let entries = archive.entries().map_err(|e| BundleError::Corrupt {
-        entry: None,
-        source: e,
-    })?;
+    // Headers count too: the tar reader keeps PAX and GNU long-name data in memory, so without
+    // this a small gzip could inflate into gigabytes of "header".
+    let cap = limits
+        .max_bytes
+        .saturating_add(limits.max_files.saturating_add(1).saturating_mul(1024))
+        .saturating_add(MAX_TRAILING);
+    let over = std::rc::Rc::new(std::cell::Cell::new(false));
+    let capped = Capped {
+        inner: MultiGzDecoder::new(gzip),
+        left: cap,
+        over: over.clone(),
+    };
+    let corrupt = |entry: Option<String>, source: io::Error| {
+        if over.get() {
+            BundleError::LimitExceeded {
+                limit: format!("{cap} decompressed bytes (contents, headers and padding)"),
+                entry,
+            }
+        } else {
+            BundleError::Corrupt { entry, source }
+        }
+    };
+    let mut archive = tar::Archive::new(capped);
+    let entries = archive.entries().map_err(|e| corrupt(None, e))?;
     let mut last: Option<String> = None;
     for entry in entries {
-        let mut entry = entry.map_err(|e| BundleError::Corrupt {
-            entry: last.clone(),
-            source: e,
-        })?;
+        let mut entry = entry.map_err(|e| corrupt(last.clone(), e))?;
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         last = Some(raw.clone());
         let kind = entry.header().entry_type();
@@ -472,6 +488,13 @@ fn read_layer<R: Read>(
             }
         }
         let path = safe_path(&raw, limits)?;
+        budget.files += 1;
+        if budget.files > limits.max_files {
+            return Err(BundleError::LimitExceeded {
+                limit: format!("{} files and directories", limits.max_files),
+                entry: Some(raw),
+            });
+        }
         if kind == T::Directory {
             visit(
                 SafeEntry {
@@ -486,13 +509,6 @@ fn read_layer<R: Read>(
             return Err(BundleError::unsafe_entry(raw, "a file entry must have a name"));
         }
         let size = entry.size();
-        budget.files += 1;
-        if budget.files > limits.max_files {
-            return Err(BundleError::LimitExceeded {
-                limit: format!("{} files", limits.max_files),
-                entry: Some(raw),
-            });
-        }
         budget.bytes = budget.bytes.saturating_add(size);
         if budget.bytes > limits.max_bytes {
             return Err(BundleError::LimitExceeded {
@@ -511,12 +527,9 @@ fn read_layer<R: Read>(
         )?;
     }
     let mut decoder = archive.into_inner();
-    let trailing = io::copy(&mut (&mut decoder).take(MAX_TRAILING + 1), &mut io::sink()).map_err(|e| {
-        BundleError::Corrupt {
-            entry: None,
-            source: e,
-        }
-    })?;
+    let trailing = io::copy(&mut (&mut decoder).take(MAX_TRAILING + 1), &mut io::sink())
+        .map_err(|e| corrupt(None, e))?;
+    let decoder = decoder.inner;
     if trailing > MAX_TRAILING {
         return Err(BundleError::LimitExceeded {
             limit: format!("{MAX_TRAILING} bytes of data after the end of the tar"),
@@ -530,6 +543,33 @@ fn read_layer<R: Read>(
         source: e,
     })?;
     Ok(())
+}
+
+/// A reader that fails (and says so in `over`) once it has given out `left` bytes.
+struct Capped<R> {
+    inner: R,
+    left: u64,
+    over: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            // Only a real byte beyond the cap counts; an end of stream here is fine.
+            let mut probe = [0u8; 1];
+            if self.inner.read(&mut probe)? == 0 {
+                return Ok(0);
+            }
+            self.over.set(true);
+            return Err(io::Error::other(
+                "the decompressed layer is larger than its limit",
+            ));
+        }
+        let want = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
 }
 
 /// Normalise an entry path (`./` prefixes and `\` separators accepted) or reject it.
