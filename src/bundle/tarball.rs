@@ -936,6 +936,11 @@ impl std::fmt::Debug for TarballWriter {
 }
 
 impl TarballWriter {
+    /// The tarball being written (as the user named it).
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
     /// Lay out `path` with `manifest_json` and one entry per layer (sorted by digest, deduplicated).
     /// With `resume`, verified layers of an existing file at `path` are kept: in place when they
     /// already sit where the new layout puts them, else copied locally into the new file.

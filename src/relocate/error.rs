@@ -35,7 +35,10 @@ pub enum RelocateError {
     BundleInImagesLock { image: String },
     #[error("{what} is not usable: {reason}")]
     Invalid { what: String, reason: String },
-    #[error("copying blob {digest} of image {image} to {destination} failed after {attempts} attempt(s)")]
+    #[error(
+        "copying blob {digest} of image {image} to {destination} failed after {attempts} attempt(s); \
+         running the same command again skips what already arrived"
+    )]
     Blob {
         image: String,
         digest: Digest,

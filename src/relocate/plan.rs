@@ -499,7 +499,8 @@ async fn read_bundle_lock_from_registry(
         .get_blob(location, layer)
         .await
         .map_err(|e| RelocateError::registry(format!("reading the layer of bundle {display}"), e))?;
-    let mut bytes = Vec::with_capacity(layer.size as usize);
+    // Grows as bytes arrive: the manifest's claimed size is not reserved up front.
+    let mut bytes = Vec::with_capacity(layer.size.min(1 << 20) as usize);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk
             .map_err(|e| RelocateError::registry(format!("reading the layer of bundle {display}"), e))?;

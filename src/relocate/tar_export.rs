@@ -220,7 +220,10 @@ async fn fill_with_retries(
                     return Err(RelocateError::Blob {
                         image: image.to_string(),
                         digest: descriptor.digest.clone(),
-                        destination: "the tarball".into(),
+                        destination: format!(
+                            "tarball {} (run again with --resume to keep what arrived)",
+                            writer.target().display()
+                        ),
                         attempts,
                         source: error.into(),
                     });
