@@ -120,6 +120,14 @@ async fn fetch_contents_reads_bundles_and_images() {
             && err.to_string().contains("hint: use -i / an `image` source"),
         "{err}"
     );
+    // The controller's source reports it as "not a bundle", for the reconciler to word.
+    let session = pkgr::controller::source::Source::session(
+        &pkgr::controller::source::RegistrySource::new(ClientOptions::default()),
+        &Default::default(),
+    )
+    .unwrap();
+    let contents = session.fetch(&plain.to_string(), true).await.unwrap();
+    assert!(!contents.is_bundle && contents.files.is_empty());
     let image = fetch_contents(&c, &plain, false, &Limits::default())
         .await
         .unwrap();

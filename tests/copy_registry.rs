@@ -522,7 +522,10 @@ async fn lying_source_fails_naming_image_and_blob() {
     let msg = pkgr::cli::render_error(&err);
     assert!(msg.contains(layer_digest.as_str()), "{msg}");
     assert!(msg.contains(&format!("src/liar@{digest}")), "{msg}");
-    assert!(msg.contains("running the same command again skips what already arrived"), "{msg}");
+    assert!(
+        msg.contains("running the same command again skips what already arrived"),
+        "{msg}"
+    );
     assert!(!clients.destination.blob_exists(&to, &layer_digest).await.unwrap());
 }
 

@@ -33,7 +33,13 @@ pub enum BundleError {
     /// A YAML or JSON document (images.yml, a lock file, a config) that does not follow its format.
     #[error("{what}: {reason}")]
     Format { what: String, reason: String },
-    /// An image that is not what was asked for (bundle vs plain image, layer shape, index).
+    /// A plain image where a bundle was asked for.
+    #[error(
+        "expected a bundle but found a plain image at {reference}: its config has no \
+         dev.carvel.imgpkg.bundle label (hint: use -i / an `image` source)"
+    )]
+    NotABundle { reference: String },
+    /// An image that is not what was asked for (layer shape, index, missing files).
     #[error("{0}")]
     Unexpected(String),
     /// A registry operation failed.

@@ -105,10 +105,9 @@ pub async fn fetch_contents(
 ) -> Result<Fetched, BundleError> {
     let image = resolve_image(client, reference).await?;
     if expect_bundle && !image.is_bundle {
-        return Err(BundleError::Unexpected(format!(
-            "expected a bundle but found a plain image at {} (hint: use -i / an `image` source)",
-            image.reference
-        )));
+        return Err(BundleError::NotABundle {
+            reference: image.reference.to_string(),
+        });
     }
     let layer = single_gzip_layer(&image)?;
     let files = read_layer_to_memory(client, &image.reference, layer, limits).await?;
