@@ -23,19 +23,17 @@ const HASH_LEN: usize = 10;
 /// Kubernetes' `IsDNS1123Subdomain`: at most 253 characters of `[a-z0-9.-]`, each
 /// dot-separated label non-empty and starting and ending with `[a-z0-9]`.
 pub fn is_dns1123_subdomain(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_NAME_LENGTH
-        && name.split('.').all(|label| {
-            let bytes = label.as_bytes();
-            !bytes.is_empty()
-                && bytes[0].is_ascii_alphanumeric()
-                && !bytes[0].is_ascii_uppercase()
-                && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-                && !bytes[bytes.len() - 1].is_ascii_uppercase()
-                && bytes
-                    .iter()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-        })
+    !name.is_empty() && name.len() <= MAX_NAME_LENGTH && dns1123_labels(name)
+}
+
+/// Every dot-separated label is non-empty, of `[a-z0-9-]`, and starts and ends with `[a-z0-9]`
+/// (the shape half of [`is_dns1123_subdomain`], without the length limit).
+pub(crate) fn dns1123_labels(name: &str) -> bool {
+    name.split('.').all(|label| {
+        let b = label.as_bytes();
+        let edge = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+        !b.is_empty() && edge(b[0]) && edge(b[b.len() - 1]) && b.iter().all(|&c| edge(c) || c == b'-')
+    })
 }
 
 /// The name a Package called `original` (its `refName.version`) is stored under.

@@ -33,15 +33,7 @@ fn dns1123_subdomain_errors(name: &str) -> Vec<String> {
     if name.len() > MAX_NAME_LENGTH {
         errors.push(format!("must be no more than {MAX_NAME_LENGTH} characters"));
     }
-    let shape_ok = name.split('.').all(|label| {
-        let b = label.as_bytes();
-        !b.is_empty()
-            && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-            && (b[b.len() - 1].is_ascii_lowercase() || b[b.len() - 1].is_ascii_digit())
-            && b.iter()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-    });
-    if !shape_ok {
+    if !super::naming::dns1123_labels(name) {
         errors.push(DNS1123_SUBDOMAIN_RULE.to_string());
     }
     errors
