@@ -137,8 +137,10 @@ fn crd_command_prints_the_committed_crds() {
 /// A loopback "API server" with the CRDs installed and nothing else: GETs of the CRDs answer
 /// them, lists answer empty, watches stay open. Each watch request is reported on `watches`; a
 /// watch of the controller namespace's Secrets first streams `secret_events` (watch event JSON).
+/// With `forbid_secrets`, listing Secrets answers 403 as a missing Role would.
 async fn api_with_crds(
     secret_events: Vec<String>,
+    forbid_secrets: bool,
 ) -> (
     String,
     tokio::sync::mpsc::UnboundedReceiver<String>,
@@ -193,6 +195,11 @@ async fn api_with_crds(
                         Some(crd) => reply("200 OK", serde_json::to_string(&crd).unwrap()),
                         None => reply("404 Not Found", not_found()),
                     }
+                } else if forbid_secrets && path == "/api/v1/namespaces/kapp-controller/secrets" {
+                    reply(
+                        "403 Forbidden",
+                        r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"secrets is forbidden","reason":"Forbidden","code":403}"#.into(),
+                    )
                 } else if path.ends_with("/secrets/kapp-controller-config")
                     || path.starts_with("/apis/apiregistration.k8s.io/v1/apiservices/")
                 {
@@ -217,7 +224,7 @@ fn not_found() -> String {
 
 #[tokio::test]
 async fn controller_stops_cleanly_on_sigterm() {
-    let (server, mut watched, handle) = api_with_crds(Vec::new()).await;
+    let (server, mut watched, handle) = api_with_crds(Vec::new(), false).await;
     let kubeconfig = kubeconfig_for(&server);
     let child = Command::new(env!("CARGO_BIN_EXE_pkgr"))
         .args(["controller", "--metrics-address", "127.0.0.1:0"])
@@ -293,7 +300,7 @@ async fn controller_reloads_kapp_controller_config_while_running() {
         // Not UTF-8: unusable, the previous settings stay.
         config_event("MODIFIED", 3, serde_json::json!({"noProxy": b64(&[0xff, 0xfe])})),
     ];
-    let (server, _watched, handle) = api_with_crds(events).await;
+    let (server, _watched, handle) = api_with_crds(events, false).await;
     let kubeconfig = kubeconfig_for(&server);
     let mut child = Command::new(env!("CARGO_BIN_EXE_pkgr"))
         .args(["controller", "--metrics-address", "127.0.0.1:0"])
@@ -339,4 +346,37 @@ async fn controller_reloads_kapp_controller_config_while_running() {
         matches!((reloaded, refused), (Some(a), Some(b)) if a < b),
         "expected a reload, then a refusal naming the key:\n{log}"
     );
+}
+
+#[tokio::test]
+async fn a_failing_watch_is_logged_as_a_warning_with_a_hint() {
+    let (server, _watched, handle) = api_with_crds(Vec::new(), true).await;
+    let kubeconfig = kubeconfig_for(&server);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pkgr"))
+        .args(["controller", "--metrics-address", "127.0.0.1:0"])
+        .env("KUBECONFIG", kubeconfig.path())
+        .env("PKGR_LOG", "info")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead as _;
+        std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .find(|l| l.contains("a watch failed"))
+    });
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(60), line).await;
+    let _ = child.kill();
+    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+    handle.abort();
+    let line = waited
+        .expect("the failing Secret watch is reported")
+        .unwrap()
+        .expect("a warning line");
+    assert!(line.contains("WARN"), "{line}");
+    assert!(line.contains("check the controller's RBAC"), "{line}");
 }

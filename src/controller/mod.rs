@@ -282,8 +282,15 @@ pub async fn run(
             ctx,
         )
         .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(error = %error, "controller event");
+            match result {
+                // A watch that keeps failing stalls every reconcile: say so where it is seen.
+                Err(controller::Error::QueueError(error)) => tracing::warn!(
+                    error = %error,
+                    "a watch failed (retrying with backoff); if this repeats, check the controller's \
+                     RBAC and that --namespace names the namespace its Role covers"
+                ),
+                Err(error) => tracing::debug!(error = %error, "controller event"),
+                Ok(_) => {}
             }
         })
         .await;
