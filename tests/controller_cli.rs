@@ -1,4 +1,6 @@
 //! The `pkgr controller` and `pkgr crd` binaries: startup refusal without CRDs, CRD output.
+mod apiserver;
+
 use std::io::Write;
 use std::process::Command;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -201,6 +203,7 @@ async fn api_with_crds(
                         r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"secrets is forbidden","reason":"Forbidden","code":403}"#.into(),
                     )
                 } else if path.ends_with("/secrets/kapp-controller-config")
+                    || path.ends_with("/configmaps/kapp-controller-config")
                     || path.starts_with("/apis/apiregistration.k8s.io/v1/apiservices/")
                 {
                     reply("404 Not Found", not_found())
@@ -234,12 +237,13 @@ async fn controller_stops_cleanly_on_sigterm() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Running means watching: PackageRepositories, Packages, PackageMetadatas, Secrets.
+    // Running means watching: PackageRepositories, Packages, PackageMetadatas, Secrets and the
+    // ConfigMap form of kapp-controller-config.
     let mut paths = Vec::new();
-    while paths.len() < 4 {
+    while paths.len() < 5 {
         let path = tokio::time::timeout(std::time::Duration::from_secs(60), watched.recv())
             .await
-            .expect("the controller starts its four watches")
+            .expect("the controller starts its five watches")
             .unwrap();
         if !paths.contains(&path) {
             paths.push(path);
@@ -249,6 +253,7 @@ async fn controller_stops_cleanly_on_sigterm() {
     assert_eq!(
         paths,
         [
+            "/api/v1/namespaces/kapp-controller/configmaps",
             "/api/v1/namespaces/kapp-controller/secrets",
             "/apis/data.packaging.carvel.dev/v1alpha1/packagemetadatas",
             "/apis/data.packaging.carvel.dev/v1alpha1/packages",
@@ -273,79 +278,88 @@ async fn controller_stops_cleanly_on_sigterm() {
     assert!(stderr.contains("shutdown requested"), "{stderr}");
 }
 
-/// A watch event for `kapp-controller-config` with `data` (base64 values).
-fn config_event(kind: &str, resource_version: u32, data: serde_json::Value) -> String {
-    serde_json::json!({
-        "type": kind,
-        "object": {
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": "kapp-controller-config", "namespace": "kapp-controller",
-                         "resourceVersion": resource_version.to_string()},
-            "data": data,
-        }
-    })
-    .to_string()
-}
-
 #[tokio::test]
 async fn controller_reloads_kapp_controller_config_while_running() {
     use base64::Engine as _;
     let b64 = |s: &[u8]| base64::engine::general_purpose::STANDARD.encode(s);
-    let events = vec![
-        config_event(
-            "ADDED",
-            2,
-            serde_json::json!({"dangerousSkipTLSVerify": b64(b"reg.corp.xyz")}),
-        ),
-        // Not UTF-8: unusable, the previous settings stay.
-        config_event("MODIFIED", 3, serde_json::json!({"noProxy": b64(&[0xff, 0xfe])})),
-    ];
-    let (server, _watched, handle) = api_with_crds(events, false).await;
-    let kubeconfig = kubeconfig_for(&server);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pkgr"))
-        .args(["controller", "--metrics-address", "127.0.0.1:0"])
-        .env("KUBECONFIG", kubeconfig.path())
-        .env("PKGR_LOG", "info")
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Read the log line by line until both reactions appear (or the controller exits).
-    let stderr = child.stderr.take().unwrap();
-    let lines = tokio::task::spawn_blocking(move || {
+    let api = apiserver::FakeApiServer::start().await;
+    let kubeconfig = api.kubeconfig();
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_pkgr"))
+            .args(["controller", "--metrics-address", "127.0.0.1:0"])
+            .env("KUBECONFIG", kubeconfig.path())
+            .env("PKGR_LOG", "info")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let stderr = child.0.stderr.take().unwrap();
+    let reader = tokio::task::spawn_blocking(move || {
         use std::io::BufRead as _;
-        let mut seen = Vec::new();
-        for line in std::io::BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            let done = line.contains("keeping the previous registry settings");
-            seen.push(line);
-            if done {
-                break;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut log = Vec::new();
+    let mut wait_line = async |needle: &str| -> String {
+        loop {
+            let line = tokio::time::timeout(std::time::Duration::from_secs(30), lines.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no log line with {needle:?} in:\n{}", log.join("\n")))
+                .unwrap_or_else(|| panic!("the controller exited:\n{}", log.join("\n")));
+            log.push(line.clone());
+            if line.contains(needle) {
+                return line;
             }
         }
-        seen
-    });
-    let waited = tokio::time::timeout(std::time::Duration::from_secs(60), lines).await;
-    // Stop the controller either way: its stderr reader only ends when the process does.
-    let _ = child.kill();
-    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
-    handle.abort();
-    let lines = waited
-        .expect("the controller reacts to both Secret events")
-        .unwrap();
-    let log = lines.join("\n");
-    let reloaded = lines
-        .iter()
-        .position(|l| l.contains("kapp-controller-config changed: registry settings reloaded"));
-    let refused = lines.iter().position(|l| {
-        l.contains("kapp-controller-config is not usable; keeping the previous registry settings")
-            && l.contains("the value of key \"noProxy\" is not UTF-8 text")
-    });
-    assert!(
-        matches!((reloaded, refused), (Some(a), Some(b)) if a < b),
-        "expected a reload, then a refusal naming the key:\n{log}"
+    };
+    wait_line("pkgr controller starting").await;
+    // Both watches of the config have listed once the Secret watch is open.
+    api.wait_for("the config watches", std::time::Duration::from_secs(30), |api| {
+        let log = api.log();
+        let open = |p: &str| log.iter().any(|l| l.watch && l.path.ends_with(p));
+        (open("/secrets") && open("/configmaps")).then_some(())
+    })
+    .await;
+    api.create(
+        "v1/secrets",
+        Some("kapp-controller"),
+        "kapp-controller-config",
+        serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "kapp-controller-config", "namespace": "kapp-controller"},
+        "data": {"dangerousSkipTLSVerify": b64(b"reg.corp.xyz")}}),
     );
+    wait_line("kapp-controller-config changed: registry settings reloaded").await;
+    // Not UTF-8: unusable, the previous settings stay.
+    api.edit(
+        "v1/secrets",
+        Some("kapp-controller"),
+        "kapp-controller-config",
+        serde_json::json!({"data": {"noProxy": b64(&[0xff, 0xfe])}}),
+    );
+    let refused =
+        wait_line("kapp-controller-config is not usable; keeping the previous registry settings").await;
+    assert!(
+        refused.contains("the value of key \"noProxy\" is not UTF-8 text"),
+        "{refused}"
+    );
+    drop(child);
+    let _ = reader.await;
+}
+
+/// A child process killed (and reaped) when the test ends, even by a panic: its output reader
+/// on the blocking pool would otherwise keep the test's runtime from shutting down.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[tokio::test]
@@ -367,7 +381,7 @@ async fn a_failing_watch_is_logged_as_a_warning_with_a_hint() {
         std::io::BufReader::new(stderr)
             .lines()
             .map_while(Result::ok)
-            .find(|l| l.contains("a watch failed"))
+            .find(|l| l.contains("watch failed"))
     });
     let waited = tokio::time::timeout(std::time::Duration::from_secs(60), line).await;
     let _ = child.kill();
@@ -378,5 +392,6 @@ async fn a_failing_watch_is_logged_as_a_warning_with_a_hint() {
         .unwrap()
         .expect("a warning line");
     assert!(line.contains("WARN"), "{line}");
-    assert!(line.contains("check the controller's RBAC"), "{line}");
+    assert!(line.contains("secrets"), "names the watch: {line}");
+    assert!(line.contains("check its RBAC"), "{line}");
 }

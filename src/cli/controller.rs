@@ -74,10 +74,10 @@ pub async fn run(args: ControllerArgs) -> CommandResult {
     let source = RegistrySource::new(options);
     let config_error =
         |e: config::ConfigError| super::render_error(&e).trim_start_matches("pkgr: ").to_string();
-    let secret = config::load(&client, &args.namespace)
+    let config = config::load(&client, &args.namespace)
         .await
         .map_err(config_error)?;
-    source.reconfigure(secret.as_ref()).map_err(config_error)?;
+    source.reconfigure(config.as_ref()).map_err(config_error)?;
 
     let metrics = Arc::new(Metrics::default());
     let health = Arc::new(server::Health::default());
@@ -97,7 +97,16 @@ pub async fn run(args: ControllerArgs) -> CommandResult {
 
     if !args.leader_elect {
         tracing::info!(namespace = %args.namespace, "pkgr controller starting");
-        controller::run(client, source, settings, args.concurrency, shutdown, metrics).await;
+        controller::run(
+            client,
+            source,
+            settings,
+            args.concurrency,
+            shutdown,
+            metrics,
+            health.watches.clone(),
+        )
+        .await;
         return Ok(ExitCode::SUCCESS);
     }
 
@@ -128,7 +137,16 @@ pub async fn run(args: ControllerArgs) -> CommandResult {
     let stop = async move {
         let _ = lost_rx.await;
     };
-    controller::run(client, source, settings, args.concurrency, stop, metrics).await;
+    controller::run(
+        client,
+        source,
+        settings,
+        args.concurrency,
+        stop,
+        metrics,
+        health.watches.clone(),
+    )
+    .await;
     if let Err(error) = elector.release().await {
         tracing::warn!(error = %error, "could not release the Lease");
     }

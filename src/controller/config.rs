@@ -1,40 +1,121 @@
-//! The `kapp-controller-config` Secret: registry CA certificates, TLS skips and proxies.
+//! `kapp-controller-config`: registry CA certificates, TLS skips and proxies, read from the
+//! Secret of that name or, when there is none, from the older ConfigMap form (as upstream does).
 use crate::registry::ClientOptions;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use std::collections::BTreeMap;
 
-/// The Secret's name in the controller namespace (upstream's).
+/// The Secret's (and ConfigMap's) name in the controller namespace (upstream's).
 pub const CONFIG_SECRET: &str = "kapp-controller-config";
+
+/// Which object the settings came from, for messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigKind {
+    Secret,
+    ConfigMap,
+}
+
+impl std::fmt::Display for ConfigKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ConfigKind::Secret => "Secret",
+            ConfigKind::ConfigMap => "ConfigMap",
+        })
+    }
+}
+
+/// The keys of `kapp-controller-config`, whichever form held them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ControllerConfig {
+    pub kind: ConfigKind,
+    pub namespace: String,
+    pub data: BTreeMap<String, Vec<u8>>,
+}
+
+impl From<&Secret> for ControllerConfig {
+    fn from(secret: &Secret) -> Self {
+        let mut data: BTreeMap<String, Vec<u8>> = secret
+            .data
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.0.clone()))
+            .collect();
+        // stringData only exists in a request; a Secret read back has it merged into data.
+        for (k, v) in secret.string_data.iter().flatten() {
+            data.insert(k.clone(), v.clone().into_bytes());
+        }
+        ControllerConfig {
+            kind: ConfigKind::Secret,
+            namespace: secret.metadata.namespace.clone().unwrap_or_default(),
+            data,
+        }
+    }
+}
+
+impl From<&ConfigMap> for ControllerConfig {
+    fn from(map: &ConfigMap) -> Self {
+        let mut data: BTreeMap<String, Vec<u8>> = map
+            .data
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
+            .collect();
+        for (k, v) in map.binary_data.iter().flatten() {
+            data.insert(k.clone(), v.0.clone());
+        }
+        ControllerConfig {
+            kind: ConfigKind::ConfigMap,
+            namespace: map.metadata.namespace.clone().unwrap_or_default(),
+            data,
+        }
+    }
+}
+
+/// Upstream's precedence: the Secret when it exists, otherwise the ConfigMap.
+pub fn effective(secret: Option<&Secret>, map: Option<&ConfigMap>) -> Option<ControllerConfig> {
+    secret
+        .map(ControllerConfig::from)
+        .or_else(|| map.map(ControllerConfig::from))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("Secret {namespace}/{CONFIG_SECRET}: the value of key {key:?} is not UTF-8 text")]
-    NotText { namespace: String, key: String },
+    #[error("{kind} {namespace}/{CONFIG_SECRET}: the value of key {key:?} is not UTF-8 text")]
+    NotText {
+        kind: ConfigKind,
+        namespace: String,
+        key: String,
+    },
     #[error(
-        "Secret {namespace}/{CONFIG_SECRET} makes unusable registry settings (fix caCerts, httpProxy, \
-         httpsProxy or noProxy)"
+        "{kind} {namespace}/{CONFIG_SECRET} makes unusable registry settings (fix its keys caCerts, \
+         httpProxy, httpsProxy or noProxy)"
     )]
     Unusable {
+        kind: ConfigKind,
         namespace: String,
         #[source]
         source: Box<crate::registry::RegistryError>,
     },
-    #[error("reading Secret {namespace}/{CONFIG_SECRET}")]
+    #[error("reading {kind} {namespace}/{CONFIG_SECRET}")]
     Read {
+        kind: ConfigKind,
         namespace: String,
         #[source]
         source: kube::Error,
     },
 }
 
-/// Apply the Secret's keys to `options`; unknown keys (upstream has many unrelated ones) are returned
-/// so the caller can log them.
-pub fn apply_config_secret(secret: &Secret, options: &mut ClientOptions) -> Result<Vec<String>, ConfigError> {
-    let namespace = secret.metadata.namespace.clone().unwrap_or_default();
+/// Apply the config's keys to `options`; unknown keys (upstream has many unrelated ones) are
+/// returned so the caller can log them.
+pub fn apply_config(
+    config: &ControllerConfig,
+    options: &mut ClientOptions,
+) -> Result<Vec<String>, ConfigError> {
     let mut ignored = Vec::new();
-    for (key, value) in secret.data.iter().flatten() {
+    for (key, value) in &config.data {
         let text = || {
-            String::from_utf8(value.0.clone()).map_err(|_| ConfigError::NotText {
-                namespace: namespace.clone(),
+            String::from_utf8(value.clone()).map_err(|_| ConfigError::NotText {
+                kind: config.kind,
+                namespace: config.namespace.clone(),
                 key: key.clone(),
             })
         };
@@ -64,15 +145,30 @@ pub fn apply_config_secret(secret: &Secret, options: &mut ClientOptions) -> Resu
     Ok(ignored)
 }
 
-/// Read the Secret from `namespace`, if it exists.
-pub async fn load(client: &kube::Client, namespace: &str) -> Result<Option<Secret>, ConfigError> {
-    let api: kube::Api<Secret> = kube::Api::namespaced(client.clone(), namespace);
-    api.get_opt(CONFIG_SECRET)
-        .await
-        .map_err(|source| ConfigError::Read {
+/// Read the Secret from `namespace`, or the ConfigMap when there is no Secret.
+pub async fn load(client: &kube::Client, namespace: &str) -> Result<Option<ControllerConfig>, ConfigError> {
+    let read = |kind| {
+        move |source| ConfigError::Read {
+            kind,
             namespace: namespace.to_string(),
             source,
-        })
+        }
+    };
+    let secrets: kube::Api<Secret> = kube::Api::namespaced(client.clone(), namespace);
+    if let Some(secret) = secrets
+        .get_opt(CONFIG_SECRET)
+        .await
+        .map_err(read(ConfigKind::Secret))?
+    {
+        return Ok(Some(ControllerConfig::from(&secret)));
+    }
+    let maps: kube::Api<ConfigMap> = kube::Api::namespaced(client.clone(), namespace);
+    Ok(maps
+        .get_opt(CONFIG_SECRET)
+        .await
+        .map_err(read(ConfigKind::ConfigMap))?
+        .as_ref()
+        .map(ControllerConfig::from))
 }
 
 #[cfg(test)]
@@ -106,7 +202,7 @@ mod tests {
             ..Default::default()
         };
         let mut options = ClientOptions::default();
-        let ignored = apply_config_secret(&secret, &mut options).unwrap();
+        let ignored = apply_config(&ControllerConfig::from(&secret), &mut options).unwrap();
         assert_eq!(ignored, ["kappDeployRawOptions"]);
         assert_eq!(options.ca_certs_pem.len(), 1);
         assert_eq!(options.skip_tls_verify_hosts, ["a.example", "b.example:5000"]);
@@ -117,5 +213,45 @@ mod tests {
             options.verify_certs,
             "TLS verification stays on for every other registry"
         );
+    }
+}
+
+#[cfg(test)]
+mod precedence_tests {
+    use super::*;
+
+    #[test]
+    fn the_secret_wins_over_the_config_map_and_the_config_map_is_read_alone() {
+        let secret = Secret {
+            metadata: kube::api::ObjectMeta {
+                namespace: Some("ns".into()),
+                ..Default::default()
+            },
+            data: Some(
+                [(
+                    "httpProxy".to_string(),
+                    k8s_openapi::ByteString(b"http://s:1".to_vec()),
+                )]
+                .into(),
+            ),
+            ..Default::default()
+        };
+        let map = ConfigMap {
+            metadata: kube::api::ObjectMeta {
+                namespace: Some("ns".into()),
+                ..Default::default()
+            },
+            data: Some([("httpsProxy".to_string(), "http://c:2".to_string())].into()),
+            ..Default::default()
+        };
+        let both = effective(Some(&secret), Some(&map)).unwrap();
+        assert_eq!(both.kind, ConfigKind::Secret);
+        assert!(both.data.contains_key("httpProxy") && !both.data.contains_key("httpsProxy"));
+        let only_map = effective(None, Some(&map)).unwrap();
+        assert_eq!(only_map.kind, ConfigKind::ConfigMap);
+        let mut options = ClientOptions::default();
+        apply_config(&only_map, &mut options).unwrap();
+        assert_eq!(options.https_proxy.as_deref(), Some("http://c:2"));
+        assert_eq!(effective(None, None), None);
     }
 }

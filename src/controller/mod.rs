@@ -8,28 +8,27 @@ pub mod error;
 pub mod leader;
 pub mod metrics;
 pub mod reconcile;
+mod run;
 pub mod secret;
 pub mod server;
 pub mod source;
 pub mod status;
+pub mod watch;
 
 use crate::api::{Package, PackageMetadata, PackageRepository};
 use crate::bundle::{FileTree, lock::ImagesLock};
 use crate::repository::{Output, RepositoryError};
 use apply::Kind;
-use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::Api;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
-use kube::{Resource, ResourceExt};
+use kube::runtime::reflector::{ObjectRef, Store};
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 pub use error::ReconcileError;
 pub use reconcile::{FINALIZER, error_policy, reconcile};
+pub use run::run;
 
 /// Why the build step rejected a repository's contents (the repository layer's error, boxed so a
 /// test double does not depend on its variants).
@@ -160,177 +159,6 @@ fn interested(
     out
 }
 
-type WatchResult<T> = Result<T, watcher::Error>;
-
-/// Watch events worth a reconcile: anything but the echo of pkgr's own applies and deletes.
-fn external_changes<K: Resource>(
-    own: Arc<apply::OwnWrites>,
-    kind: Kind,
-) -> impl FnMut(WatchResult<watcher::Event<K>>) -> std::future::Ready<Option<WatchResult<K>>> {
-    move |event| {
-        let keep = |object: K, change: apply::Change| {
-            let meta = object.meta();
-            let name = meta.name.as_deref().unwrap_or_default();
-            (!own.is_echo(kind, name, meta.resource_version.as_deref(), change)).then_some(Ok(object))
-        };
-        std::future::ready(match event {
-            Ok(watcher::Event::Apply(o)) => keep(o, apply::Change::Applied),
-            Ok(watcher::Event::Delete(o)) => keep(o, apply::Change::Deleted),
-            Ok(watcher::Event::InitApply(o)) => Some(Ok(o)),
-            Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
-            Err(e) => Some(Err(e)),
-        })
-    }
-}
-
-/// Run the controller until a shutdown signal or `stop` resolves.
-pub async fn run(
-    client: kube::Client,
-    source: Arc<dyn source::Source>,
-    settings: Settings,
-    reconcile_concurrency: u16,
-    stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-    metrics: Arc<metrics::Metrics>,
-) {
-    let label_selector = apply::REPOSITORY_LABEL.to_string();
-    let (packages, package_writer) = reflector::store::<Package>();
-    let (metadatas, metadata_writer) = reflector::store::<PackageMetadata>();
-    let mut ctx = Context::new(
-        client.clone(),
-        source,
-        default_builder(),
-        settings.clone(),
-        packages,
-        metadatas,
-    );
-    ctx.metrics = metrics;
-    let (secrets, secret_writer) = reflector::store::<Secret>();
-    ctx.secrets = Some(secrets);
-    let (requeue, requeued) = tokio::sync::mpsc::unbounded_channel();
-    ctx.requeue = Some(requeue);
-    let ctx = Arc::new(ctx);
-
-    let package_stream = reflector::reflector(
-        package_writer,
-        watcher(
-            Api::<Package>::all(client.clone()),
-            watcher::Config::default().labels(&label_selector),
-        ),
-    )
-    .default_backoff()
-    .filter_map(external_changes(ctx.own_writes.clone(), Kind::Package));
-    let metadata_stream = reflector::reflector(
-        metadata_writer,
-        watcher(
-            Api::<PackageMetadata>::all(client.clone()),
-            watcher::Config::default().labels(&label_selector),
-        ),
-    )
-    .default_backoff()
-    .filter_map(external_changes(ctx.own_writes.clone(), Kind::PackageMetadata));
-
-    let (repo_store, repo_writer) = reflector::store::<PackageRepository>();
-    let repo_stream = reflector::reflector(
-        repo_writer,
-        watcher(
-            Api::<PackageRepository>::all(client.clone()),
-            watcher::Config::default(),
-        ),
-    )
-    .default_backoff()
-    .applied_objects()
-    .predicate_filter(trigger_hash, Default::default());
-
-    let secret_stream = reflector::reflector(
-        secret_writer,
-        watcher(
-            Api::<Secret>::namespaced(client.clone(), &settings.namespace),
-            watcher::Config::default(),
-        ),
-    )
-    .default_backoff()
-    .touched_objects()
-    .inspect(config_reloader(ctx.clone()));
-
-    let secret_repos = repo_store.clone();
-    let package_memo = ctx.memo.clone();
-    let metadata_memo = ctx.memo.clone();
-    Controller::for_stream(repo_stream, repo_store)
-        .watches_stream(secret_stream, move |secret: Secret| {
-            secret_dependents(&secret_repos.state(), &secret.name_any())
-        })
-        .watches_stream(package_stream, move |p: Package| {
-            interested(&package_memo, Kind::Package, &p.metadata)
-        })
-        .watches_stream(metadata_stream, move |m: PackageMetadata| {
-            interested(&metadata_memo, Kind::PackageMetadata, &m.metadata)
-        })
-        .reconcile_on(tokio_stream_from(requeued))
-        .with_config(controller::Config::default().concurrency(reconcile_concurrency))
-        .graceful_shutdown_on(stop)
-        .run(
-            |repo, ctx: Arc<Context>| async move {
-                // Overlap checks and the short-cut read the caches: wait for their first listing.
-                let _ = ctx.packages.wait_until_ready().await;
-                let _ = ctx.metadatas.wait_until_ready().await;
-                if let Some(secrets) = &ctx.secrets {
-                    let _ = secrets.wait_until_ready().await;
-                }
-                reconcile(repo, ctx).await
-            },
-            error_policy,
-            ctx,
-        )
-        .for_each(|result| async move {
-            match result {
-                // A watch that keeps failing stalls every reconcile: say so where it is seen.
-                Err(controller::Error::QueueError(error)) => tracing::warn!(
-                    error = %error,
-                    "a watch failed (retrying with backoff); if this repeats, check the controller's \
-                     RBAC and that --namespace names the namespace its Role covers"
-                ),
-                Err(error) => tracing::debug!(error = %error, "controller event"),
-                Ok(_) => {}
-            }
-        })
-        .await;
-}
-
-/// Hands each change of `kapp-controller-config` (read back from the cache, which already holds
-/// it: `None` after a delete) to the source. A broken edit is logged and the last good settings stay.
-fn config_reloader(ctx: Arc<Context>) -> impl FnMut(&WatchResult<Secret>) {
-    move |event| {
-        let Ok(secret) = event else { return };
-        if secret.name_any() != config::CONFIG_SECRET {
-            return;
-        }
-        let current = ctx.secrets.as_ref().and_then(|cache| {
-            cache.get(&ObjectRef::new(config::CONFIG_SECRET).within(&ctx.settings.namespace))
-        });
-        match ctx.source.reconfigure(current.as_deref()) {
-            Ok(true) => tracing::info!(
-                namespace = %ctx.settings.namespace,
-                removed = current.is_none(),
-                "{} changed: registry settings reloaded", config::CONFIG_SECRET
-            ),
-            Ok(false) => {}
-            Err(e) => tracing::warn!(
-                error = %error::full_chain(&e),
-                "{} is not usable; keeping the previous registry settings", config::CONFIG_SECRET
-            ),
-        }
-    }
-}
-
-/// An unbounded receiver as a stream (without a tokio-stream dependency).
-fn tokio_stream_from<T: Send + 'static>(
-    receiver: tokio::sync::mpsc::UnboundedReceiver<T>,
-) -> impl futures_util::Stream<Item = T> + Send + 'static {
-    futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|item| (item, receiver))
-    })
-}
-
 /// Repositories (other than `except`) whose last reconcile counted on an object now deleted.
 pub fn sharers(memo: &Mutex<HashMap<String, Memo>>, except: &str, deleted: &[(Kind, String)]) -> Vec<String> {
     let memo = memo.lock().unwrap_or_else(|p| p.into_inner());
@@ -367,47 +195,6 @@ mod tests {
 
     fn repo(json: serde_json::Value) -> PackageRepository {
         serde_json::from_value(json).unwrap()
-    }
-
-    #[test]
-    fn own_echoes_are_filtered_from_watch_events() {
-        let own = Arc::new(apply::OwnWrites::default());
-        own.record(Kind::Package, "mine", Some("5".into()));
-        own.record(Kind::Package, "pruned", None);
-        let package = |name: &str, rv: &str| -> Package {
-            serde_json::from_value(
-                serde_json::json!({"apiVersion": "data.packaging.carvel.dev/v1alpha1", "kind": "Package",
-                "metadata": {"name": name, "resourceVersion": rv}, "spec": {}}),
-            )
-            .unwrap()
-        };
-        let mut filter = external_changes::<Package>(own, Kind::Package);
-        let mut passes = |event: watcher::Event<Package>| {
-            futures_util::FutureExt::now_or_never(filter(Ok(event)))
-                .unwrap()
-                .is_some()
-        };
-        assert!(
-            !passes(watcher::Event::Apply(package("mine", "5"))),
-            "echo of our apply"
-        );
-        assert!(
-            passes(watcher::Event::Apply(package("mine", "6"))),
-            "someone edited it"
-        );
-        assert!(
-            passes(watcher::Event::Delete(package("mine", "6"))),
-            "someone deleted it"
-        );
-        assert!(
-            !passes(watcher::Event::Delete(package("pruned", "3"))),
-            "echo of our prune"
-        );
-        assert!(
-            passes(watcher::Event::InitApply(package("mine", "5"))),
-            "a relist always counts"
-        );
-        assert!(!passes(watcher::Event::InitDone));
     }
 
     #[test]

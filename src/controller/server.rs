@@ -13,6 +13,8 @@ use tokio::net::TcpListener;
 pub struct Health {
     /// Startup checks passed and the controller is running (or waiting for leadership).
     pub ready: AtomicBool,
+    /// Watches that are down (the API server is away): not ready until they are back.
+    pub watches: Arc<super::watch::WatchHealth>,
 }
 
 /// Answer one request.
@@ -20,9 +22,17 @@ pub fn respond(path: &str, metrics: &Metrics, health: &Health) -> Response<Strin
     let (status, content_type, body) = match path {
         "/metrics" => (StatusCode::OK, "text/plain; version=0.0.4", metrics.render()),
         "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_string()),
-        "/readyz" if health.ready.load(Ordering::Relaxed) => {
-            (StatusCode::OK, "text/plain", "ready\n".to_string())
-        }
+        "/readyz" if health.ready.load(Ordering::Relaxed) => match health.watches.down() {
+            down if down.is_empty() => (StatusCode::OK, "text/plain", "ready\n".to_string()),
+            down => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                format!(
+                    "watches down (the API server is unreachable or refuses them): {}\n",
+                    down.join(", ")
+                ),
+            ),
+        },
         "/readyz" => (
             StatusCode::SERVICE_UNAVAILABLE,
             "text/plain",

@@ -2,11 +2,10 @@
 //!
 //! The controller only sees image references as strings and bundle contents as files, so the
 //! reconciler can be tested against a fake that counts its calls.
-use super::config::{CONFIG_SECRET, ConfigError, apply_config_secret};
+use super::config::{CONFIG_SECRET, ConfigError, ControllerConfig, apply_config};
 use super::secret::RegistryAuth;
 use crate::bundle::{self, FileTree, layer::Limits, lock::ImagesLock};
 use crate::registry::{Client, ClientOptions, Keychain, Reference, RegistryError};
-use k8s_openapi::api::core::v1::Secret;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
@@ -52,7 +51,7 @@ pub trait Source: Send + Sync {
 
     /// `kapp-controller-config` was created, changed or (`None`) deleted: later sessions use it.
     /// Returns whether anything a session uses changed. Sources without settings ignore it.
-    fn reconfigure(&self, _config: Option<&Secret>) -> Result<bool, ConfigError> {
+    fn reconfigure(&self, _config: Option<&ControllerConfig>) -> Result<bool, ConfigError> {
         Ok(false)
     }
 }
@@ -117,19 +116,18 @@ fn configured(options: &ClientOptions) -> impl PartialEq + '_ {
 }
 
 impl Source for RegistrySource {
-    fn reconfigure(&self, config: Option<&Secret>) -> Result<bool, ConfigError> {
+    fn reconfigure(&self, config: Option<&ControllerConfig>) -> Result<bool, ConfigError> {
         let mut options = self.base.clone();
-        if let Some(secret) = config {
-            let ignored = apply_config_secret(secret, &mut options)?;
+        if let Some(config) = config {
+            let ignored = apply_config(config, &mut options)?;
             if !ignored.is_empty() {
                 tracing::debug!(keys = ?ignored, "keys of {CONFIG_SECRET} that pkgr does not use");
             }
         }
         // A PEM or proxy URL that cannot be used is refused here, not at every later reconcile.
         Client::new(options.clone()).map_err(|source| ConfigError::Unusable {
-            namespace: config
-                .and_then(|s| s.metadata.namespace.clone())
-                .unwrap_or_default(),
+            kind: config.map_or(super::config::ConfigKind::Secret, |c| c.kind),
+            namespace: config.map(|c| c.namespace.clone()).unwrap_or_default(),
             source: Box::new(source),
         })?;
         let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
@@ -246,7 +244,8 @@ pub fn split_image(image: &str) -> ImageParts {
 mod tests {
     use super::*;
 
-    fn config_secret(pairs: &[(&str, &str)]) -> Secret {
+    fn config_secret(pairs: &[(&str, &str)]) -> k8s_openapi::api::core::v1::Secret {
+        use k8s_openapi::api::core::v1::Secret;
         Secret {
             data: Some(
                 pairs
@@ -268,18 +267,22 @@ mod tests {
             ("dangerousSkipTLSVerify", "reg.corp.xyz"),
             ("httpsProxy", "http://p:3128"),
         ]);
-        assert!(source.reconfigure(Some(&first)).unwrap());
+        assert!(source.reconfigure(Some(&ControllerConfig::from(&first))).unwrap());
         let options = source.options();
         assert_eq!(options.skip_tls_verify_hosts, ["reg.corp.xyz"]);
         assert_eq!(options.https_proxy.as_deref(), Some("http://p:3128"));
         assert_eq!(options.ca_certs_pem, [b"from --registry-ca-cert-path".to_vec()]);
 
         assert!(
-            !source.reconfigure(Some(&first)).unwrap(),
+            !source.reconfigure(Some(&ControllerConfig::from(&first))).unwrap(),
             "a resync of the same Secret is no change"
         );
         let edited = config_secret(&[("dangerousSkipTLSVerify", "other.corp.xyz")]);
-        assert!(source.reconfigure(Some(&edited)).unwrap());
+        assert!(
+            source
+                .reconfigure(Some(&ControllerConfig::from(&edited)))
+                .unwrap()
+        );
         assert_eq!(
             source.options().skip_tls_verify_hosts,
             ["other.corp.xyz"],
@@ -292,26 +295,36 @@ mod tests {
         assert!(options.skip_tls_verify_hosts.is_empty());
         assert_eq!(options.ca_certs_pem.len(), 1, "the flag's CA stays");
 
-        source.reconfigure(Some(&first)).unwrap();
+        source.reconfigure(Some(&ControllerConfig::from(&first))).unwrap();
         let mut broken = config_secret(&[("dangerousSkipTLSVerify", "third.corp.xyz")]);
         broken
             .data
             .as_mut()
             .unwrap()
             .insert("noProxy".into(), k8s_openapi::ByteString(vec![0xff, 0xfe]));
-        assert!(source.reconfigure(Some(&broken)).is_err());
+        assert!(
+            source
+                .reconfigure(Some(&ControllerConfig::from(&broken)))
+                .is_err()
+        );
         let bad_pem = config_secret(&[(
             "caCerts",
             "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n",
         )]);
-        let err = source.reconfigure(Some(&bad_pem)).unwrap_err();
+        let err = source
+            .reconfigure(Some(&ControllerConfig::from(&bad_pem)))
+            .unwrap_err();
         assert!(
             crate::controller::error::full_chain(&err).contains("not valid PEM"),
             "{}",
             crate::controller::error::full_chain(&err)
         );
         let bad_proxy = config_secret(&[("httpsProxy", "http://[::1")]);
-        assert!(source.reconfigure(Some(&bad_proxy)).is_err());
+        assert!(
+            source
+                .reconfigure(Some(&ControllerConfig::from(&bad_proxy)))
+                .is_err()
+        );
         assert_eq!(
             source.options().skip_tls_verify_hosts,
             ["reg.corp.xyz"],

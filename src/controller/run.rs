@@ -1,0 +1,361 @@
+//! The running controller: resilient watches that fill the caches and trigger reconciles, the
+//! `kapp-controller-config` tracker, and kube-runtime's `Controller` over them.
+use super::apply::{self, Kind};
+use super::config::{self, ControllerConfig};
+use super::watch::{self, WatchHealth};
+use super::{Context, Settings, default_builder, error, interested, metrics, secret_dependents, source};
+use super::{error_policy, reconcile, trigger_hash};
+use crate::api::{Package, PackageMetadata, PackageRepository};
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::Api;
+use kube::runtime::reflector;
+use kube::runtime::watcher::{self, Event, watcher};
+use kube::runtime::{Controller, WatchStreamExt, controller};
+use kube::{Resource, ResourceExt};
+use std::sync::{Arc, Mutex};
+
+/// A watch of `api` with `config`, rebuilt by `watch::resilient` when it must list afresh.
+fn watch_of<K>(
+    api: Api<K>,
+    config: watcher::Config,
+) -> impl FnMut() -> std::pin::Pin<Box<dyn futures_util::Stream<Item = watcher::Result<Event<K>>> + Send>>
++ Send
++ 'static
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    move || watcher(api.clone(), config.clone()).boxed()
+}
+
+/// Watch events worth a reconcile: anything but the echo of pkgr's own applies and deletes.
+pub(super) fn external_changes<K: Resource>(
+    own: Arc<apply::OwnWrites>,
+    kind: Kind,
+) -> impl FnMut(Event<K>) -> std::future::Ready<Option<Result<K, watcher::Error>>> {
+    move |event| {
+        let keep = |object: K, change: apply::Change| {
+            let meta = object.meta();
+            let name = meta.name.as_deref().unwrap_or_default();
+            (!own.is_echo(kind, name, meta.resource_version.as_deref(), change)).then_some(Ok(object))
+        };
+        std::future::ready(match event {
+            Event::Apply(o) => keep(o, apply::Change::Applied),
+            Event::Delete(o) => keep(o, apply::Change::Deleted),
+            Event::InitApply(o) => Some(Ok(o)),
+            Event::Init | Event::InitDone => None,
+        })
+    }
+}
+
+/// Objects that were listed or changed (deletions included), as triggers.
+fn touched<K>(event: Event<K>) -> std::future::Ready<Option<Result<K, watcher::Error>>> {
+    std::future::ready(match event {
+        Event::Apply(o) | Event::InitApply(o) | Event::Delete(o) => Some(Ok(o)),
+        Event::Init | Event::InitDone => None,
+    })
+}
+
+/// Run the controller until `stop` resolves.
+pub async fn run(
+    client: kube::Client,
+    source: Arc<dyn source::Source>,
+    settings: Settings,
+    reconcile_concurrency: u16,
+    stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    metrics: Arc<metrics::Metrics>,
+    watches: Arc<WatchHealth>,
+) {
+    let (packages, package_writer) = reflector::store::<Package>();
+    let (metadatas, metadata_writer) = reflector::store::<PackageMetadata>();
+    let mut ctx = Context::new(
+        client.clone(),
+        source,
+        default_builder(),
+        settings.clone(),
+        packages,
+        metadatas,
+    );
+    ctx.metrics = metrics;
+    let (secrets, secret_writer) = reflector::store::<Secret>();
+    ctx.secrets = Some(secrets);
+    let (requeue, requeued) = tokio::sync::mpsc::unbounded_channel();
+    ctx.requeue = Some(requeue);
+    let ctx = Arc::new(ctx);
+
+    let labelled = watcher::Config::default().labels(apply::REPOSITORY_LABEL);
+    let package_stream = watch::resilient(
+        "packages",
+        watch_of(Api::<Package>::all(client.clone()), labelled.clone()),
+        package_writer,
+        watches.clone(),
+    )
+    .filter_map(external_changes(ctx.own_writes.clone(), Kind::Package));
+    let metadata_stream = watch::resilient(
+        "packagemetadatas",
+        watch_of(Api::<PackageMetadata>::all(client.clone()), labelled),
+        metadata_writer,
+        watches.clone(),
+    )
+    .filter_map(external_changes(ctx.own_writes.clone(), Kind::PackageMetadata));
+
+    let (repo_store, repo_writer) = reflector::store::<PackageRepository>();
+    let repo_stream = watch::resilient(
+        "packagerepositories",
+        watch_of(Api::<PackageRepository>::all(client.clone()), Default::default()),
+        repo_writer,
+        watches.clone(),
+    )
+    .filter_map(|event| {
+        std::future::ready(match event {
+            Event::Apply(o) | Event::InitApply(o) => Some(Ok(o)),
+            _ => None,
+        })
+    })
+    .predicate_filter(trigger_hash, Default::default());
+
+    let tracker = Arc::new(ConfigTracker::new(ctx.clone()));
+    let secret_tracker = tracker.clone();
+    let secret_stream = watch::resilient(
+        "secrets",
+        watch_of(
+            Api::<Secret>::namespaced(client.clone(), &settings.namespace),
+            Default::default(),
+        ),
+        secret_writer,
+        watches.clone(),
+    )
+    .inspect(move |event| secret_tracker.on_secret(event))
+    .filter_map(touched);
+    // Only the one ConfigMap: the older form of kapp-controller-config.
+    let (_, config_map_writer) = reflector::store::<ConfigMap>();
+    let map_tracker = tracker.clone();
+    let config_map_stream = watch::resilient(
+        "configmap kapp-controller-config",
+        watch_of(
+            Api::<ConfigMap>::namespaced(client.clone(), &settings.namespace),
+            watcher::Config::default().fields(&format!("metadata.name={}", config::CONFIG_SECRET)),
+        ),
+        config_map_writer,
+        watches,
+    )
+    .inspect(move |event| map_tracker.on_config_map(event))
+    .filter_map(touched);
+
+    let secret_repos = repo_store.clone();
+    let map_repos = repo_store.clone();
+    let package_memo = ctx.memo.clone();
+    let metadata_memo = ctx.memo.clone();
+    Controller::for_stream(repo_stream, repo_store)
+        .watches_stream(secret_stream, move |secret: Secret| {
+            secret_dependents(&secret_repos.state(), &secret.name_any())
+        })
+        .watches_stream(config_map_stream, move |_: ConfigMap| {
+            secret_dependents(&map_repos.state(), config::CONFIG_SECRET)
+        })
+        .watches_stream(package_stream, move |p: Package| {
+            interested(&package_memo, Kind::Package, &p.metadata)
+        })
+        .watches_stream(metadata_stream, move |m: PackageMetadata| {
+            interested(&metadata_memo, Kind::PackageMetadata, &m.metadata)
+        })
+        .reconcile_on(stream_from(requeued))
+        .with_config(controller::Config::default().concurrency(reconcile_concurrency))
+        .graceful_shutdown_on(stop)
+        .run(
+            |repo, ctx: Arc<Context>| async move {
+                // Overlap checks and the short-cut read the caches: wait for their first listing.
+                let _ = ctx.packages.wait_until_ready().await;
+                let _ = ctx.metadatas.wait_until_ready().await;
+                if let Some(secrets) = &ctx.secrets {
+                    let _ = secrets.wait_until_ready().await;
+                }
+                reconcile(repo, ctx).await
+            },
+            error_policy,
+            ctx,
+        )
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(error = %error, "controller event");
+            }
+        })
+        .await;
+}
+
+/// Both forms of `kapp-controller-config` as the watches last reported them. A list in progress
+/// is collected apart and replaces the last state only when complete (`InitDone`), so the Secret
+/// present at start is never mistaken for a deleted one (the reflector's own store commits a
+/// list only at `InitDone`, too).
+struct ConfigTracker {
+    ctx: Arc<Context>,
+    state: Mutex<TrackerState>,
+}
+
+#[derive(Default)]
+struct TrackerState {
+    secret: Option<Secret>,
+    map: Option<ConfigMap>,
+    listing_secret: Option<Option<Secret>>,
+    listing_map: Option<Option<ConfigMap>>,
+    /// Each watch completed its first list: until both have, the startup read stands.
+    secret_listed: bool,
+    map_listed: bool,
+    /// What the source was last given (the startup read counts).
+    applied: Option<Option<ControllerConfig>>,
+}
+
+/// Fold one watch event for `kapp-controller-config` into `current`/`listing`.
+fn fold<K: Resource + Clone>(
+    event: &Event<K>,
+    current: &mut Option<K>,
+    listing: &mut Option<Option<K>>,
+) -> bool {
+    let ours = |o: &K| o.meta().name.as_deref() == Some(config::CONFIG_SECRET);
+    match event {
+        Event::Init => {
+            *listing = Some(None);
+            false
+        }
+        Event::InitApply(o) if ours(o) => {
+            *listing = Some(Some(o.clone()));
+            false
+        }
+        Event::InitDone => {
+            *current = listing.take().flatten();
+            true
+        }
+        Event::Apply(o) if ours(o) => {
+            *current = Some(o.clone());
+            true
+        }
+        Event::Delete(o) if ours(o) => {
+            *current = None;
+            true
+        }
+        _ => false,
+    }
+}
+
+impl ConfigTracker {
+    fn new(ctx: Arc<Context>) -> ConfigTracker {
+        ConfigTracker {
+            ctx,
+            state: Mutex::default(),
+        }
+    }
+
+    fn on_secret(&self, event: &Event<Secret>) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let TrackerState {
+            secret,
+            listing_secret,
+            ..
+        } = &mut *state;
+        if fold(event, secret, listing_secret) {
+            state.secret_listed |= matches!(event, Event::InitDone);
+            self.update(&mut state);
+        }
+    }
+
+    fn on_config_map(&self, event: &Event<ConfigMap>) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let TrackerState { map, listing_map, .. } = &mut *state;
+        if fold(event, map, listing_map) {
+            state.map_listed |= matches!(event, Event::InitDone);
+            self.update(&mut state);
+        }
+    }
+
+    /// Hand the effective config to the source when it differs from what it has.
+    fn update(&self, state: &mut TrackerState) {
+        if !(state.secret_listed && state.map_listed) {
+            return;
+        }
+        let effective = config::effective(state.secret.as_ref(), state.map.as_ref());
+        if state.applied.as_ref() == Some(&effective) {
+            return;
+        }
+        match self.ctx.source.reconfigure(effective.as_ref()) {
+            Ok(changed) => {
+                if changed {
+                    match &effective {
+                        Some(c) => tracing::info!(
+                            namespace = %c.namespace, kind = %c.kind,
+                            "{} changed: registry settings reloaded", config::CONFIG_SECRET
+                        ),
+                        None => tracing::info!(
+                            namespace = %self.ctx.settings.namespace,
+                            "{} removed: registry settings are the flags' again", config::CONFIG_SECRET
+                        ),
+                    }
+                }
+                state.applied = Some(effective);
+            }
+            Err(e) => tracing::warn!(
+                error = %error::full_chain(&e),
+                "{} is not usable; keeping the previous registry settings", config::CONFIG_SECRET
+            ),
+        }
+    }
+}
+
+/// An unbounded receiver as a stream (without a tokio-stream dependency).
+fn stream_from<T: Send + 'static>(
+    receiver: tokio::sync::mpsc::UnboundedReceiver<T>,
+) -> impl futures_util::Stream<Item = T> + Send + 'static {
+    futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|item| (item, receiver))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(name: &str) -> Secret {
+        Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_listed_config_is_current_once_the_list_is_complete() {
+        let (mut current, mut listing) = (None, None);
+        assert!(!fold(&Event::Init, &mut current, &mut listing));
+        assert!(!fold(
+            &Event::InitApply(secret("other")),
+            &mut current,
+            &mut listing
+        ));
+        assert!(!fold(
+            &Event::InitApply(secret(config::CONFIG_SECRET)),
+            &mut current,
+            &mut listing
+        ));
+        assert!(current.is_none(), "not before InitDone");
+        assert!(fold(&Event::InitDone, &mut current, &mut listing));
+        assert!(current.is_some(), "present at start");
+        // A re-list that no longer finds it: deleted while the watch was down.
+        fold(&Event::Init, &mut current, &mut listing);
+        assert!(current.is_some(), "the old state holds during the list");
+        assert!(fold(&Event::InitDone, &mut current, &mut listing));
+        assert!(current.is_none());
+        assert!(fold(
+            &Event::Apply(secret(config::CONFIG_SECRET)),
+            &mut current,
+            &mut listing
+        ));
+        assert!(!fold(&Event::Delete(secret("other")), &mut current, &mut listing));
+        assert!(fold(
+            &Event::Delete(secret(config::CONFIG_SECRET)),
+            &mut current,
+            &mut listing
+        ));
+        assert!(current.is_none());
+    }
+}

@@ -1,0 +1,700 @@
+//! A fake Kubernetes API server on a loopback port that speaks the protocol the real one does:
+//! LIST with a resourceVersion, WATCH that replays from a resourceVersion and then streams
+//! (bookmarks, `ERROR` events with 410 Gone after a compaction, or a plain HTTP 410), writes that
+//! bump resourceVersions (server-side apply, JSON and merge patches, PUT with 409 Conflict, POST
+//! with 409 AlreadyExists), finalizers and owner garbage collection. It can be stopped (connections
+//! drop, new ones are refused), started again answering 503 for a while, and compacted, as a
+//! control-plane restart does. kube-runtime's real watcher, reflector and Controller run against it.
+#![allow(dead_code)]
+pub mod patch;
+pub mod store;
+
+use bytes::Bytes;
+use hyper::body::{Body as _, Frame, Incoming};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+pub use store::{Change, Key, Store};
+use tokio::sync::{broadcast, mpsc, watch};
+
+/// One request as the server saw it.
+#[derive(Clone, Debug)]
+pub struct Logged {
+    pub at: Instant,
+    pub method: String,
+    pub path: String,
+    pub query: BTreeMap<String, String>,
+    pub status: u16,
+    pub watch: bool,
+    /// A watch answered with 410 Gone (in the stream or as the HTTP status).
+    pub gone: bool,
+}
+
+impl Logged {
+    pub fn is_write(&self) -> bool {
+        self.method != "GET"
+    }
+}
+
+struct Shared {
+    store: Mutex<Store>,
+    changes: broadcast::Sender<Change>,
+    /// Bumped on stop: every open connection (watches included) is dropped.
+    killed: watch::Sender<u64>,
+    /// Bumped on every state change, for waiters.
+    revision: watch::Sender<u64>,
+    /// Answer 503 to this many more requests (an API server that is starting).
+    unready: AtomicUsize,
+    /// Answer a watch from a compacted resourceVersion with HTTP 410 instead of an ERROR event.
+    gone_as_http: AtomicBool,
+    /// Send a BOOKMARK every this many milliseconds to watches that allow them (0: never).
+    bookmark_ms: AtomicUsize,
+    log: Mutex<Vec<Logged>>,
+}
+
+/// The running fake API server.
+pub struct FakeApiServer {
+    shared: Arc<Shared>,
+    pub url: String,
+    port: u16,
+    accept: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// A channel-backed response body: whole replies and watch streams alike.
+struct ChannelBody(mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        self.0.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+fn whole(code: u16, body: &Value) -> Response<ChannelBody> {
+    let (tx, rx) = mpsc::channel(1);
+    let _ = tx.try_send(Bytes::from(serde_json::to_vec(body).unwrap()));
+    Response::builder()
+        .status(code)
+        .header("content-type", "application/json")
+        .body(ChannelBody(rx))
+        .unwrap()
+}
+
+/// Where a path points: resource, namespace, name, subresource.
+type Route = (String, Option<String>, Option<String>, Option<String>);
+
+fn route(path: &str) -> Option<Route> {
+    let s: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (gv, rest) = match s.as_slice() {
+        ["api", v, rest @ ..] => (v.to_string(), rest),
+        ["apis", g, v, rest @ ..] => (format!("{g}/{v}"), rest),
+        _ => return None,
+    };
+    let (ns, rest) = match rest {
+        ["namespaces", ns, rest @ ..] if !rest.is_empty() => (Some(ns.to_string()), rest),
+        _ => (None, rest),
+    };
+    let (res, name, sub) = match rest {
+        [res] => (res, None, None),
+        [res, name] => (res, Some(name.to_string()), None),
+        [res, name, sub] => (res, Some(name.to_string()), Some(sub.to_string())),
+        _ => return None,
+    };
+    Some((format!("{gv}/{res}"), ns, name, sub))
+}
+
+/// Kind and apiVersion of a resource's objects.
+fn kind_of(resource: &str) -> (String, String) {
+    let (gv, plural) = resource.rsplit_once('/').unwrap_or(("v1", resource));
+    let kind = match plural {
+        "secrets" => "Secret",
+        "configmaps" => "ConfigMap",
+        "leases" => "Lease",
+        "events" => "Event",
+        "packagerepositories" => "PackageRepository",
+        "packages" => "Package",
+        "packagemetadatas" => "PackageMetadata",
+        "customresourcedefinitions" => "CustomResourceDefinition",
+        "apiservices" => "APIService",
+        "namespaces" => "Namespace",
+        other => other,
+    };
+    (kind.to_string(), gv.to_string())
+}
+
+/// Built-in kinds come without apiVersion and kind inside lists, as the real server sends them.
+fn is_builtin(resource: &str) -> bool {
+    !resource.contains(".carvel.dev") && !resource.starts_with("apiextensions")
+}
+
+fn matches(
+    object: &Value,
+    key: &Key,
+    resource: &str,
+    ns: Option<&str>,
+    query: &BTreeMap<String, String>,
+) -> bool {
+    if key.resource != resource || (ns.is_some() && key.namespace.as_deref() != ns) {
+        return false;
+    }
+    let labels = object.pointer("/metadata/labels");
+    let label_ok = query.get("labelSelector").is_none_or(|sel| {
+        sel.split(',')
+            .filter(|t| !t.is_empty())
+            .all(|term| match term.split_once('=') {
+                Some((k, v)) => labels.and_then(|l| l.get(k)).and_then(Value::as_str) == Some(v),
+                None => labels.and_then(|l| l.get(term)).is_some(),
+            })
+    });
+    let field_ok = query.get("fieldSelector").is_none_or(|sel| {
+        sel.split(',')
+            .filter(|t| !t.is_empty())
+            .all(|term| match term.split_once('=') {
+                Some(("metadata.name", v)) => key.name == v,
+                Some(("metadata.namespace", v)) => key.namespace.as_deref() == Some(v),
+                _ => true,
+            })
+    });
+    label_ok && field_ok
+}
+
+/// The object as a metadata-only client asked for it.
+fn shaped(object: &Value, metadata_only: bool, in_list: bool, resource: &str) -> Value {
+    if metadata_only {
+        return json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": object["metadata"]});
+    }
+    let mut object = object.clone();
+    if in_list && is_builtin(resource) {
+        if let Some(m) = object.as_object_mut() {
+            m.remove("apiVersion");
+            m.remove("kind");
+        }
+    }
+    object
+}
+
+fn parse_query(q: Option<&str>) -> BTreeMap<String, String> {
+    q.unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (k.to_string(), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(v: &str) -> String {
+    let bytes = v.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() + 1 && i + 3 <= bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&v[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
+}
+
+impl FakeApiServer {
+    /// A server on a free loopback port, with pkgr's CRDs installed.
+    pub async fn start() -> FakeApiServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let shared = Arc::new(Shared {
+            store: Mutex::new(Store::default()),
+            changes: broadcast::channel(65_536).0,
+            killed: watch::channel(0).0,
+            revision: watch::channel(0).0,
+            unready: AtomicUsize::new(0),
+            gone_as_http: AtomicBool::new(false),
+            bookmark_ms: AtomicUsize::new(500),
+            log: Mutex::default(),
+        });
+        let server = FakeApiServer {
+            shared,
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            accept: Mutex::new(None),
+        };
+        for crd in pkgr::api::crds() {
+            let value = serde_json::to_value(&crd).unwrap();
+            let name = crd.metadata.name.clone().unwrap();
+            server.create(
+                "apiextensions.k8s.io/v1/customresourcedefinitions",
+                None,
+                &name,
+                value,
+            );
+        }
+        server.serve(listener);
+        server
+    }
+
+    fn serve(&self, listener: tokio::net::TcpListener) {
+        let shared = self.shared.clone();
+        let handle = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let shared = shared.clone();
+                let mut killed = shared.killed.subscribe();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        let shared = shared.clone();
+                        async move { Ok::<_, std::convert::Infallible>(handle(shared, request).await) }
+                    });
+                    let connection = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service);
+                    tokio::select! {
+                        _ = connection => {}
+                        _ = killed.changed() => {}
+                    }
+                });
+            }
+        });
+        *self.accept.lock().unwrap() = Some(handle);
+    }
+
+    /// A kube client for this server.
+    pub fn client(&self) -> kube::Client {
+        let mut config = kube::Config::new(self.url.parse().unwrap());
+        config.default_namespace = "default".into();
+        kube::Client::try_from(config).unwrap()
+    }
+
+    /// A kubeconfig file for this server (for the `pkgr` binary).
+    pub fn kubeconfig(&self) -> tempfile::NamedTempFile {
+        use std::io::Write;
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        write!(
+            file,
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\ncurrent-context: fake\nusers:\n- name: fake\n  user:\n    token: fake-token\n",
+            self.url
+        )
+        .unwrap();
+        file
+    }
+
+    /// The control plane goes away: open connections drop, new ones are refused.
+    pub fn stop(&self) {
+        if let Some(handle) = self.accept.lock().unwrap().take() {
+            handle.abort();
+        }
+        self.shared.killed.send_modify(|g| *g += 1);
+    }
+
+    /// It comes back on the same port with its data, answering 503 to the first `unready`
+    /// requests; its watch cache starts afresh, so every watch resumed from before gets 410.
+    pub async fn restart(&self, unready: usize) {
+        self.shared.unready.store(unready, Ordering::SeqCst);
+        self.shared.store.lock().unwrap().compact();
+        // The aborted accept task lets go of the port at its next poll.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let listener = loop {
+            match tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await {
+                Ok(listener) => break listener,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::task::yield_now().await;
+                }
+                Err(e) => panic!("cannot bind the fake API server's port again: {e}"),
+            }
+        };
+        self.serve(listener);
+    }
+
+    pub fn set_gone_as_http(&self, yes: bool) {
+        self.shared.gone_as_http.store(yes, Ordering::SeqCst);
+    }
+
+    pub fn set_bookmark_interval(&self, ms: usize) {
+        self.shared.bookmark_ms.store(ms, Ordering::SeqCst);
+    }
+
+    /// Forget the watch history (as etcd compaction does) without a restart.
+    pub fn compact(&self) {
+        self.shared.store.lock().unwrap().compact();
+    }
+
+    pub fn log(&self) -> Vec<Logged> {
+        self.shared.log.lock().unwrap().clone()
+    }
+
+    pub fn clear_log(&self) {
+        self.shared.log.lock().unwrap().clear();
+    }
+
+    pub fn get(&self, resource: &str, namespace: Option<&str>, name: &str) -> Option<Value> {
+        let key = Key {
+            resource: resource.into(),
+            namespace: namespace.map(str::to_string),
+            name: name.into(),
+        };
+        self.shared.store.lock().unwrap().get(&key).cloned()
+    }
+
+    /// Every object of a resource.
+    pub fn all(&self, resource: &str) -> Vec<Value> {
+        let store = self.shared.store.lock().unwrap();
+        store
+            .objects
+            .iter()
+            .filter(|(k, _)| k.resource == resource)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    fn publish(&self, changes: Vec<Change>) {
+        publish(&self.shared, changes);
+    }
+
+    /// Create an object as another client would (kubectl create), with watch events.
+    pub fn create(&self, resource: &str, namespace: Option<&str>, name: &str, object: Value) -> Value {
+        let key = Key {
+            resource: resource.into(),
+            namespace: namespace.map(str::to_string),
+            name: name.into(),
+        };
+        let ((code, reply), changes) =
+            self.shared
+                .store
+                .lock()
+                .unwrap()
+                .create(&key, object, "kubectl-create");
+        assert_eq!(code, 201, "{reply}");
+        self.publish(changes);
+        reply
+    }
+
+    /// Delete an object as another client would.
+    pub fn delete(&self, resource: &str, namespace: Option<&str>, name: &str) {
+        let key = Key {
+            resource: resource.into(),
+            namespace: namespace.map(str::to_string),
+            name: name.into(),
+        };
+        let (_, changes) = self.shared.store.lock().unwrap().delete(&key);
+        self.publish(changes);
+    }
+
+    /// Merge-patch an object as another client would (kubectl edit).
+    pub fn edit(&self, resource: &str, namespace: Option<&str>, name: &str, patch: Value) {
+        let key = Key {
+            resource: resource.into(),
+            namespace: namespace.map(str::to_string),
+            name: name.into(),
+        };
+        let ((code, reply), changes) = self.shared.store.lock().unwrap().patch(
+            &key,
+            "application/merge-patch+json",
+            &patch,
+            None,
+            "kubectl-edit",
+            false,
+        );
+        assert_eq!(code, 200, "{reply}");
+        self.publish(changes);
+    }
+
+    /// Wait (bounded by `timeout`, failing with `what`) until `check` finds something in the state.
+    pub async fn wait_for<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        check: impl Fn(&FakeApiServer) -> Option<T>,
+    ) -> T {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut revision = self.shared.revision.subscribe();
+        loop {
+            if let Some(found) = check(self) {
+                return found;
+            }
+            if tokio::time::timeout_at(deadline, revision.changed())
+                .await
+                .is_err()
+            {
+                panic!("timed out after {timeout:?} waiting for {what}");
+            }
+        }
+    }
+}
+
+fn publish(shared: &Shared, changes: Vec<Change>) {
+    for change in changes {
+        let _ = shared.changes.send(change);
+    }
+    shared.revision.send_modify(|r| *r += 1);
+}
+
+async fn read_body(mut body: Incoming) -> Value {
+    let mut bytes = Vec::new();
+    while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+        if let Ok(data) = frame.map(|f| f.into_data()) {
+            if let Ok(data) = data {
+                bytes.extend_from_slice(&data);
+            }
+        } else {
+            break;
+        }
+    }
+    if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .or_else(|_| serde_saphyr::from_slice(&bytes))
+            .unwrap_or(Value::Null)
+    }
+}
+
+async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<ChannelBody> {
+    let method = request.method().to_string();
+    let path = request.uri().path().to_string();
+    let query = parse_query(request.uri().query());
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    let content_type = header("content-type");
+    let metadata_only = header("accept").contains("as=PartialObjectMetadata");
+    let is_watch = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
+    let body = read_body(request.into_body()).await;
+    let log = |status: u16, gone: bool| {
+        shared.log.lock().unwrap().push(Logged {
+            at: Instant::now(),
+            method: method.clone(),
+            path: path.clone(),
+            query: query.clone(),
+            status,
+            watch: is_watch,
+            gone,
+        });
+        shared.revision.send_modify(|r| *r += 1);
+    };
+    if shared
+        .unready
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+    {
+        log(503, false);
+        let (code, body) = store::status(
+            503,
+            "ServiceUnavailable",
+            "the server is currently unable to handle the request",
+        );
+        return whole(code, &body);
+    }
+    let Some((resource, ns, name, sub)) = route(&path) else {
+        log(404, false);
+        let (code, body) = store::status(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        );
+        return whole(code, &body);
+    };
+    if is_watch {
+        return watch_response(&shared, &resource, ns.as_deref(), &query, metadata_only, log);
+    }
+    let manager = query
+        .get("fieldManager")
+        .cloned()
+        .unwrap_or_else(|| "anonymous".into());
+    let force = query.get("force").is_some_and(|f| f == "true");
+    let key = |name: String| Key {
+        resource: resource.clone(),
+        namespace: ns.clone(),
+        name,
+    };
+    let ((code, reply), changes) = {
+        let mut store = shared.store.lock().unwrap();
+        match (method.as_str(), name) {
+            ("GET", Some(name)) => match store.get(&key(name.clone())) {
+                Some(o) => ((200, shaped(o, metadata_only, false, &resource)), vec![]),
+                None => (
+                    store::status(
+                        404,
+                        "NotFound",
+                        &format!("{} \"{name}\" not found", store::qualified(&resource)),
+                    ),
+                    vec![],
+                ),
+            },
+            ("GET", None) => {
+                let items: Vec<Value> = store
+                    .objects
+                    .iter()
+                    .filter(|(k, o)| matches(o, k, &resource, ns.as_deref(), &query))
+                    .map(|(_, o)| shaped(o, metadata_only, true, &resource))
+                    .collect();
+                let (kind, api_version) = kind_of(&resource);
+                let (kind, api_version) = if metadata_only {
+                    (
+                        "PartialObjectMetadataList".to_string(),
+                        "meta.k8s.io/v1".to_string(),
+                    )
+                } else {
+                    (format!("{kind}List"), api_version)
+                };
+                (
+                    (
+                        200,
+                        json!({"apiVersion": api_version, "kind": kind,
+                                 "metadata": {"resourceVersion": store.rv.to_string()}, "items": items}),
+                    ),
+                    vec![],
+                )
+            }
+            ("POST", _) => {
+                let name = body["metadata"]["name"]
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| {
+                        let prefix = body["metadata"]["generateName"].as_str().unwrap_or("object-");
+                        format!("{prefix}{}", store.rv + 1)
+                    });
+                store.create(&key(name), body.clone(), &manager)
+            }
+            ("PUT", Some(name)) => store.replace(&key(name), body.clone(), &manager),
+            ("PATCH", Some(name)) => {
+                store.patch(&key(name), &content_type, &body, sub.as_deref(), &manager, force)
+            }
+            ("DELETE", Some(name)) => store.delete(&key(name)),
+            _ => (
+                store::status(405, "MethodNotAllowed", "method not allowed"),
+                vec![],
+            ),
+        }
+    };
+    log(code, false);
+    publish(&shared, changes);
+    whole(code, &reply)
+}
+
+fn watch_line(kind: &str, object: Value) -> Bytes {
+    let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap();
+    line.push(b'\n');
+    Bytes::from(line)
+}
+
+fn watch_response(
+    shared: &Arc<Shared>,
+    resource: &str,
+    ns: Option<&str>,
+    query: &BTreeMap<String, String>,
+    metadata_only: bool,
+    log: impl Fn(u16, bool),
+) -> Response<ChannelBody> {
+    let (tx, rx) = mpsc::channel::<Bytes>(1024);
+    let since: Option<u64> = query
+        .get("resourceVersion")
+        .filter(|v| !v.is_empty() && *v != "0")
+        .and_then(|v| v.parse().ok());
+    let store = shared.store.lock().unwrap();
+    if let Some(since) = since
+        && since < store.compacted_at
+    {
+        let message = format!("too old resource version: {since} ({})", store.compacted_at);
+        let (code, status) = store::status(410, "Expired", &message);
+        if shared.gone_as_http.load(Ordering::SeqCst) {
+            log(code, true);
+            return whole(code, &status);
+        }
+        log(200, true);
+        let _ = tx.try_send(watch_line("ERROR", status));
+        return Response::builder().status(200).body(ChannelBody(rx)).unwrap();
+    }
+    log(200, false);
+    let mut live = shared.changes.subscribe();
+    let wanted = |c: &Change| matches(&c.object, &c.key, resource, ns, query);
+    let replay: Vec<Bytes> = match since {
+        Some(since) => store
+            .history
+            .iter()
+            .filter(|c| c.rv > since && wanted(c))
+            .map(|c| watch_line(c.kind, shaped(&c.object, metadata_only, false, resource)))
+            .collect(),
+        None => store
+            .objects
+            .iter()
+            .filter(|(k, o)| matches(o, k, resource, ns, query))
+            .map(|(_, o)| watch_line("ADDED", shaped(o, metadata_only, false, resource)))
+            .collect(),
+    };
+    let mut sent_up_to = store.rv;
+    drop(store);
+    let (kind, api_version) = if metadata_only {
+        ("PartialObjectMetadata".to_string(), "meta.k8s.io/v1".to_string())
+    } else {
+        kind_of(resource)
+    };
+    let bookmarks = query.get("allowWatchBookmarks").is_some_and(|b| b == "true");
+    let timeout = query
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse().ok())
+        .map_or(Duration::from_secs(3600), Duration::from_secs);
+    let (shared, resource, ns, query) = (
+        shared.clone(),
+        resource.to_string(),
+        ns.map(str::to_string),
+        query.clone(),
+    );
+    tokio::spawn(async move {
+        for line in replay {
+            if tx.send(line).await.is_err() {
+                return;
+            }
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let interval = shared.bookmark_ms.load(Ordering::SeqCst);
+        let mut ticker = tokio::time::interval(Duration::from_millis(interval.max(1) as u64));
+        loop {
+            tokio::select! {
+                change = live.recv() => match change {
+                    Ok(c) if c.rv > sent_up_to && matches(&c.object, &c.key, &resource, ns.as_deref(), &query) => {
+                        sent_up_to = c.rv;
+                        if tx.send(watch_line(c.kind, shaped(&c.object, metadata_only, false, &resource))).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => return,
+                },
+                _ = ticker.tick(), if bookmarks && interval > 0 => {
+                    // Only as far as this stream has delivered: a change may still be on its way.
+                    let mark = json!({"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": sent_up_to.to_string()}});
+                    if tx.send(watch_line("BOOKMARK", mark)).await.is_err() {
+                        return;
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => return,
+            }
+        }
+    });
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(ChannelBody(rx))
+        .unwrap()
+}

@@ -1,0 +1,332 @@
+//! The running controller (kube-runtime's real watcher, reflector and Controller) against a fake
+//! API server that answers as the real one does: LIST then WATCH with resourceVersions and
+//! bookmarks, 410 Gone after a restart, 503 while starting. Start-up with objects that already
+//! exist, `kapp-controller-config` in both forms, and recovery from a control-plane restart.
+mod apiserver;
+
+use apiserver::FakeApiServer;
+use pkgr::controller::config::{self, ConfigKind, ControllerConfig};
+use pkgr::controller::secret::RegistryAuth;
+use pkgr::controller::source::{Session, Source, SourceError};
+use pkgr::controller::watch::WatchHealth;
+use pkgr::controller::{Settings, metrics::Metrics};
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const NS: &str = "kapp-controller";
+const REPOS: &str = "install.package.carvel.dev/v1alpha1/packagerepositories";
+const PACKAGES: &str = "data.packaging.carvel.dev/v1alpha1/packages";
+
+/// A source for inline repositories that records what `kapp-controller-config` it was given.
+#[derive(Default)]
+struct RecordingSource {
+    configs: Mutex<Vec<Option<ControllerConfig>>>,
+}
+
+impl Source for RecordingSource {
+    fn session(&self, _: &RegistryAuth) -> Result<Arc<dyn Session>, SourceError> {
+        Err(SourceError::Other(
+            "these tests use inline repositories only".into(),
+        ))
+    }
+    fn reconfigure(&self, config: Option<&ControllerConfig>) -> Result<bool, config::ConfigError> {
+        let mut configs = self.configs.lock().unwrap();
+        let changed = configs.last() != Some(&config.cloned());
+        configs.push(config.cloned());
+        Ok(changed)
+    }
+}
+
+struct Running {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+    watches: Arc<WatchHealth>,
+}
+
+impl Running {
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(Duration::from_secs(20), &mut self.task)
+            .await
+            .expect("the controller stops")
+            .unwrap();
+    }
+}
+
+/// Start the controller as `pkgr controller` does: read the config once, then run.
+async fn start(api: &FakeApiServer, source: Arc<RecordingSource>) -> Running {
+    let client = api.client();
+    let startup = config::load(&client, NS).await.unwrap();
+    source.reconfigure(startup.as_ref()).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let watches = Arc::new(WatchHealth::default());
+    let task = tokio::spawn(pkgr::controller::run(
+        client,
+        source,
+        Settings {
+            namespace: NS.into(),
+            apply_concurrency: 4,
+        },
+        4,
+        async move {
+            let _ = stopped.await;
+        },
+        Arc::new(Metrics::default()),
+        watches.clone(),
+    ));
+    Running {
+        stop: Some(stop),
+        task,
+        watches,
+    }
+}
+
+fn package_yaml(ref_name: &str, version: &str) -> String {
+    format!(
+        "apiVersion: data.packaging.carvel.dev/v1alpha1\nkind: Package\nmetadata:\n  name: {ref_name}.{version}\nspec:\n  refName: {ref_name}\n  version: {version}\n  template:\n    spec:\n      fetch:\n      - imgpkgBundle:\n          image: registry.corp.example/app@sha256:{}\n",
+        "a".repeat(64)
+    )
+}
+
+/// An inline repository with one Package per version.
+fn inline_repository(name: &str, ref_name: &str, versions: &[&str]) -> Value {
+    let paths: serde_json::Map<String, Value> = versions
+        .iter()
+        .map(|v| {
+            (
+                format!("packages/{ref_name}/{v}.yml"),
+                json!(package_yaml(ref_name, v)),
+            )
+        })
+        .collect();
+    json!({"apiVersion": "install.package.carvel.dev/v1alpha1", "kind": "PackageRepository",
+           "metadata": {"name": name}, "spec": {"fetch": {"inline": {"paths": paths}}}})
+}
+
+fn described(api: &FakeApiServer, name: &str) -> Option<String> {
+    api.get(REPOS, None, name).and_then(|r| {
+        r.pointer("/status/friendlyDescription")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    })
+}
+
+async fn wait_succeeded(api: &FakeApiServer, name: &str, timeout: Duration) {
+    api.wait_for(&format!("{name} to report ReconcileSucceeded"), timeout, |api| {
+        (described(api, name).as_deref() == Some("ReconcileSucceeded")).then_some(())
+    })
+    .await;
+}
+
+fn config_secret(pem_marker: &str) -> Value {
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("http://{pem_marker}:3128"));
+    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": config::CONFIG_SECRET, "namespace": NS},
+           "type": "Opaque", "data": {"httpsProxy": encoded}})
+}
+
+fn config_map(marker: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": config::CONFIG_SECRET, "namespace": NS},
+           "data": {"httpsProxy": format!("http://{marker}:3128")}})
+}
+
+fn proxy_of(config: &Option<ControllerConfig>) -> Option<(ConfigKind, String)> {
+    config.as_ref().map(|c| {
+        (
+            c.kind,
+            String::from_utf8(c.data.get("httpsProxy").cloned().unwrap_or_default()).unwrap(),
+        )
+    })
+}
+
+#[tokio::test]
+async fn the_config_secret_present_at_start_is_kept_through_the_first_list() {
+    let api = FakeApiServer::start().await;
+    api.create(
+        "v1/secrets",
+        Some(NS),
+        config::CONFIG_SECRET,
+        config_secret("secret-proxy"),
+    );
+    api.create(
+        "v1/configmaps",
+        Some(NS),
+        config::CONFIG_SECRET,
+        config_map("map-proxy"),
+    );
+    // Objects that exist before the controller starts: a credential Secret and a repository.
+    api.create(
+        "v1/secrets",
+        Some(NS),
+        "creds",
+        json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "creds", "namespace": NS}, "data": {"username": "dQ==", "password": "cA=="}}),
+    );
+    api.create(
+        REPOS,
+        None,
+        "first",
+        inline_repository("first", "first.corp.com", &["1.0.0"]),
+    );
+    let source = Arc::new(RecordingSource::default());
+    let running = start(&api, source.clone()).await;
+    wait_succeeded(&api, "first", Duration::from_secs(20)).await;
+
+    let seen: Vec<_> = source.configs.lock().unwrap().iter().map(proxy_of).collect();
+    let secret_form = Some((ConfigKind::Secret, "http://secret-proxy:3128".to_string()));
+    assert!(
+        !seen.is_empty() && seen.iter().all(|c| *c == secret_form),
+        "the Secret wins and is never dropped: {seen:?}"
+    );
+
+    // Deleting the Secret falls back to the ConfigMap; deleting that too goes back to the flags.
+    api.delete("v1/secrets", Some(NS), config::CONFIG_SECRET);
+    let map_form = Some((ConfigKind::ConfigMap, "http://map-proxy:3128".to_string()));
+    wait_until("the ConfigMap form", || {
+        source.configs.lock().unwrap().last().map(proxy_of) == Some(map_form.clone())
+    })
+    .await;
+    api.delete("v1/configmaps", Some(NS), config::CONFIG_SECRET);
+    wait_until("no config", || {
+        source.configs.lock().unwrap().last() == Some(&None)
+    })
+    .await;
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn the_config_map_form_alone_is_read_at_start() {
+    let api = FakeApiServer::start().await;
+    api.create(
+        "v1/configmaps",
+        Some(NS),
+        config::CONFIG_SECRET,
+        config_map("only-map"),
+    );
+    api.create(
+        REPOS,
+        None,
+        "first",
+        inline_repository("first", "first.corp.com", &["1.0.0"]),
+    );
+    let source = Arc::new(RecordingSource::default());
+    let running = start(&api, source.clone()).await;
+    wait_succeeded(&api, "first", Duration::from_secs(20)).await;
+    let seen: Vec<_> = source.configs.lock().unwrap().iter().map(proxy_of).collect();
+    let map_form = Some((ConfigKind::ConfigMap, "http://only-map:3128".to_string()));
+    assert!(
+        !seen.is_empty() && seen.iter().all(|c| *c == map_form),
+        "{seen:?}"
+    );
+    running.stop().await;
+}
+
+/// Poll a condition of the test's own state (not the API server's), bounded.
+async fn wait_until(what: &str, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Every watch resumed after the restart got 410 Gone, and each was followed by a fresh LIST of
+/// the same collection at once, not after a backoff.
+fn assert_relisted_without_backoff(api: &FakeApiServer) {
+    let log = api.log();
+    let gone: Vec<_> = log.iter().filter(|l| l.gone).collect();
+    assert!(!gone.is_empty(), "the restart should have expired some watches");
+    for g in gone {
+        let list = log
+            .iter()
+            .find(|l| l.at >= g.at && !l.watch && l.method == "GET" && l.path == g.path && l.status == 200)
+            .unwrap_or_else(|| panic!("no LIST of {} after its watch expired", g.path));
+        let waited = list.at - g.at;
+        assert!(
+            waited < Duration::from_millis(300),
+            "{} was listed again {waited:?} after 410 Gone: a backoff, not an immediate re-list",
+            g.path
+        );
+    }
+}
+
+async fn control_plane_restart(gone_as_http: bool, outage: Duration) {
+    let api = FakeApiServer::start().await;
+    api.set_gone_as_http(gone_as_http);
+    api.create(
+        REPOS,
+        None,
+        "before",
+        inline_repository("before", "before.corp.com", &["1.0.0"]),
+    );
+    let source = Arc::new(RecordingSource::default());
+    let running = start(&api, source).await;
+    wait_succeeded(&api, "before", Duration::from_secs(20)).await;
+
+    api.stop();
+    let down_since = Instant::now();
+    // The scenario: the control plane is away for `outage` (not a synchronisation).
+    tokio::time::sleep(outage).await;
+    assert!(
+        !running.watches.down().is_empty(),
+        "readiness reports the watches down during the outage"
+    );
+    api.clear_log();
+    api.restart(6).await;
+    let back = Instant::now();
+    api.create(
+        REPOS,
+        None,
+        "after",
+        inline_repository("after", "after.corp.com", &["1.0.0", "2.0.0"]),
+    );
+    wait_succeeded(&api, "after", Duration::from_secs(10)).await;
+    let recovered = back.elapsed();
+    assert_eq!(api.all(PACKAGES).len(), 3);
+    assert_relisted_without_backoff(&api);
+    wait_until("every watch to be back", || running.watches.down().is_empty()).await;
+    eprintln!(
+        "outage {:?}; new repository reconciled {recovered:?} after the API server's return",
+        back - down_since
+    );
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn after_a_control_plane_restart_watches_relist_at_once_and_a_new_repository_reconciles() {
+    control_plane_restart(false, Duration::from_secs(3)).await;
+}
+
+#[tokio::test]
+async fn a_watch_request_refused_with_http_410_lists_again_instead_of_retrying_the_old_version() {
+    control_plane_restart(true, Duration::from_secs(2)).await;
+}
+
+#[tokio::test]
+async fn a_compaction_without_restart_is_recovered_from_bookmarks_and_relists() {
+    let api = FakeApiServer::start().await;
+    api.create(
+        REPOS,
+        None,
+        "first",
+        inline_repository("first", "first.corp.com", &["1.0.0"]),
+    );
+    let source = Arc::new(RecordingSource::default());
+    let running = start(&api, source).await;
+    wait_succeeded(&api, "first", Duration::from_secs(20)).await;
+    // Watches end after timeoutSeconds and resume from their last resourceVersion; after a
+    // compaction that version is gone. Close every stream to force the resume now.
+    api.compact();
+    api.stop();
+    api.restart(0).await;
+    api.create(
+        REPOS,
+        None,
+        "second",
+        inline_repository("second", "second.corp.com", &["1.0.0"]),
+    );
+    wait_succeeded(&api, "second", Duration::from_secs(10)).await;
+    assert_relisted_without_backoff(&api);
+    running.stop().await;
+}
