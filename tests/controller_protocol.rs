@@ -7,10 +7,11 @@ mod apiserver;
 use apiserver::FakeApiServer;
 use pkgr::controller::config::{self, ConfigKind, ControllerConfig};
 use pkgr::controller::secret::RegistryAuth;
-use pkgr::controller::source::{Session, Source, SourceError};
+use pkgr::controller::source::{BoxFuture, Contents, Session, Source, SourceError};
 use pkgr::controller::watch::WatchHealth;
 use pkgr::controller::{Settings, metrics::Metrics};
 use serde_json::{Value, json};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,17 +19,53 @@ const NS: &str = "kapp-controller";
 const REPOS: &str = "install.package.carvel.dev/v1alpha1/packagerepositories";
 const PACKAGES: &str = "data.packaging.carvel.dev/v1alpha1/packages";
 
-/// A source for inline repositories that records what `kapp-controller-config` it was given.
+/// A source that records what `kapp-controller-config` it was given, and serves one bundle
+/// (`BUNDLE` → `DIGEST`, three Packages) counting its registry requests.
 #[derive(Default)]
 struct RecordingSource {
     configs: Mutex<Vec<Option<ControllerConfig>>>,
+    requests: Arc<AtomicUsize>,
+}
+
+const BUNDLE: &str = "registry.corp.example/repo:1.0.0";
+const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+struct BundleSession(Arc<AtomicUsize>);
+
+impl Session for BundleSession {
+    fn resolve<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<Option<String>, SourceError>> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        let found = (image == BUNDLE).then(|| DIGEST.to_string());
+        Box::pin(async move { Ok(found) })
+    }
+    fn list_tags<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Vec<String>, SourceError>> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move { Ok(vec!["1.0.0".to_string()]) })
+    }
+    fn fetch<'a>(&'a self, _: &'a str, _: bool) -> BoxFuture<'a, Result<Contents, SourceError>> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        let files = ["1.0.0", "1.1.0", "2.0.0"]
+            .iter()
+            .map(|v| {
+                (
+                    format!("packages/b/{v}.yml"),
+                    package_yaml("bundled.corp.com", v).into_bytes(),
+                )
+            })
+            .collect();
+        Box::pin(async move {
+            Ok(Contents {
+                is_bundle: true,
+                files,
+                images_lock: None,
+            })
+        })
+    }
 }
 
 impl Source for RecordingSource {
     fn session(&self, _: &RegistryAuth) -> Result<Arc<dyn Session>, SourceError> {
-        Err(SourceError::Other(
-            "these tests use inline repositories only".into(),
-        ))
+        Ok(Arc::new(BundleSession(self.requests.clone())))
     }
     fn reconfigure(&self, config: Option<&ControllerConfig>) -> Result<bool, config::ConfigError> {
         let mut configs = self.configs.lock().unwrap();
@@ -56,6 +93,10 @@ impl Running {
 
 /// Start the controller as `pkgr controller` does: read the config once, then run.
 async fn start(api: &FakeApiServer, source: Arc<RecordingSource>) -> Running {
+    start_with(api, source, Arc::new(Metrics::default())).await
+}
+
+async fn start_with(api: &FakeApiServer, source: Arc<RecordingSource>, metrics: Arc<Metrics>) -> Running {
     let client = api.client();
     let startup = config::load(&client, NS).await.unwrap();
     source.reconfigure(startup.as_ref()).unwrap();
@@ -72,7 +113,7 @@ async fn start(api: &FakeApiServer, source: Arc<RecordingSource>) -> Running {
         async move {
             let _ = stopped.await;
         },
-        Arc::new(Metrics::default()),
+        metrics,
         watches.clone(),
     ));
     Running {
@@ -328,5 +369,91 @@ async fn a_compaction_without_restart_is_recovered_from_bookmarks_and_relists() 
     );
     wait_succeeded(&api, "second", Duration::from_secs(10)).await;
     assert_relisted_without_backoff(&api);
+    running.stop().await;
+}
+
+/// How many reconciles ended with `outcome`, from the controller's own metrics.
+fn outcomes(metrics: &Metrics, outcome: &str) -> u64 {
+    let needle = format!("pkgr_reconciles_total{{outcome=\"{outcome}\"}} ");
+    metrics
+        .render()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(needle.as_str())
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_restart_with_nothing_changed_costs_one_registry_request_and_no_api_write() {
+    let api = FakeApiServer::start().await;
+    api.create(
+        REPOS,
+        None,
+        "inline",
+        inline_repository("inline", "inline.corp.com", &["1.0.0", "2.0.0"]),
+    );
+    api.create(
+        REPOS,
+        None,
+        "bundle",
+        json!({"apiVersion": "install.package.carvel.dev/v1alpha1",
+        "kind": "PackageRepository", "metadata": {"name": "bundle"},
+        "spec": {"fetch": {"imgpkgBundle": {"image": BUNDLE}}}}),
+    );
+    let source = Arc::new(RecordingSource::default());
+    let running = start(&api, source.clone()).await;
+    wait_succeeded(&api, "inline", Duration::from_secs(20)).await;
+    wait_succeeded(&api, "bundle", Duration::from_secs(20)).await;
+    assert_eq!(api.all(PACKAGES).len(), 5);
+    running.stop().await;
+
+    // A new process: nothing in memory, everything in the cluster.
+    api.clear_log();
+    let before = source.requests.load(Ordering::SeqCst);
+    let metrics = Arc::new(Metrics::default());
+    let running = start_with(&api, source.clone(), metrics.clone()).await;
+    wait_until("both repositories to be found unchanged", || {
+        outcomes(&metrics, "unchanged") == 2
+    })
+    .await;
+    let writes: Vec<String> = api
+        .log()
+        .iter()
+        .filter(|l| l.is_write())
+        .map(|l| format!("{} {}", l.method, l.path))
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "a restart with nothing changed writes nothing: {writes:?}"
+    );
+    assert_eq!(
+        source.requests.load(Ordering::SeqCst) - before,
+        1,
+        "one manifest request for the bundle"
+    );
+
+    // Someone edits an applied Package while the controller is down: the next start repairs it.
+    running.stop().await;
+    api.edit(
+        PACKAGES,
+        None,
+        "inline.corp.com.1.0.0",
+        json!({"spec": {"licenses": ["edited"]}}),
+    );
+    let metrics = Arc::new(Metrics::default());
+    let running = start_with(&api, source.clone(), metrics.clone()).await;
+    wait_until("the edited repository to be applied again", || {
+        outcomes(&metrics, "succeeded") == 1
+    })
+    .await;
+    let repaired = api.get(PACKAGES, None, "inline.corp.com.1.0.0").unwrap();
+    assert_eq!(repaired.pointer("/spec/licenses"), None, "{repaired}");
+    assert_eq!(
+        outcomes(&metrics, "unchanged"),
+        1,
+        "the bundle repository stays untouched"
+    );
     running.stop().await;
 }

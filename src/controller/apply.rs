@@ -16,6 +16,11 @@ pub const FIELD_MANAGER: &str = "pkgr";
 pub const REPOSITORY_LABEL: &str = "pkgr.packaging.carvel.dev/repository";
 /// The repository's full name, for people and for names longer than a label value.
 pub const REPOSITORY_ANNOTATION: &str = "pkgr.packaging.carvel.dev/repository-name";
+/// What a reconcile applied, on every object it wrote: `<fetched>#<generation>#<written>#<kept>`
+/// (the source's digest reference, the repository's generation, how many objects it wrote and
+/// how many it left to other repositories). A restarted controller rebuilds the digest short-cut
+/// from this and the repository's status instead of applying everything again.
+pub const APPLIED_SET_ANNOTATION: &str = "pkgr.packaging.carvel.dev/applied-set";
 /// Upstream's annotation deciding which of two repositories supplies an object.
 pub const REVISION_ANNOTATION: &str = "packaging.carvel.dev/revision";
 const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
@@ -119,6 +124,30 @@ pub fn desired_objects(repo: &PackageRepository, output: &Output) -> Result<Vec<
         });
     }
     Ok(out)
+}
+
+/// The applied-set annotation value (see [`APPLIED_SET_ANNOTATION`]).
+pub fn applied_set(fetched: &str, generation: Option<i64>, written: usize, kept: usize) -> String {
+    format!("{fetched}#{}#{written}#{kept}", generation.unwrap_or(0))
+}
+
+/// Mark `object` with the applied-set annotation.
+pub fn mark_applied_set(object: &mut Desired, value: &str) {
+    if let Some(annotations) = object
+        .object
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        annotations.insert(APPLIED_SET_ANNOTATION.into(), Value::String(value.to_string()));
+    }
+}
+
+/// Did only pkgr write this object (no `kubectl edit`, no other tool since)?
+pub fn written_only_by_pkgr(meta: &kube::api::ObjectMeta) -> bool {
+    meta.managed_fields
+        .iter()
+        .flatten()
+        .all(|entry| entry.manager.as_deref() == Some(FIELD_MANAGER) || entry.subresource.is_some())
 }
 
 /// The repository an existing object belongs to, from its ownerReference or annotation.

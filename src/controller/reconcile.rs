@@ -316,7 +316,7 @@ async fn fetch_from_registry(
     let credentials = credentials_note(ctx, secret);
     let session = ctx.source.session(&auth).map_err(ReconcileError::Session)?;
     let fetched = resolve(session.as_ref(), image, selection, &credentials).await?;
-    if unchanged(ctx, &repo.name_any(), &fetched, repo.metadata.generation) {
+    if unchanged(ctx, repo, &fetched) {
         return Ok(None);
     }
     let contents = pull(session.as_ref(), &fetched, expect_bundle, &credentials).await?;
@@ -332,12 +332,11 @@ fn seed() -> u64 {
 
 /// Steps 1-6; `None` when the digest short-cut applies.
 async fn run_pipeline(repo: &PackageRepository, ctx: &Context) -> Result<Option<Applied>, ReconcileError> {
-    let name = repo.name_any();
     let source = select_source(repo)?;
     let (fetched, contents) = match source {
         SourceSpec::Inline(inline) => {
             let fetched = INLINE.to_string();
-            if unchanged(ctx, &name, &fetched, repo.metadata.generation) {
+            if unchanged(ctx, repo, &fetched) {
                 return Ok(None);
             }
             (
@@ -390,7 +389,7 @@ async fn run_pipeline(repo: &PackageRepository, ctx: &Context) -> Result<Option<
             source,
         }
     })?;
-    let mut applied = apply_and_prune(repo, ctx, &output).await?;
+    let mut applied = apply_and_prune(repo, ctx, &output, &fetched).await?;
     applied.fetched = fetched.clone();
     applied.memo.fetched = fetched;
     applied.memo.generation = repo.metadata.generation;
@@ -528,16 +527,81 @@ pub fn describe_tags(tags: &[String]) -> String {
 }
 
 /// The digest short-cut: same fetched digest, same generation, and the applied objects are still
-/// there as written (no registry pull, no API call).
-fn unchanged(ctx: &Context, repository: &str, fetched: &str, generation: Option<i64>) -> bool {
-    let memo = ctx.memo.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(memo) = memo.get(repository) else {
+/// there as written (no registry pull, no API call). After a restart the memo is rebuilt from
+/// what the cluster records (the status and the applied-set annotations).
+fn unchanged(ctx: &Context, repo: &PackageRepository, fetched: &str) -> bool {
+    let repository = repo.name_any();
+    let generation = repo.metadata.generation;
+    let mut memos = ctx.memo.lock().unwrap_or_else(|p| p.into_inner());
+    if !memos.contains_key(&repository) {
+        match memo_from_cluster(ctx, repo, fetched) {
+            Some(memo) => {
+                tracing::debug!(repository = %repository, "digest short-cut rebuilt from the status and the applied objects");
+                memos.insert(repository.clone(), memo);
+            }
+            None => return false,
+        }
+    }
+    let Some(memo) = memos.get(&repository) else {
         return false;
     };
     if memo.fetched != fetched || memo.generation != generation {
         return false;
     }
-    applied_set_intact(ctx, repository, memo)
+    applied_set_intact(ctx, &repository, memo)
+}
+
+/// The memo of a reconcile that a previous controller process finished: the status says it
+/// succeeded for this generation and this digest, and every object labelled for the repository
+/// carries that reconcile's applied-set annotation, is counted in it, and was written by pkgr
+/// alone. Objects left to other repositories cannot be checked this way: then `None` (a full pass).
+pub fn memo_from_cluster(ctx: &Context, repo: &PackageRepository, fetched: &str) -> Option<Memo> {
+    let status = repo.status.as_ref()?;
+    let generation = repo.metadata.generation;
+    if status.observed_generation != generation
+        || status.friendly_description.as_deref() != Some(status::DESCRIPTION_SUCCEEDED)
+    {
+        return None;
+    }
+    let image = status.fetch.as_ref().and_then(|f| f.image.as_deref());
+    if image != Some(fetched).filter(|f| *f != INLINE) {
+        return None;
+    }
+    let label = apply::label_value(&repo.name_any());
+    let mut applied = BTreeMap::new();
+    let mut marks = BTreeSet::new();
+    let mut visit = |kind: Kind, meta: &kube::api::ObjectMeta| -> bool {
+        if meta.labels.as_ref().and_then(|l| l.get(apply::REPOSITORY_LABEL)) != Some(&label) {
+            return true;
+        }
+        let mark = meta
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(apply::APPLIED_SET_ANNOTATION));
+        let Some(mark) = mark else { return false };
+        marks.insert(mark.clone());
+        applied.insert(
+            (kind, meta.name.clone().unwrap_or_default()),
+            meta.resource_version.clone(),
+        );
+        apply::written_only_by_pkgr(meta)
+    };
+    for p in ctx.packages.state() {
+        if !visit(Kind::Package, &p.metadata) {
+            return None;
+        }
+    }
+    for m in ctx.metadatas.state() {
+        if !visit(Kind::PackageMetadata, &m.metadata) {
+            return None;
+        }
+    }
+    let expected = apply::applied_set(fetched, generation, applied.len(), 0);
+    (marks.len() == 1 && marks.contains(&expected)).then(|| Memo {
+        fetched: fetched.to_string(),
+        generation,
+        applied,
+    })
 }
 
 /// Every object the memo lists is in the caches at the version written, and nothing else carries
@@ -603,6 +667,7 @@ async fn apply_and_prune(
     repo: &PackageRepository,
     ctx: &Context,
     output: &Output,
+    fetched: &str,
 ) -> Result<Applied, ReconcileError> {
     let name = repo.name_any();
     let desired = apply::desired_objects(repo, output)?;
@@ -623,6 +688,15 @@ async fn apply_and_prune(
                 kept_by_others.push((object.kind, object.name, theirs));
             }
         }
+    }
+    let mark = apply::applied_set(
+        fetched,
+        repo.metadata.generation,
+        to_write.len(),
+        kept_by_others.len(),
+    );
+    for object in &mut to_write {
+        apply::mark_applied_set(object, &mark);
     }
     let written = apply::apply_all(
         &ctx.client,
