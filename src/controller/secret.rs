@@ -8,14 +8,14 @@ use k8s_openapi::api::core::v1::Secret;
 use std::collections::BTreeMap;
 
 /// Credentials for one host, or for every registry when `host` is `None`.
-#[derive(Clone, Debug, PartialEq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct AuthEntry {
     pub host: Option<String>,
     pub credentials: Credentials,
 }
 
 /// Everything a Secret says about registry authentication. `Debug` redacts secrets.
-#[derive(Clone, Debug, PartialEq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct RegistryAuth {
     pub entries: Vec<AuthEntry>,
 }

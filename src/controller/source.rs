@@ -6,9 +6,10 @@ use super::config::{CONFIG_SECRET, ConfigError, ControllerConfig, apply_config};
 use super::secret::RegistryAuth;
 use crate::bundle::{self, FileTree, layer::Limits, lock::ImagesLock};
 use crate::registry::{Client, ClientOptions, Keychain, Reference, RegistryError};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// A boxed future, so the traits stay object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -77,7 +78,16 @@ pub struct RegistrySource {
     base: ClientOptions,
     current: RwLock<ClientOptions>,
     pub limits: Limits,
+    /// One client per set of credentials, kept across reconciles so that a periodic resync reuses
+    /// its connections, TLS set-up and bearer tokens (until they expire): one manifest request,
+    /// not a token exchange each time. Emptied when `kapp-controller-config` changes; a changed
+    /// Secret is different credentials, so it gets a client of its own.
+    sessions: Mutex<HashMap<RegistryAuth, Arc<RegistrySession>>>,
 }
+
+/// Credential sets kept at most; beyond that the cache starts afresh (rotated Secrets leave old
+/// entries behind).
+const MAX_CACHED_SESSIONS: usize = 64;
 
 /// Bounds on what one repository may expand to (SPEC Reconcile 3).
 pub fn default_limits() -> Limits {
@@ -95,6 +105,7 @@ impl RegistrySource {
             current: RwLock::new(options.clone()),
             base: options,
             limits: default_limits(),
+            sessions: Mutex::default(),
         }
     }
 
@@ -133,17 +144,29 @@ impl Source for RegistrySource {
         let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
         let changed = configured(&current) != configured(&options);
         *current = options;
+        if changed {
+            self.sessions.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        }
         Ok(changed)
     }
 
     fn session(&self, auth: &RegistryAuth) -> Result<Arc<dyn Session>, SourceError> {
+        // Held while a client is built, so a config change cannot slip in between.
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(session) = sessions.get(auth) {
+            return Ok(session.clone());
+        }
         let mut options = self.options();
         options.keychain = keychain(auth);
-        let client = Client::new(options)?;
-        Ok(Arc::new(RegistrySession {
-            client,
+        let session = Arc::new(RegistrySession {
+            client: Client::new(options)?,
             limits: self.limits.clone(),
-        }))
+        });
+        if sessions.len() >= MAX_CACHED_SESSIONS {
+            sessions.clear();
+        }
+        sessions.insert(auth.clone(), session.clone());
+        Ok(session)
     }
 }
 
@@ -161,6 +184,7 @@ fn keychain(auth: &RegistryAuth) -> Keychain {
     keychain
 }
 
+#[derive(Debug)]
 struct RegistrySession {
     client: Client,
     limits: Limits,
@@ -329,6 +353,47 @@ mod tests {
             source.options().skip_tls_verify_hosts,
             ["reg.corp.xyz"],
             "a broken Secret leaves the last good settings in place"
+        );
+    }
+
+    #[test]
+    fn sessions_are_kept_per_credentials_until_the_config_changes() {
+        use crate::controller::secret::AuthEntry;
+        use crate::registry::Credentials;
+        let source = RegistrySource::new(ClientOptions::default());
+        let auth = |password: &str| RegistryAuth {
+            entries: vec![AuthEntry {
+                host: None,
+                credentials: Credentials::Basic {
+                    username: "u".into(),
+                    password: password.into(),
+                },
+            }],
+        };
+        let first = source.session(&auth("p")).unwrap();
+        let again = source.session(&auth("p")).unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "the same credentials reuse the client"
+        );
+        let rotated = source.session(&auth("q")).unwrap();
+        assert!(!Arc::ptr_eq(&first, &rotated), "other credentials get their own");
+        let config = config_secret(&[("httpsProxy", "http://p:3128")]);
+        assert!(
+            source
+                .reconfigure(Some(&ControllerConfig::from(&config)))
+                .unwrap()
+        );
+        let after = source.session(&auth("p")).unwrap();
+        assert!(!Arc::ptr_eq(&first, &after), "a config change builds new clients");
+        assert!(
+            !source
+                .reconfigure(Some(&ControllerConfig::from(&config)))
+                .unwrap()
+        );
+        assert!(
+            Arc::ptr_eq(&after, &source.session(&auth("p")).unwrap()),
+            "a resync of the config keeps them"
         );
     }
 
