@@ -1,9 +1,8 @@
 //! The bundle layer: imgpkg's deterministic tar (write) and a bounded, path-safe reader.
+use super::gogzip::GoGzipWriter;
 use super::{BundleError, FileTree};
 use crate::registry::Digest;
-use flate2::Compression;
 use flate2::read::MultiGzDecoder;
-use flate2::write::GzEncoder;
 use sha2::{Digest as _, Sha256};
 use std::collections::HashSet;
 use std::fs;
@@ -130,18 +129,16 @@ pub fn write_layer(
     finish_layer(tar.out)
 }
 
-type LayerSink<W> = HashingWriter<GzEncoder<HashingWriter<W>>>;
+type LayerSink<W> = HashingWriter<GoGzipWriter<HashingWriter<W>>>;
 
 /// Tar bytes go in; they are hashed (diff_id), gzipped, and the gzip is hashed and counted.
+/// The gzip is Go's BestSpeed stream byte for byte, so layer digests equal imgpkg's.
 fn layer_sink<W: Write>(out: W) -> LayerSink<W> {
-    let gzip = GzEncoder::new(
-        HashingWriter {
-            inner: out,
-            hasher: Sha256::new(),
-            count: 0,
-        },
-        Compression::fast(),
-    );
+    let gzip = GoGzipWriter::new(HashingWriter {
+        inner: out,
+        hasher: Sha256::new(),
+        count: 0,
+    });
     HashingWriter {
         inner: gzip,
         hasher: Sha256::new(),

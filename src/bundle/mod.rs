@@ -1,6 +1,7 @@
 //! imgpkg formats: the bundle layer (read/write), ImagesLock, BundleLock, locations image,
 //! tarball; plus the registry-facing bundle operations (fetch, localise, locations).
 pub mod fetch;
+pub mod gogzip;
 pub mod image;
 pub mod layer;
 pub mod lock;
