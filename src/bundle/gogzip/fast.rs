@@ -99,7 +99,7 @@ impl DeflateFast {
         let mut s: i32 = 0;
         let mut cv = load32(src, s);
         let mut next_hash = hash(cv);
-        let mut candidate = Entry::default();
+        let mut candidate: Entry;
 
         'blocks: loop {
             // Heuristic match skipping: after 32 misses look at every other byte, after 32
