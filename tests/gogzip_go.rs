@@ -2,134 +2,15 @@
 //!
 //! When `go` is on the PATH, a tiny Go program is compiled and both compress the same inputs;
 //! without it, only the fixture (imgpkg's real layers) is checked, and the test says so.
+mod support;
 use pkgr::bundle::gogzip::GoGzipWriter;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::path::Path;
+use support::data::{mixed, noise};
+use support::go::{go_digest, go_gzip};
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/imgpkg-push");
-
-/// Gzip stdin at BestSpeed, feeding the writer in chunks of argv[1] bytes.
-const GO_PROGRAM: &str = r#"package main
-
-import (
-	"bufio"
-	"compress/gzip"
-	"io"
-	"os"
-	"strconv"
-)
-
-func main() {
-	chunk := 1 << 20
-	if len(os.Args) > 1 {
-		chunk, _ = strconv.Atoi(os.Args[1])
-	}
-	out := bufio.NewWriterSize(os.Stdout, 1<<16)
-	zw, err := gzip.NewWriterLevel(out, gzip.BestSpeed)
-	if err != nil {
-		panic(err)
-	}
-	in := bufio.NewReaderSize(os.Stdin, 1<<16)
-	buf := make([]byte, chunk)
-	for {
-		n, err := io.ReadFull(in, buf)
-		if n > 0 {
-			if _, werr := zw.Write(buf[:n]); werr != nil {
-				panic(werr)
-			}
-		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			break
-		}
-		if err != nil {
-			panic(err)
-		}
-	}
-	if err := zw.Close(); err != nil {
-		panic(err)
-	}
-	if err := out.Flush(); err != nil {
-		panic(err)
-	}
-}
-"#;
-
-/// The compiled Go program, or None (with a note on stderr) when Go is not installed.
-fn go_gzip() -> Option<&'static Path> {
-    static BIN: OnceLock<Option<PathBuf>> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if Command::new("go").arg("version").output().is_err() {
-            eprintln!(
-                "NOTE: `go` is not on the PATH, so pkgr's gzip was compared only with the \
-                 imgpkg fixture, not with Go on varied inputs. Install Go (Debian: \
-                 `apt-get install golang-go`) to run the differential test."
-            );
-            return None;
-        }
-        // Under the target dir, so the build cache survives between runs and no temp dir leaks.
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-gzip");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("main.go"), GO_PROGRAM).unwrap();
-        let bin = dir.join("gogzip");
-        let out = Command::new("go")
-            .current_dir(&dir)
-            .args(["build", "-o"])
-            .arg(&bin)
-            .arg("main.go")
-            .env("GOCACHE", dir.join("cache"))
-            .env("GOPATH", dir.join("gopath"))
-            .env("GOFLAGS", "-mod=mod")
-            .env("GOTOOLCHAIN", "local")
-            .env("GO111MODULE", "off")
-            .output()
-            .expect("run go build");
-        assert!(
-            out.status.success(),
-            "building the Go reference program in {} failed:\n{}",
-            dir.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Some(bin)
-    })
-    .as_deref()
-}
-
-/// Go's gzip of the bytes `input` writes into a pipe, fed to the writer in `chunk`-byte writes.
-/// Returns the sha256 and length of Go's output (streamed, so inputs of any size fit).
-fn go_digest(bin: &Path, chunk: usize, input: impl FnOnce(&mut dyn Write) + Send) -> (String, u64) {
-    let mut child = Command::new(bin)
-        .arg(chunk.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the Go reference program");
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let (hash, len) = std::thread::scope(|scope| {
-        let reader = scope.spawn(move || {
-            let mut hasher = Sha256::new();
-            let mut len = 0u64;
-            let mut buf = vec![0u8; 1 << 16];
-            loop {
-                let n = stdout.read(&mut buf).unwrap();
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-                len += n as u64;
-            }
-            (hex::encode(hasher.finalize()), len)
-        });
-        input(&mut stdin);
-        drop(stdin);
-        reader.join().unwrap()
-    });
-    assert!(child.wait().unwrap().success(), "the Go reference program failed");
-    (hash, len)
-}
 
 /// A Write that only hashes and counts.
 #[derive(Default)]
@@ -178,52 +59,6 @@ fn assert_same(name: &str, bin: &Path, data: &[u8], pkgr_chunk: usize, go_chunk:
          (sha256, length) differs from Go's",
         data.len()
     );
-}
-
-/// xorshift64: deterministic noise without a dependency.
-fn noise(len: usize, mut x: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
-/// Text, repeats at distances near and beyond the 32 KiB window, noise and runs, interleaved.
-fn mixed(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed;
-    let mut out: Vec<u8> = Vec::with_capacity(len + 1024);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        match x % 5 {
-            0 => out.extend_from_slice(format!("key-{}: value {} # {}\n", x % 997, x % 31, x % 7).as_bytes()),
-            1 => {
-                let back = (x >> 8) as usize % 33_000 + 1;
-                for _ in 0..(x >> 32) % 400 {
-                    let b = out.get(out.len().wrapping_sub(back)).copied().unwrap_or(b'q');
-                    out.push(b);
-                }
-            }
-            2 => out.extend(noise(((x >> 40) % 200) as usize, x | 1)),
-            3 => out.extend(std::iter::repeat_n((x >> 16) as u8, ((x >> 24) % 700) as usize)),
-            _ => {
-                // A copy from the previous 64 KiB block, to reach across block boundaries.
-                let back = 65_535 + (x >> 8) as usize % 20_000;
-                let start = out.len().saturating_sub(back);
-                let n = ((x >> 32) % 300) as usize;
-                let end = (start + n).min(out.len());
-                out.extend_from_slice(&out[start..end].to_vec());
-            }
-        }
-    }
-    out.truncate(len);
-    out
 }
 
 #[test]
