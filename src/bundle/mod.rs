@@ -4,6 +4,7 @@ pub mod fetch;
 pub mod gogzip;
 pub mod image;
 pub mod layer;
+pub mod layer_media;
 pub mod lock;
 pub mod pull;
 pub mod push;
