@@ -38,7 +38,7 @@ pub fn mixed(len: usize, seed: u64) -> Vec<u8> {
                 let start = out.len().saturating_sub(back);
                 let n = ((x >> 32) % 300) as usize;
                 let end = (start + n).min(out.len());
-                out.extend_from_slice(&out[start..end].to_vec());
+                out.extend_from_within(start..end);
             }
         }
     }

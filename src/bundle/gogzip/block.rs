@@ -109,11 +109,14 @@ impl BlockWriter {
             &self.offset_enc
         };
         let codegen = &mut self.codegen;
-        for i in 0..num_literals {
-            codegen[i] = self.literal_enc.codes[i].len as u8;
+        for (slot, code) in codegen.iter_mut().zip(&self.literal_enc.codes[..num_literals]) {
+            *slot = code.len as u8;
         }
-        for i in 0..num_offsets {
-            codegen[num_literals + i] = offset_enc.codes[i].len as u8;
+        for (slot, code) in codegen[num_literals..]
+            .iter_mut()
+            .zip(&offset_enc.codes[..num_offsets])
+        {
+            *slot = code.len as u8;
         }
         codegen[num_literals + num_offsets] = BAD_CODE;
 

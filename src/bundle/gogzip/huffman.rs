@@ -152,10 +152,9 @@ impl Encoder {
         debug_assert_eq!(leaf_counts[max_bits][max_bits], n_i);
 
         let counts = &leaf_counts[max_bits];
-        let mut bits = 1;
-        for level in (1..=max_bits).rev() {
+        // The deepest level's leaves are the 1-bit codes, the next level up the 2-bit ones...
+        for (bits, level) in (1..).zip((1..=max_bits).rev()) {
             self.bit_count[bits] = counts[level] - counts[level - 1];
-            bits += 1;
         }
         max_bits + 1
     }
