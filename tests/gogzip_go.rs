@@ -100,6 +100,14 @@ fn same_bytes_as_go_on_varied_inputs() {
     for (name, data) in &cases {
         assert_same(name, bin, data, 1 << 20, 1 << 20);
     }
+    // Each threshold of Go's block choice, alone and as the tail after full windows: stored up
+    // to 16 bytes, Huffman-only below 128, the match finder from 17 (its own literal cut-off).
+    for tail in [15, 16, 17, 18, 127, 128, 129, 65_534] {
+        for windows in [0, 2] {
+            let data = mixed(windows * 65_535 + tail, tail as u64);
+            assert_same("threshold", bin, &data, 1 << 20, 1 << 20);
+        }
+    }
 }
 
 #[test]
