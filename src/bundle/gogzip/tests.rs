@@ -121,3 +121,48 @@ fn table_shift_keeps_the_bytes() {
     }
     assert!(outputs[0] == outputs[1], "the table shift changed the output");
 }
+
+#[test]
+fn flush_does_not_change_the_bytes() {
+    // A sync flush would add a block Go's (never flushed) writer does not write.
+    let data = mixed(200_000, 3);
+    let mut w = GoGzipWriter::new(Vec::new());
+    for piece in data.chunks(50_000) {
+        w.write_all(piece).unwrap();
+        w.flush().unwrap();
+    }
+    assert!(w.finish().unwrap() == gzip(&data));
+}
+
+/// Accepts `left` bytes, then fails every write.
+#[derive(Debug)]
+struct FailAfter {
+    left: usize,
+}
+
+impl Write for FailAfter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            return Err(std::io::Error::other("disk full"));
+        }
+        let n = buf.len().min(self.left);
+        self.left -= n;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_failed_write_breaks_the_stream_for_good() {
+    let data = mixed(300_000, 4);
+    let mut w = GoGzipWriter::new(FailAfter { left: 1000 });
+    let err = w.write_all(&data).unwrap_err();
+    assert_eq!(err.to_string(), "disk full");
+    // Later calls do not pretend to succeed on a stream with a hole in it.
+    let again = w.write_all(b"more").unwrap_err();
+    assert!(again.to_string().contains("earlier write error"), "{again}");
+    let finish = w.finish().unwrap_err();
+    assert!(finish.to_string().contains("start the layer again"), "{finish}");
+}
