@@ -1,9 +1,9 @@
 //! The bundle layer: imgpkg's deterministic tar (write) and a bounded, path-safe reader.
+use super::gogzip::GoGzipWriter;
+use super::layer_media::LayerCompression;
 use super::{BundleError, FileTree};
 use crate::registry::Digest;
-use flate2::Compression;
 use flate2::read::MultiGzDecoder;
-use flate2::write::GzEncoder;
 use sha2::{Digest as _, Sha256};
 use std::collections::HashSet;
 use std::fs;
@@ -130,18 +130,16 @@ pub fn write_layer(
     finish_layer(tar.out)
 }
 
-type LayerSink<W> = HashingWriter<GzEncoder<HashingWriter<W>>>;
+type LayerSink<W> = HashingWriter<GoGzipWriter<HashingWriter<W>>>;
 
 /// Tar bytes go in; they are hashed (diff_id), gzipped, and the gzip is hashed and counted.
+/// The gzip is Go's BestSpeed stream byte for byte, so layer digests equal imgpkg's.
 fn layer_sink<W: Write>(out: W) -> LayerSink<W> {
-    let gzip = GzEncoder::new(
-        HashingWriter {
-            inner: out,
-            hasher: Sha256::new(),
-            count: 0,
-        },
-        Compression::fast(),
-    );
+    let gzip = GoGzipWriter::new(HashingWriter {
+        inner: out,
+        hasher: Sha256::new(),
+        count: 0,
+    });
     HashingWriter {
         inner: gzip,
         hasher: Sha256::new(),
@@ -406,7 +404,8 @@ const MAX_TRAILING: u64 = 1024 * 1024;
 /// Links, device nodes and FIFOs are errors, unless `skipped` collects them instead (how imgpkg
 /// pull treats them: nothing is written for them).
 fn read_layer<R: Read>(
-    gzip: R,
+    blob: R,
+    compression: LayerCompression,
     limits: &Limits,
     budget: &mut Budget,
     mut skipped: Option<&mut Vec<String>>,
@@ -419,8 +418,12 @@ fn read_layer<R: Read>(
         .saturating_add(limits.max_files.saturating_add(1).saturating_mul(1024))
         .saturating_add(MAX_TRAILING);
     let over = std::rc::Rc::new(std::cell::Cell::new(false));
+    let tar = match compression {
+        LayerCompression::Gzip => TarStream::Gzip(MultiGzDecoder::new(blob)),
+        LayerCompression::Uncompressed => TarStream::Plain(blob),
+    };
     let capped = Capped {
-        inner: MultiGzDecoder::new(gzip),
+        inner: tar,
         left: cap,
         over: over.clone(),
     };
@@ -538,11 +541,35 @@ fn read_layer<R: Read>(
     }
     // Anything after the gzip stream still belongs to the blob; reading it lets the blob's
     // digest and size checks run.
-    io::copy(&mut decoder.into_inner(), &mut io::sink()).map_err(|e| BundleError::Corrupt {
+    io::copy(&mut decoder.into_blob(), &mut io::sink()).map_err(|e| BundleError::Corrupt {
         entry: None,
         source: e,
     })?;
     Ok(())
+}
+
+/// The tar bytes of a layer blob.
+enum TarStream<R> {
+    Gzip(MultiGzDecoder<R>),
+    Plain(R),
+}
+
+impl<R: Read> Read for TarStream<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            TarStream::Gzip(d) => d.read(buf),
+            TarStream::Plain(r) => r.read(buf),
+        }
+    }
+}
+
+impl<R> TarStream<R> {
+    fn into_blob(self) -> R {
+        match self {
+            TarStream::Gzip(d) => d.into_inner(),
+            TarStream::Plain(r) => r,
+        }
+    }
 }
 
 /// A reader that fails (and says so in `over`) once it has given out `left` bytes.
@@ -610,17 +637,24 @@ fn safe_path(raw: &str, limits: &Limits) -> Result<String, BundleError> {
 /// Read a gzip tar layer into memory, enforcing `limits` and path safety.
 pub fn read_to_memory(gzip: impl Read, limits: &Limits) -> Result<FileTree, BundleError> {
     let mut files = FileTree::new();
-    read_layer(gzip, limits, &mut Budget::default(), None, |entry, reader| {
-        if let SafeKind::File { .. } = entry.kind {
-            let mut data = Vec::new();
-            reader.read_to_end(&mut data).map_err(|e| BundleError::Corrupt {
-                entry: Some(entry.path.clone()),
-                source: e,
-            })?;
-            files.insert(entry.path, data);
-        }
-        Ok(())
-    })?;
+    read_layer(
+        gzip,
+        LayerCompression::Gzip,
+        limits,
+        &mut Budget::default(),
+        None,
+        |entry, reader| {
+            if let SafeKind::File { .. } = entry.kind {
+                let mut data = Vec::new();
+                reader.read_to_end(&mut data).map_err(|e| BundleError::Corrupt {
+                    entry: Some(entry.path.clone()),
+                    source: e,
+                })?;
+                files.insert(entry.path, data);
+            }
+            Ok(())
+        },
+    )?;
     Ok(files)
 }
 
@@ -665,12 +699,22 @@ impl Extractor {
     /// Extract one gzip tar layer on top of what earlier layers wrote. `.wh.NAME` removes NAME
     /// from earlier layers; `.wh..wh..opq` empties its directory of earlier layers' content.
     pub fn apply_layer(&mut self, gzip: impl Read) -> Result<(), BundleError> {
+        self.apply_layer_as(gzip, LayerCompression::Gzip)
+    }
+
+    /// [`apply_layer`](Self::apply_layer) for a blob stored as `compression`.
+    pub fn apply_layer_as(
+        &mut self,
+        blob: impl Read,
+        compression: LayerCompression,
+    ) -> Result<(), BundleError> {
         let dest = self.dest.clone();
         // Paths this layer wrote (and their parents), which whiteouts in the same layer keep.
         let mut written: HashSet<String> = HashSet::new();
         written.insert(String::new());
         read_layer(
-            gzip,
+            blob,
+            compression,
             &self.limits,
             &mut self.budget,
             self.skipped.as_mut(),

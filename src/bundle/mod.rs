@@ -1,8 +1,10 @@
 //! imgpkg formats: the bundle layer (read/write), ImagesLock, BundleLock, locations image,
 //! tarball; plus the registry-facing bundle operations (fetch, localise, locations).
 pub mod fetch;
+pub mod gogzip;
 pub mod image;
 pub mod layer;
+pub mod layer_media;
 pub mod lock;
 pub mod pull;
 pub mod push;

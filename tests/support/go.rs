@@ -1,0 +1,128 @@
+//! Go's `compress/gzip` at BestSpeed as a reference: a tiny Go program, compiled once per test
+//! binary under the target dir, when `go` is on the PATH.
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+/// Gzip stdin at BestSpeed, feeding the writer in chunks of argv[1] bytes.
+const GO_PROGRAM: &str = r#"package main
+
+import (
+	"bufio"
+	"compress/gzip"
+	"io"
+	"os"
+	"strconv"
+)
+
+func main() {
+	chunk := 1 << 20
+	if len(os.Args) > 1 {
+		chunk, _ = strconv.Atoi(os.Args[1])
+	}
+	out := bufio.NewWriterSize(os.Stdout, 1<<16)
+	zw, err := gzip.NewWriterLevel(out, gzip.BestSpeed)
+	if err != nil {
+		panic(err)
+	}
+	in := bufio.NewReaderSize(os.Stdin, 1<<16)
+	buf := make([]byte, chunk)
+	for {
+		n, err := io.ReadFull(in, buf)
+		if n > 0 {
+			if _, werr := zw.Write(buf[:n]); werr != nil {
+				panic(werr)
+			}
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			panic(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		panic(err)
+	}
+	if err := out.Flush(); err != nil {
+		panic(err)
+	}
+}
+"#;
+
+/// The compiled Go program, or None (with a note on stderr) when Go is not installed.
+pub fn go_gzip() -> Option<&'static Path> {
+    static BIN: OnceLock<Option<PathBuf>> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if Command::new("go").arg("version").output().is_err() {
+            // Straight to stderr: the test harness would swallow eprintln! of a passing test.
+            let _ = writeln!(
+                std::io::stderr(),
+                "NOTE: `go` is not on the PATH, so pkgr's gzip was compared only with the \
+                 imgpkg fixture, not with Go on varied inputs. Install Go (Debian: \
+                 `apt-get install golang-go`) to run the differential test."
+            );
+            return None;
+        }
+        // Under the target dir, so the build cache survives between runs and no temp dir leaks.
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-gzip");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("main.go"), GO_PROGRAM).unwrap();
+        let bin = dir.join("gogzip");
+        let out = Command::new("go")
+            .current_dir(&dir)
+            .args(["build", "-o"])
+            .arg(&bin)
+            .arg("main.go")
+            .env("GOCACHE", dir.join("cache"))
+            .env("GOPATH", dir.join("gopath"))
+            .env("GOTOOLCHAIN", "local")
+            .env("GO111MODULE", "off")
+            .output()
+            .expect("run go build");
+        assert!(
+            out.status.success(),
+            "building the Go reference program in {} failed:\n{}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(bin)
+    })
+    .as_deref()
+}
+
+/// Go's gzip of the bytes `input` writes into a pipe, fed to the writer in `chunk`-byte writes.
+/// Returns the sha256 and length of Go's output (streamed, so inputs of any size fit).
+pub fn go_digest(bin: &Path, chunk: usize, input: impl FnOnce(&mut dyn Write) + Send) -> (String, u64) {
+    let mut child = Command::new(bin)
+        .arg(chunk.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the Go reference program");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (hash, len) = std::thread::scope(|scope| {
+        let reader = scope.spawn(move || {
+            let mut hasher = Sha256::new();
+            let mut len = 0u64;
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                let n = stdout.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                len += n as u64;
+            }
+            (hex::encode(hasher.finalize()), len)
+        });
+        input(&mut stdin);
+        drop(stdin);
+        reader.join().unwrap()
+    });
+    assert!(child.wait().unwrap().success(), "the Go reference program failed");
+    (hash, len)
+}
