@@ -173,7 +173,11 @@ async fn first_reconcile_applies_everything_then_a_resync_is_one_registry_call_a
             "{}",
             apply.line()
         );
-        assert_eq!(apply.query.get("force").map(String::as_str), Some("true"));
+        assert_eq!(
+            apply.query.get("force"),
+            None,
+            "new objects are applied without force: one made by someone else meanwhile is a conflict, not taken over"
+        );
         let meta = &apply.body["metadata"];
         assert_eq!(
             meta["labels"]["pkgr.packaging.carvel.dev/repository"],
@@ -604,7 +608,13 @@ async fn higher_revision_wins() {
     assert!(
         !lines(&log)
             .iter()
-            .any(|l| l.ends_with("packages/simple.corp.com.1.0.0"))
+            .any(|l| l == "PATCH /apis/data.packaging.carvel.dev/v1alpha1/packages/simple.corp.com.1.0.0")
+    );
+    assert!(
+        lines(&log)
+            .iter()
+            .any(|l| l == "GET /apis/data.packaging.carvel.dev/v1alpha1/packages/simple.corp.com.1.0.0"),
+        "the other repository's copy is read to compare (the caches hold metadata only)"
     );
     assert_eq!(status_of(&state)["friendlyDescription"], "ReconcileSucceeded");
 
@@ -976,12 +986,33 @@ async fn deleting_the_first_owner_requeues_the_repository_that_shares_its_object
     );
     assert!(requeued.try_recv().is_err(), "nothing deleted yet");
 
+    let second = repository("second", bundle_spec(&format!("{IMAGE}:1.0.0"), None));
+    state
+        .lock()
+        .unwrap()
+        .others
+        .insert("second".into(), serde_json::to_value(&second).unwrap());
     run(&state, &ctx, &deleting(first)).await;
-    assert!(state.lock().unwrap().packages.is_empty());
+    {
+        // Handed over, never deleted: the objects are there all the time, now second's.
+        let state = state.lock().unwrap();
+        assert_eq!(state.packages.len(), 2);
+        for package in state.packages.values() {
+            assert_eq!(
+                package["metadata"]["labels"]["pkgr.packaging.carvel.dev/repository"],
+                "second"
+            );
+            assert_eq!(package["metadata"]["ownerReferences"][0]["name"], "second");
+        }
+        assert!(
+            !state.log.iter().any(|r| r.method == Method::DELETE),
+            "nothing shared is deleted"
+        );
+    }
     assert_eq!(requeued.try_recv().unwrap().name, "second");
     assert!(requeued.try_recv().is_err(), "one request per sharing repository");
 
-    // The requeued reconcile runs before the watch removed them from the cache: applied anyway.
+    // The requeued reconcile runs before the watch updated the cache: applied anyway.
     let log = run(
         &state,
         &ctx,

@@ -457,3 +457,110 @@ async fn a_restart_with_nothing_changed_costs_one_registry_request_and_no_api_wr
     );
     running.stop().await;
 }
+
+#[tokio::test]
+async fn a_package_made_by_hand_is_never_taken_over() {
+    let api = FakeApiServer::start().await;
+    let mine = json!({"apiVersion": "data.packaging.carvel.dev/v1alpha1", "kind": "Package",
+        "metadata": {"name": "hand.corp.com.1.0.0"},
+        "spec": {"refName": "hand.corp.com", "version": "1.0.0", "licenses": ["mine"]}});
+    api.create(PACKAGES, None, "hand.corp.com.1.0.0", mine);
+    api.create(
+        REPOS,
+        None,
+        "repo",
+        inline_repository("repo", "hand.corp.com", &["1.0.0", "2.0.0"]),
+    );
+    let running = start(&api, Arc::new(RecordingSource::default())).await;
+    let description = api
+        .wait_for("the repository to fail", Duration::from_secs(20), |api| {
+            described(api, "repo").filter(|d| d.starts_with("ReconcileFailed"))
+        })
+        .await;
+    assert!(
+        description.contains("Package hand.corp.com.1.0.0 already exists and was not applied by a PackageRepository (written by kubectl-create)"),
+        "{description}"
+    );
+    assert!(
+        description.contains("kubectl delete packages hand.corp.com.1.0.0"),
+        "{description}"
+    );
+    let untouched = api.get(PACKAGES, None, "hand.corp.com.1.0.0").unwrap();
+    assert_eq!(untouched.pointer("/spec/licenses/0"), Some(&json!("mine")));
+    assert_eq!(
+        untouched.pointer("/metadata/labels"),
+        None,
+        "not even labelled: {untouched}"
+    );
+    assert!(
+        api.get(PACKAGES, None, "hand.corp.com.2.0.0").is_none(),
+        "nothing applied half-way"
+    );
+
+    // Once the person removes it, the repository applies both.
+    api.delete(PACKAGES, None, "hand.corp.com.1.0.0");
+    api.edit(REPOS, None, "repo", json!({"spec": {"syncPeriod": "31s"}}));
+    wait_succeeded(&api, "repo", Duration::from_secs(20)).await;
+    assert_eq!(api.all(PACKAGES).len(), 2);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn deleting_one_of_two_repositories_that_supply_an_object_never_removes_it() {
+    let api = FakeApiServer::start().await;
+    api.create(
+        REPOS,
+        None,
+        "first",
+        inline_repository("first", "shared.corp.com", &["1.0.0", "2.0.0"]),
+    );
+    let running = start(&api, Arc::new(RecordingSource::default())).await;
+    wait_succeeded(&api, "first", Duration::from_secs(20)).await;
+    api.create(
+        REPOS,
+        None,
+        "second",
+        inline_repository("second", "shared.corp.com", &["1.0.0"]),
+    );
+    wait_succeeded(&api, "second", Duration::from_secs(20)).await;
+    let owner = |api: &FakeApiServer, name: &str| {
+        api.get(PACKAGES, None, name).and_then(|p| {
+            p.pointer("/metadata/labels/pkgr.packaging.carvel.dev~1repository")
+                .cloned()
+        })
+    };
+    assert_eq!(
+        owner(&api, "shared.corp.com.1.0.0"),
+        Some(json!("first")),
+        "first owner keeps it"
+    );
+
+    api.delete(REPOS, None, "first");
+    api.wait_for(
+        "first to be gone and second to own the shared Package",
+        Duration::from_secs(20),
+        |api| {
+            (api.get(REPOS, None, "first").is_none()
+                && owner(api, "shared.corp.com.1.0.0") == Some(json!("second")))
+            .then_some(())
+        },
+    )
+    .await;
+    let deletions: Vec<_> = api
+        .history()
+        .into_iter()
+        .filter(|(kind, resource, _)| kind == "DELETED" && resource == PACKAGES)
+        .map(|(_, _, name)| name)
+        .collect();
+    assert_eq!(
+        deletions,
+        ["shared.corp.com.2.0.0"],
+        "only what first alone supplied is deleted"
+    );
+    let shared = api.get(PACKAGES, None, "shared.corp.com.1.0.0").unwrap();
+    assert_eq!(
+        shared.pointer("/metadata/ownerReferences/0/name"),
+        Some(&json!("second"))
+    );
+    running.stop().await;
+}

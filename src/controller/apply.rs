@@ -39,6 +39,30 @@ impl Kind {
             Kind::PackageMetadata => "PackageMetadata",
         }
     }
+
+    /// The resource name kubectl takes.
+    pub fn plural(self) -> &'static str {
+        match self {
+            Kind::Package => "packages",
+            Kind::PackageMetadata => "packagemetadatas",
+        }
+    }
+}
+
+/// Who wrote an object, from its managedFields: `kubectl-create, helm`.
+pub fn writers(meta: &kube::api::ObjectMeta) -> String {
+    let mut names: Vec<&str> = meta
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|e| e.manager.as_deref())
+        .collect();
+    names.dedup();
+    if names.is_empty() {
+        "an unknown client".to_string()
+    } else {
+        names.join(", ")
+    }
 }
 
 /// One object to apply, already labelled and owned.
@@ -47,6 +71,10 @@ pub struct Desired {
     pub kind: Kind,
     pub name: String,
     pub object: Value,
+    /// The object exists and is this repository's (or it wins it from another repository):
+    /// apply with force. A new object is applied without, so that one created by someone else in
+    /// the meantime is a conflict, not taken over.
+    pub take_over: bool,
 }
 
 /// The label value for a repository name: the name itself when it fits in 63 characters.
@@ -121,6 +149,7 @@ pub fn desired_objects(repo: &PackageRepository, output: &Output) -> Result<Vec<
             kind,
             name: object_name,
             object,
+            take_over: false,
         });
     }
     Ok(out)
@@ -289,10 +318,12 @@ pub async fn apply_all(
 ) -> Result<BTreeMap<(Kind, String), Option<String>>, ReconcileError> {
     let packages: Api<Package> = Api::all(client.clone());
     let metadatas: Api<PackageMetadata> = Api::all(client.clone());
-    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let forced = PatchParams::apply(FIELD_MANAGER).force();
+    let new = PatchParams::apply(FIELD_MANAGER);
     let results: Vec<Result<Written, ReconcileError>> = stream::iter(objects)
         .map(|desired| {
-            let (packages, metadatas, params) = (&packages, &metadatas, &params);
+            let (packages, metadatas) = (&packages, &metadatas);
+            let params = if desired.take_over { &forced } else { &new };
             async move {
                 let patch = Patch::Apply(&desired.object);
                 let written = match desired.kind {
@@ -366,13 +397,34 @@ where
     Ok(list.items.into_iter().filter_map(|m| m.metadata.name).collect())
 }
 
-/// Delete what `repository` applied before and `keep` no longer lists; returns what was deleted.
+/// What [`prune`] did: objects deleted, and objects handed to another repository that supplies
+/// them too (they stay in the cluster, never missing for a moment).
+#[derive(Debug, Default)]
+pub struct Pruned {
+    pub deleted: Vec<(Kind, String)>,
+    pub handed_over: Vec<(Kind, String, String)>,
+}
+
+impl Pruned {
+    /// Every object this repository no longer supplies, deleted or handed over.
+    pub fn released(&self) -> Vec<(Kind, String)> {
+        self.deleted
+            .iter()
+            .cloned()
+            .chain(self.handed_over.iter().map(|(k, n, _)| (*k, n.clone())))
+            .collect()
+    }
+}
+
+/// Delete what `repository` applied before and `keep` no longer lists, except what `sharer`
+/// names another repository for: that is handed over to it.
 pub async fn prune(
     client: &kube::Client,
     repository: &str,
     keep: &BTreeSet<(Kind, String)>,
     own: &OwnWrites,
-) -> Result<Vec<(Kind, String)>, ReconcileError> {
+    sharer: &(dyn Fn(Kind, &str) -> Option<String> + Sync),
+) -> Result<Pruned, ReconcileError> {
     let packages: Api<Package> = Api::all(client.clone());
     let metadatas: Api<PackageMetadata> = Api::all(client.clone());
     let mut doomed = Vec::new();
@@ -386,7 +438,18 @@ pub async fn prune(
             doomed.push((Kind::PackageMetadata, name));
         }
     }
-    stream::iter(doomed.clone())
+    let mut pruned = Pruned::default();
+    let mut deletions = Vec::new();
+    for (kind, name) in doomed {
+        match sharer(kind, &name) {
+            Some(other) => {
+                hand_over(client, kind, &name, &other, own).await?;
+                pruned.handed_over.push((kind, name, other));
+            }
+            None => deletions.push((kind, name)),
+        }
+    }
+    stream::iter(deletions.clone())
         .map(|(kind, name)| {
             let (packages, metadatas) = (&packages, &metadatas);
             async move {
@@ -412,7 +475,83 @@ pub async fn prune(
         .buffer_unordered(8)
         .try_collect::<Vec<()>>()
         .await?;
-    Ok(doomed)
+    pruned.deleted = deletions;
+    Ok(pruned)
+}
+
+/// Give object `name` to repository `to` (which supplies it too): its label, annotation and owner
+/// reference become `to`'s, its content stays. `to` is then reconciled and applies its own copy.
+async fn hand_over(
+    client: &kube::Client,
+    kind: Kind,
+    name: &str,
+    to: &str,
+    own: &OwnWrites,
+) -> Result<(), ReconcileError> {
+    let failed = |source| ReconcileError::HandOver {
+        kind: kind.as_str(),
+        name: name.to_string(),
+        to: to.to_string(),
+        source: Box::new(source),
+    };
+    let repos: Api<PackageRepository> = Api::all(client.clone());
+    let Some(new_owner) = repos.get_opt(to).await.map_err(failed)? else {
+        return Ok(());
+    };
+    let owner = new_owner
+        .controller_owner_ref(&())
+        .ok_or(ReconcileError::Unnamed)?;
+    let current = match kind {
+        Kind::Package => Api::<Package>::all(client.clone())
+            .get_opt(name)
+            .await
+            .map_err(failed)?
+            .map(|o| serde_json::to_value(&o)),
+        Kind::PackageMetadata => Api::<PackageMetadata>::all(client.clone())
+            .get_opt(name)
+            .await
+            .map_err(failed)?
+            .map(|o| serde_json::to_value(&o)),
+    };
+    let Some(current) = current.transpose().map_err(|source| ReconcileError::Serialize {
+        what: format!("{} {name}", kind.as_str()),
+        source,
+    })?
+    else {
+        return Ok(());
+    };
+    let mut object = serde_json::json!({
+        "apiVersion": current["apiVersion"],
+        "kind": current["kind"],
+        "metadata": {
+            "name": name,
+            "labels": current["metadata"]["labels"],
+            "annotations": current["metadata"]["annotations"],
+            "ownerReferences": [owner],
+        },
+        "spec": current["spec"],
+    });
+    if let Some(labels) = object["metadata"]["labels"].as_object_mut() {
+        labels.insert(REPOSITORY_LABEL.into(), Value::String(label_value(to)));
+    }
+    if let Some(annotations) = object["metadata"]["annotations"].as_object_mut() {
+        annotations.insert(REPOSITORY_ANNOTATION.into(), Value::String(to.to_string()));
+        annotations.remove(APPLIED_SET_ANNOTATION);
+    }
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let written = match kind {
+        Kind::Package => Api::<Package>::all(client.clone())
+            .patch(name, &params, &Patch::Apply(&object))
+            .await
+            .map(|o| o.resource_version()),
+        Kind::PackageMetadata => Api::<PackageMetadata>::all(client.clone())
+            .patch(name, &params, &Patch::Apply(&object))
+            .await
+            .map(|o| o.resource_version()),
+    }
+    .map_err(failed)?;
+    own.record(kind, name, written);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -430,6 +569,7 @@ mod tests {
             kind: Kind::Package,
             name: "p.example.com.1.0.0".into(),
             object,
+            take_over: false,
         }
     }
 

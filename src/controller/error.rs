@@ -108,6 +108,35 @@ pub enum ReconcileError {
         theirs: String,
         field: String,
     },
+    #[error(
+        "{kind} {name} already exists and was not applied by a PackageRepository (written by {writers}); \
+         pkgr does not take over objects it did not create: delete it (kubectl delete {plural} {name}) \
+         or remove it from this repository{}",
+        more_such(*.others)
+    )]
+    NotApplied {
+        kind: &'static str,
+        plural: &'static str,
+        name: String,
+        writers: String,
+        others: usize,
+    },
+    #[error("handing {kind} {name} over to PackageRepository {to}, which supplies it too")]
+    HandOver {
+        kind: &'static str,
+        name: String,
+        to: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+    #[error("reading {kind} {name}, which PackageRepository {theirs} supplies, to compare it")]
+    ReadShared {
+        kind: &'static str,
+        name: String,
+        theirs: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
     #[error("applying {kind} {name}{}", more_failures(*.others))]
     Apply {
         kind: &'static str,
@@ -152,6 +181,13 @@ pub enum ReconcileError {
         #[source]
         source: Box<kube::runtime::finalizer::Error<ReconcileError>>,
     },
+}
+
+fn more_such(others: usize) -> String {
+    match others {
+        0 => String::new(),
+        n => format!(" ({n} more objects of this repository are in the same situation)"),
+    }
 }
 
 fn more_failures(others: usize) -> String {

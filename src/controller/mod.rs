@@ -30,6 +30,18 @@ pub use error::ReconcileError;
 pub use reconcile::{FINALIZER, error_policy, reconcile};
 pub use run::run;
 
+/// What the caches keep of a Package or PackageMetadata: its metadata, with the managedFields
+/// entries reduced to who wrote (their field sets are most of an object's metadata).
+pub type Cached<K> = kube::core::PartialObjectMeta<K>;
+
+/// Drop the field sets of managedFields, keeping manager, operation and subresource.
+pub fn slim(object: &mut kube::api::ObjectMeta) {
+    for entry in object.managed_fields.iter_mut().flatten() {
+        entry.fields_v1 = None;
+        entry.time = None;
+    }
+}
+
 /// Why the build step rejected a repository's contents (the repository layer's error, boxed so a
 /// test double does not depend on its variants).
 pub type BuildError = Box<dyn std::error::Error + Send + Sync>;
@@ -80,9 +92,10 @@ pub struct Context {
     pub builder: Builder,
     pub settings: Settings,
     pub recorder: Recorder,
-    /// Caches of the Packages and PackageMetadatas pkgr labelled (overlap checks, short-cut).
-    pub packages: Store<Package>,
-    pub metadatas: Store<PackageMetadata>,
+    /// Metadata of every Package and PackageMetadata in the cluster (ownership and overlap
+    /// checks, the short-cut, prune): not only pkgr's, so that objects made by hand are seen.
+    pub packages: Store<Cached<Package>>,
+    pub metadatas: Store<Cached<PackageMetadata>>,
     /// Cache of the Secrets in the controller namespace (`None`: read each from the API).
     pub secrets: Option<Store<Secret>>,
     pub memo: Arc<Mutex<HashMap<String, Memo>>>,
@@ -106,8 +119,8 @@ impl Context {
         source: Arc<dyn source::Source>,
         builder: Builder,
         settings: Settings,
-        packages: Store<Package>,
-        metadatas: Store<PackageMetadata>,
+        packages: Store<Cached<Package>>,
+        metadatas: Store<Cached<PackageMetadata>>,
     ) -> Context {
         let reporter = Reporter {
             controller: CONTROLLER_NAME.into(),

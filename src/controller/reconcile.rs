@@ -662,7 +662,7 @@ async fn pull(
     Ok(contents)
 }
 
-/// Step 6: overlap rules, parallel server-side apply, prune.
+/// Step 6: ownership and overlap rules, parallel server-side apply, prune.
 async fn apply_and_prune(
     repo: &PackageRepository,
     ctx: &Context,
@@ -675,19 +675,45 @@ async fn apply_and_prune(
     let mut kept_by_others = Vec::new();
     let mut applied: BTreeMap<(Kind, String), Option<String>> = BTreeMap::new();
     let mut keep = BTreeSet::new();
-    for object in desired {
-        // An object whose owner was just deleted is free, even while the cache still shows it.
-        let existing = existing(ctx, object.kind, &object.name)?
-            .filter(|(meta, _)| apply::owner_of(meta).is_none_or(|owner| !departed(ctx, &owner)));
-        let decision = apply::overlap(&name, &object, existing.as_ref().map(|(m, v)| (m, v.clone())))?;
+    let mut foreign: Vec<(Kind, String, String)> = Vec::new();
+    for mut object in desired {
         keep.insert((object.kind, object.name.clone()));
+        let Some(meta) = cached_meta(ctx, object.kind, &object.name) else {
+            to_write.push(object);
+            continue;
+        };
+        // An object whose owner was just deleted is free, even while the cache still shows it.
+        let decision = match apply::owner_of(&meta) {
+            None => {
+                foreign.push((object.kind, object.name.clone(), apply::writers(&meta)));
+                continue;
+            }
+            Some(owner) if owner == name || departed(ctx, &owner) => Overlap::Apply,
+            Some(theirs) => {
+                let full = read_full(ctx, object.kind, &object.name, &theirs).await?;
+                apply::overlap(&name, &object, full.as_ref().map(|v| (&meta, v.clone())))?
+            }
+        };
         match decision {
-            Overlap::Apply | Overlap::OursWins { .. } => to_write.push(object),
+            Overlap::Apply | Overlap::OursWins { .. } => {
+                object.take_over = true;
+                to_write.push(object);
+            }
             Overlap::Shared { theirs } | Overlap::TheirsWins { theirs } => {
                 applied.insert((object.kind, object.name.clone()), None);
                 kept_by_others.push((object.kind, object.name, theirs));
             }
         }
+    }
+    // Refused before any write: nothing of the repository is applied half-way.
+    if let Some((kind, object, writers)) = foreign.first().cloned() {
+        return Err(ReconcileError::NotApplied {
+            kind: kind.as_str(),
+            plural: kind.plural(),
+            name: object,
+            writers,
+            others: foreign.len() - 1,
+        });
     }
     let mark = apply::applied_set(
         fetched,
@@ -706,8 +732,9 @@ async fn apply_and_prune(
     )
     .await?;
     applied.extend(written);
-    let pruned = apply::prune(&ctx.client, &name, &keep, &ctx.own_writes).await?;
-    requeue_sharers(ctx, &name, &pruned);
+    let handover = |kind: Kind, object: &str| first_sharer(ctx, &name, kind, object);
+    let pruned = apply::prune(&ctx.client, &name, &keep, &ctx.own_writes, &handover).await?;
+    requeue_sharers(ctx, &name, &pruned.released());
     Ok(Applied {
         fetched: String::new(),
         memo: Memo {
@@ -718,33 +745,63 @@ async fn apply_and_prune(
         package_count: output.packages.len() as i64,
         metadata_count: output.metadatas.len(),
         skipped: output.skipped.clone(),
-        pruned: pruned.len(),
+        pruned: pruned.deleted.len(),
         kept_by_others,
     })
 }
 
-/// The cached object of that kind and name, as metadata plus JSON.
-fn existing(
+/// The cached metadata of the object of that kind and name.
+fn cached_meta(ctx: &Context, kind: Kind, name: &str) -> Option<kube::api::ObjectMeta> {
+    match kind {
+        Kind::Package => ctx
+            .packages
+            .get(&ObjectRef::new(name))
+            .map(|o| o.metadata.clone()),
+        Kind::PackageMetadata => ctx
+            .metadatas
+            .get(&ObjectRef::new(name))
+            .map(|o| o.metadata.clone()),
+    }
+}
+
+/// The whole object another repository supplies, to compare with ours (the caches hold metadata
+/// only; this read happens only where two repositories overlap).
+async fn read_full(
     ctx: &Context,
     kind: Kind,
     name: &str,
-) -> Result<Option<(kube::api::ObjectMeta, serde_json::Value)>, ReconcileError> {
-    let to_value = |v: Result<serde_json::Value, serde_json::Error>| {
-        v.map_err(|source| ReconcileError::Serialize {
-            what: format!("{} {name}", kind.as_str()),
-            source,
-        })
+    theirs: &str,
+) -> Result<Option<serde_json::Value>, ReconcileError> {
+    let read = |source| ReconcileError::ReadShared {
+        kind: kind.as_str(),
+        name: name.to_string(),
+        theirs: theirs.to_string(),
+        source: Box::new(source),
     };
-    Ok(match kind {
-        Kind::Package => match ctx.packages.get(&ObjectRef::new(name)) {
-            Some(o) => Some((o.metadata.clone(), to_value(serde_json::to_value(o.as_ref()))?)),
-            None => None,
-        },
-        Kind::PackageMetadata => match ctx.metadatas.get(&ObjectRef::new(name)) {
-            Some(o) => Some((o.metadata.clone(), to_value(serde_json::to_value(o.as_ref()))?)),
-            None => None,
-        },
+    let value = match kind {
+        Kind::Package => Api::<crate::api::Package>::all(ctx.client.clone())
+            .get_opt(name)
+            .await
+            .map_err(read)?
+            .map(|o| serde_json::to_value(&o)),
+        Kind::PackageMetadata => Api::<crate::api::PackageMetadata>::all(ctx.client.clone())
+            .get_opt(name)
+            .await
+            .map_err(read)?
+            .map(|o| serde_json::to_value(&o)),
+    };
+    value.transpose().map_err(|source| ReconcileError::Serialize {
+        what: format!("{} {name}", kind.as_str()),
+        source,
     })
+}
+
+/// Another repository (not `repository`, not deleted) whose last reconcile left this object to
+/// `repository`: it takes the object over instead of seeing it deleted.
+fn first_sharer(ctx: &Context, repository: &str, kind: Kind, object: &str) -> Option<String> {
+    super::sharers(&ctx.memo, repository, &[(kind, object.to_string())])
+        .into_iter()
+        .find(|other| !departed(ctx, other))
 }
 
 /// Step 8: delete what this repository alone supplied (objects carrying its label).
@@ -754,7 +811,8 @@ async fn cleanup(repo: &PackageRepository, ctx: &Context) -> Result<Action, Reco
     let now = status::now();
     let deleting = status::deleting(old, None, &now);
     write_status(ctx, &name, old, deleting.clone()).await?;
-    let deleted = match apply::prune(&ctx.client, &name, &BTreeSet::new(), &ctx.own_writes).await {
+    let handover = |kind: Kind, object: &str| first_sharer(ctx, &name, kind, object);
+    let deleted = match apply::prune(&ctx.client, &name, &BTreeSet::new(), &ctx.own_writes, &handover).await {
         Ok(deleted) => deleted,
         Err(error) => {
             // Keep the finalizer: the error policy retries, and the status says why.
@@ -782,13 +840,19 @@ async fn cleanup(repo: &PackageRepository, ctx: &Context) -> Result<Action, Reco
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .insert(name.clone());
-    requeue_sharers(ctx, &name, &deleted);
-    let note = format!(
+    requeue_sharers(ctx, &name, &deleted.released());
+    let mut note = format!(
         "Deleted {} Packages and PackageMetadatas this repository supplied",
-        deleted.len()
+        deleted.deleted.len()
     );
+    if !deleted.handed_over.is_empty() {
+        note.push_str(&format!(
+            "; {} that other PackageRepositories supply too were handed over to them",
+            deleted.handed_over.len()
+        ));
+    }
     publish(ctx, repo, EventType::Normal, "Deleted", "Delete", note).await;
-    tracing::info!(repository = %name, deleted = deleted.len(), "repository deleted");
+    tracing::info!(repository = %name, deleted = deleted.deleted.len(), handed_over = deleted.handed_over.len(), "repository deleted");
     Ok(Action::await_change())
 }
 

@@ -3,7 +3,9 @@
 use super::apply::{self, Kind};
 use super::config::{self, ControllerConfig};
 use super::watch::{self, WatchHealth};
-use super::{Context, Settings, default_builder, error, interested, metrics, secret_dependents, source};
+use super::{
+    Cached, Context, Settings, default_builder, error, interested, metrics, secret_dependents, source,
+};
 use super::{error_policy, reconcile, trigger_hash};
 use crate::api::{Package, PackageMetadata, PackageRepository};
 use futures_util::StreamExt;
@@ -26,6 +28,25 @@ where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
     move || watcher(api.clone(), config.clone()).boxed()
+}
+
+/// A metadata-only watch of every object of a kind, slimmed for the cache.
+fn metadata_watch_of<K>(api: Api<Cached<K>>) -> impl FnMut() -> watch::EventStream<Cached<K>> + Send + 'static
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    use futures_util::TryStreamExt;
+    move || {
+        watcher(api.clone(), watcher::Config::default())
+            .map_ok(|event| event.modify(|o| super::slim(&mut o.metadata)))
+            .boxed()
+    }
 }
 
 /// Watch events worth a reconcile: anything but the echo of pkgr's own applies and deletes.
@@ -66,8 +87,8 @@ pub async fn run(
     metrics: Arc<metrics::Metrics>,
     watches: Arc<WatchHealth>,
 ) {
-    let (packages, package_writer) = reflector::store::<Package>();
-    let (metadatas, metadata_writer) = reflector::store::<PackageMetadata>();
+    let (packages, package_writer) = reflector::store::<Cached<Package>>();
+    let (metadatas, metadata_writer) = reflector::store::<Cached<PackageMetadata>>();
     let mut ctx = Context::new(
         client.clone(),
         source,
@@ -83,17 +104,16 @@ pub async fn run(
     ctx.requeue = Some(requeue);
     let ctx = Arc::new(ctx);
 
-    let labelled = watcher::Config::default().labels(apply::REPOSITORY_LABEL);
     let package_stream = watch::resilient(
         "packages",
-        watch_of(Api::<Package>::all(client.clone()), labelled.clone()),
+        metadata_watch_of(Api::<Cached<Package>>::all(client.clone())),
         package_writer,
         watches.clone(),
     )
     .filter_map(external_changes(ctx.own_writes.clone(), Kind::Package));
     let metadata_stream = watch::resilient(
         "packagemetadatas",
-        watch_of(Api::<PackageMetadata>::all(client.clone()), labelled),
+        metadata_watch_of(Api::<Cached<PackageMetadata>>::all(client.clone())),
         metadata_writer,
         watches.clone(),
     )
@@ -153,10 +173,10 @@ pub async fn run(
         .watches_stream(config_map_stream, move |_: ConfigMap| {
             secret_dependents(&map_repos.state(), config::CONFIG_SECRET)
         })
-        .watches_stream(package_stream, move |p: Package| {
+        .watches_stream(package_stream, move |p: Cached<Package>| {
             interested(&package_memo, Kind::Package, &p.metadata)
         })
-        .watches_stream(metadata_stream, move |m: PackageMetadata| {
+        .watches_stream(metadata_stream, move |m: Cached<PackageMetadata>| {
             interested(&metadata_memo, Kind::PackageMetadata, &m.metadata)
         })
         .reconcile_on(stream_from(requeued))

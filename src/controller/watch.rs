@@ -116,7 +116,8 @@ impl Backoff {
     }
 }
 
-type EventStream<K> = Pin<Box<dyn Stream<Item = watcher::Result<Event<K>>> + Send>>;
+/// A watcher's event stream, as `resilient` (re)builds it.
+pub type EventStream<K> = Pin<Box<dyn Stream<Item = watcher::Result<Event<K>>> + Send>>;
 
 struct State<K: Resource<DynamicType = ()> + Clone + 'static, F> {
     name: String,

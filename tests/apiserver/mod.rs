@@ -334,6 +334,16 @@ impl FakeApiServer {
         self.shared.store.lock().unwrap().compact();
     }
 
+    /// Every change since the last compaction: (event type, resource, name).
+    pub fn history(&self) -> Vec<(String, String, String)> {
+        let store = self.shared.store.lock().unwrap();
+        store
+            .history
+            .iter()
+            .map(|c| (c.kind.to_string(), c.key.resource.clone(), c.key.name.clone()))
+            .collect()
+    }
+
     pub fn log(&self) -> Vec<Logged> {
         self.shared.log.lock().unwrap().clone()
     }

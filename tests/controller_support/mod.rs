@@ -10,7 +10,7 @@ use kube::runtime::watcher;
 use pkgr::api::{Package, PackageMetadata, PackageRepository};
 use pkgr::controller::secret::RegistryAuth;
 use pkgr::controller::source::{BoxFuture, Contents, Session, Source, SourceError};
-use pkgr::controller::{Context, Settings};
+use pkgr::controller::{Cached, Context, Settings};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -42,6 +42,8 @@ pub struct ClusterState {
     pub packages: BTreeMap<String, Value>,
     pub metadatas: BTreeMap<String, Value>,
     pub repository: Option<Value>,
+    /// Other PackageRepositories, by name (read when an object is handed over to one).
+    pub others: HashMap<String, Value>,
     pub log: Vec<Recorded>,
     resource_version: u64,
 }
@@ -80,6 +82,34 @@ fn answer(
         ("GET", ["api", "v1", "namespaces", ns, "secrets", name]) => match state.secrets.get(*name) {
             Some(secret) => (StatusCode::OK, secret.clone()),
             None => status(404, "NotFound", &format!("secrets \"{name}\" not found in {ns}")),
+        },
+        ("GET", ["apis", "data.packaging.carvel.dev", "v1alpha1", plural, name]) => {
+            let map = if *plural == "packages" {
+                &state.packages
+            } else {
+                &state.metadatas
+            };
+            match map.get(*name) {
+                Some(object) => (StatusCode::OK, object.clone()),
+                None => status(404, "NotFound", &format!("{plural} \"{name}\" not found")),
+            }
+        }
+        (
+            "GET",
+            [
+                "apis",
+                "install.package.carvel.dev",
+                "v1alpha1",
+                "packagerepositories",
+                name,
+            ],
+        ) => match state.others.get(*name) {
+            Some(repo) => (StatusCode::OK, repo.clone()),
+            None => status(
+                404,
+                "NotFound",
+                &format!("packagerepositories \"{name}\" not found"),
+            ),
         },
         ("PATCH", ["apis", "data.packaging.carvel.dev", "v1alpha1", plural, name]) => {
             state.resource_version += 1;
@@ -311,8 +341,17 @@ impl Session for Registry {
 
 /// The caches a context reads, with their writers.
 pub struct Caches {
-    pub packages: Writer<Package>,
-    pub metadatas: Writer<PackageMetadata>,
+    pub packages: Writer<Cached<Package>>,
+    pub metadatas: Writer<Cached<PackageMetadata>>,
+}
+
+/// An object as the metadata-only watch delivers it.
+fn cached<K>(object: &Value) -> Cached<K> {
+    serde_json::from_value(
+        json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+                                  "metadata": object["metadata"]}),
+    )
+    .unwrap()
 }
 
 impl Caches {
@@ -321,16 +360,14 @@ impl Caches {
         let state = state.lock().unwrap();
         self.packages.apply_watcher_event(&watcher::Event::Init);
         for o in state.packages.values() {
-            self.packages.apply_watcher_event(&watcher::Event::InitApply(
-                serde_json::from_value(o.clone()).unwrap(),
-            ));
+            self.packages
+                .apply_watcher_event(&watcher::Event::InitApply(cached(o)));
         }
         self.packages.apply_watcher_event(&watcher::Event::InitDone);
         self.metadatas.apply_watcher_event(&watcher::Event::Init);
         for o in state.metadatas.values() {
-            self.metadatas.apply_watcher_event(&watcher::Event::InitApply(
-                serde_json::from_value(o.clone()).unwrap(),
-            ));
+            self.metadatas
+                .apply_watcher_event(&watcher::Event::InitApply(cached(o)));
         }
         self.metadatas.apply_watcher_event(&watcher::Event::InitDone);
     }
@@ -358,8 +395,8 @@ pub fn context_with_secret_cache(
 /// A context over the fake API and registry.
 pub fn context(state: &Shared, registry: &Registry) -> (Arc<Context>, Caches) {
     let client = fake_api(state.clone());
-    let (packages, package_writer) = reflector::store::<Package>();
-    let (metadatas, metadata_writer) = reflector::store::<PackageMetadata>();
+    let (packages, package_writer) = reflector::store::<Cached<Package>>();
+    let (metadatas, metadata_writer) = reflector::store::<Cached<PackageMetadata>>();
     let ctx = Context::new(
         client,
         Arc::new(registry.clone()),
