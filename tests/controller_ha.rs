@@ -28,9 +28,10 @@ fn replica(kubeconfig: &tempfile::NamedTempFile, identity: &str) -> Replica {
             .args(["controller", "--leader-elect", "--metrics-address", "127.0.0.1:0"])
             .env("KUBECONFIG", kubeconfig.path())
             .env("POD_NAME", identity)
+            .env("PKGR_LOG", "info,pkgr=debug")
             .env_remove("KUBERNETES_SERVICE_HOST")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::inherit())
             .spawn()
             .unwrap(),
     )
@@ -90,14 +91,20 @@ async fn the_standby_that_takes_over_reconciles_what_happened_while_nobody_led()
     // Meanwhile: a repository is deleted (its finalizer keeps it until a controller cleans up)
     // and another one is created.
     api.delete(REPOS, None, "early");
-    api.create(REPOS, None, "late", repository("late", "late.corp.com"));
+    // Several at once: at start-up every reconcile waits for the caches together, and each must
+    // be woken (kube-runtime's own readiness wait wakes only the last of them).
+    let late: Vec<String> = (0..4).map(|i| format!("late{i}")).collect();
+    for name in &late {
+        api.create(REPOS, None, name, repository(name, &format!("{name}.corp.com")));
+    }
 
     api.wait_for(
         "the standby to take over and reconcile both",
         Duration::from_secs(60),
         |api| {
             let early_gone = api.get(REPOS, None, "early").is_none();
-            (holder(api).as_deref() == Some("second") && early_gone && succeeded(api, "late")).then_some(())
+            (holder(api).as_deref() == Some("second") && early_gone && late.iter().all(|n| succeeded(api, n)))
+                .then_some(())
         },
     )
     .await;
@@ -110,10 +117,7 @@ async fn the_standby_that_takes_over_reconciles_what_happened_while_nobody_led()
                 .map(str::to_string)
         })
         .collect();
-    assert_eq!(
-        names,
-        ["late.corp.com.1.0.0"],
-        "the deleted repository's Package went with it"
-    );
+    let expected: Vec<String> = late.iter().map(|n| format!("{n}.corp.com.1.0.0")).collect();
+    assert_eq!(names, expected, "the deleted repository's Package went with it");
     drop(standby);
 }

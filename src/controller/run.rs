@@ -77,6 +77,11 @@ fn touched<K>(event: Event<K>) -> std::future::Ready<Option<Result<K, watcher::E
     })
 }
 
+/// Names of the watches whose caches a reconcile reads.
+const PACKAGES: &str = "packages";
+const METADATAS: &str = "packagemetadatas";
+const SECRETS: &str = "secrets";
+
 /// Run the controller until `stop` resolves.
 pub async fn run(
     client: kube::Client,
@@ -105,14 +110,14 @@ pub async fn run(
     let ctx = Arc::new(ctx);
 
     let package_stream = watch::resilient(
-        "packages",
+        PACKAGES,
         metadata_watch_of(Api::<Cached<Package>>::all(client.clone())),
         package_writer,
         watches.clone(),
     )
     .filter_map(external_changes(ctx.own_writes.clone(), Kind::Package));
     let metadata_stream = watch::resilient(
-        "packagemetadatas",
+        METADATAS,
         metadata_watch_of(Api::<Cached<PackageMetadata>>::all(client.clone())),
         metadata_writer,
         watches.clone(),
@@ -132,12 +137,17 @@ pub async fn run(
             _ => None,
         })
     })
-    .predicate_filter(trigger_hash, Default::default());
+    .predicate_filter(trigger_hash, Default::default())
+    .inspect(|r| {
+        if let Ok(r) = r {
+            tracing::debug!(repository = %r.name_any(), generation = ?r.metadata.generation, "repository to reconcile");
+        }
+    });
 
     let tracker = Arc::new(ConfigTracker::new(ctx.clone()));
     let secret_tracker = tracker.clone();
     let secret_stream = watch::resilient(
-        "secrets",
+        SECRETS,
         watch_of(
             Api::<Secret>::namespaced(client.clone(), &settings.namespace),
             Default::default(),
@@ -157,7 +167,7 @@ pub async fn run(
             watcher::Config::default().fields(&format!("metadata.name={}", config::CONFIG_SECRET)),
         ),
         config_map_writer,
-        watches,
+        watches.clone(),
     )
     .inspect(move |event| map_tracker.on_config_map(event))
     .filter_map(touched);
@@ -183,14 +193,15 @@ pub async fn run(
         .with_config(controller::Config::default().concurrency(reconcile_concurrency))
         .graceful_shutdown_on(stop)
         .run(
-            |repo, ctx: Arc<Context>| async move {
-                // Overlap checks and the short-cut read the caches: wait for their first listing.
-                let _ = ctx.packages.wait_until_ready().await;
-                let _ = ctx.metadatas.wait_until_ready().await;
-                if let Some(secrets) = &ctx.secrets {
-                    let _ = secrets.wait_until_ready().await;
+            move |repo, ctx: Arc<Context>| {
+                let watches = watches.clone();
+                async move {
+                    // Overlap checks, the short-cut and credentials read the caches: wait for
+                    // their first listing (safe for many reconciles at once, unlike
+                    // `Store::wait_until_ready`).
+                    watches.wait_listed(&[PACKAGES, METADATAS, SECRETS]).await;
+                    reconcile(repo, ctx).await
                 }
-                reconcile(repo, ctx).await
             },
             error_policy,
             ctx,

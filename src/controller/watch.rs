@@ -18,13 +18,40 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Which watches are down, and since when: what `/readyz` reports.
-#[derive(Debug, Default)]
+/// Which watches are down, and since when: what `/readyz` reports. Also which watches have
+/// completed their first list, for reconciles that must not start on an empty cache.
+#[derive(Debug)]
 pub struct WatchHealth {
     down: Mutex<BTreeMap<String, Instant>>,
+    listed: tokio::sync::watch::Sender<std::collections::BTreeSet<String>>,
+}
+
+impl Default for WatchHealth {
+    fn default() -> Self {
+        WatchHealth {
+            down: Mutex::default(),
+            listed: tokio::sync::watch::channel(Default::default()).0,
+        }
+    }
 }
 
 impl WatchHealth {
+    /// Wait until every named watch has completed its first list.
+    ///
+    /// Any number of tasks may wait at once. (kube-runtime's `Store::wait_until_ready` may not be
+    /// awaited by several tasks: its one-shot channel keeps only the last waiter's waker, so every
+    /// other reconcile waiting at start-up would hang for good.)
+    pub async fn wait_listed(&self, names: &[&str]) {
+        let mut listed = self.listed.subscribe();
+        let _ = listed
+            .wait_for(|done| names.iter().all(|n| done.contains(*n)))
+            .await;
+    }
+
+    fn mark_listed(&self, name: &str) {
+        self.listed.send_if_modified(|done| done.insert(name.to_string()));
+    }
+
     /// Names of the watches that are failing now.
     pub fn down(&self) -> Vec<String> {
         self.down
@@ -160,6 +187,9 @@ where
             match inner.next().await {
                 Some(Ok(event)) => {
                     state.writer.apply_watcher_event(&event);
+                    if matches!(event, Event::InitDone) {
+                        state.health.mark_listed(&state.name);
+                    }
                     // A list that completed or a live event: the watch works again.
                     if matches!(event, Event::InitDone | Event::Apply(_) | Event::Delete(_)) {
                         state.backoff.reset();
@@ -230,6 +260,26 @@ mod tests {
         assert_eq!(classify(&forbidden), Failure::Forbidden);
         let unavailable = watcher::Error::InitialListFailed(kube::Error::Api(Box::new(status(503))));
         assert_eq!(classify(&unavailable), Failure::Unavailable);
+    }
+
+    #[tokio::test]
+    async fn every_waiter_wakes_when_the_caches_are_listed() {
+        let health = Arc::new(WatchHealth::default());
+        let waiters: Vec<_> = (0..8)
+            .map(|_| {
+                let health = health.clone();
+                tokio::spawn(async move { health.wait_listed(&["a", "b"]).await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        health.mark_listed("a");
+        health.mark_listed("b");
+        for waiter in waiters {
+            tokio::time::timeout(Duration::from_secs(5), waiter)
+                .await
+                .expect("every waiter is woken")
+                .unwrap();
+        }
     }
 
     #[test]
