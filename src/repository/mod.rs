@@ -4,20 +4,25 @@ use crate::api::{DATA_API_VERSION, Package, PackageMetadata, PackageMetadataSpec
 use crate::bundle::{FileTree, lock::ImagesLock};
 use kube::api::ObjectMeta;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, hash_map::Entry};
+use std::collections::{BTreeMap, BTreeSet, HashMap, hash_map::Entry};
 
 mod contents;
 mod documents;
 mod error;
+mod gojson;
+mod kbld;
 mod naming;
 mod relocate;
+mod upstream;
 mod validate;
 pub mod versions;
 
 pub use contents::{inline_files, sub_path};
 pub use error::{Place, Problem, ProblemKind, RepositoryError};
-pub use naming::{MAX_NAME_LENGTH, ORIGINAL_NAME_ANNOTATION, is_dns1123_subdomain, stored_name};
+pub use kbld::{KBLD_IMAGES_ANNOTATION, KBLD_ORIGINS_ANNOTATION};
+pub use naming::{MAX_NAME_LENGTH, ORIGINAL_NAME_ANNOTATION, is_dns1123_subdomain, is_mapped_name, stored_name};
 pub use relocate::KBLD_ID_ANNOTATION;
+pub use upstream::field_table;
 
 /// The directory a repository keeps its Package YAML in.
 pub const PACKAGES_DIR: &str = "packages/";
@@ -33,6 +38,15 @@ pub struct Skipped {
     pub kind: String,
 }
 
+/// A field kapp-controller's Go types do not have: dropped from what is applied, as upstream's
+/// decode drops it (often a typo worth a look).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DroppedField {
+    pub place: Place,
+    /// Path from the document root, keys as written (`spec.template.spec.fetch[0].imgpkgbundle`).
+    pub field: String,
+}
+
 /// What a repository's contents make.
 #[derive(Clone, Debug, Default)]
 pub struct Output {
@@ -42,8 +56,11 @@ pub struct Output {
     pub metadatas: Vec<PackageMetadata>,
     /// In file and document order.
     pub skipped: Vec<Skipped>,
-    /// How many `image` references were rewritten from the ImagesLock.
+    /// How many distinct images the rewritten `image` references point at now (an image used by
+    /// two Packages counts once).
     pub relocated_images: usize,
+    /// In file and document order.
+    pub dropped_fields: Vec<DroppedField>,
 }
 
 /// The part of `metadata` that is carried over; everything else (namespace, uid, owner
@@ -104,7 +121,9 @@ struct Collector {
     skipped: Vec<Skipped>,
     packages: Vec<Built<PackageSpec>>,
     metadatas: Vec<Built<PackageMetadataSpec>>,
-    relocated: usize,
+    /// The images rewritten references now point at.
+    relocated: BTreeSet<String>,
+    dropped: Vec<DroppedField>,
 }
 
 impl Collector {
@@ -169,7 +188,15 @@ impl Collector {
             return;
         }
         let mut value = value;
-        self.relocated += relocations.apply(&mut value);
+        if !self.normalise(&place, &kind, &mut value) {
+            return;
+        }
+        // kbld runs after the decode, on what it printed (kapp-controller's order).
+        let rewritten = relocations.apply(&mut value);
+        if !rewritten.is_empty() {
+            self.relocated.extend(rewritten.iter().map(|e| e.image.clone()));
+            annotate(&mut value, KBLD_IMAGES_ANNOTATION, kbld::images_annotation(&rewritten));
+        }
         if kind == "Package" {
             if let Some(built) = self.build(&kind, place, value, validate::package) {
                 self.packages.push(built);
@@ -178,6 +205,64 @@ impl Collector {
             self.metadatas.push(built);
         }
     }
+
+    /// Replace `spec` with what kapp-controller's decode and re-encode make of it; type errors
+    /// are recorded and make the document fail (`false`).
+    fn normalise(&mut self, place: &Place, kind: &str, value: &mut serde_json::Value) -> bool {
+        let Some(object) = value.as_object_mut() else {
+            return true;
+        };
+        let spec_type = if kind == "Package" {
+            &upstream::PACKAGE_SPEC
+        } else {
+            &upstream::PACKAGE_METADATA_SPEC
+        };
+        let spec = object.remove("spec").unwrap_or_default();
+        let decoded = gojson::normalise(&gojson::Ty::Struct(spec_type), &spec, "spec");
+        self.dropped.extend(decoded.dropped.into_iter().map(|field| DroppedField {
+            place: place.clone(),
+            field,
+        }));
+        if !decoded.errors.is_empty() {
+            for e in decoded.errors {
+                self.problem(
+                    place,
+                    ProblemKind::WrongType {
+                        field: e.field,
+                        expected: e.expected,
+                        found: e.found,
+                    },
+                );
+            }
+            return false;
+        }
+        if let Some(spec) = decoded.value {
+            object.insert("spec".to_string(), spec);
+        }
+        true
+    }
+}
+
+/// Set `metadata.annotations[key]`, making the maps it needs.
+fn annotate(value: &mut serde_json::Value, key: &str, text: String) {
+    let Some(object) = value.as_object_mut() else {
+        return;
+    };
+    let metadata = object
+        .entry("metadata")
+        .or_insert_with(|| serde_json::Value::Object(Default::default()));
+    if metadata.is_null() {
+        *metadata = serde_json::Value::Object(Default::default());
+    }
+    if !metadata.is_object() {
+        // A malformed metadata is reported by the decode; there is nothing to annotate.
+        return;
+    }
+    let annotations = &mut metadata["annotations"];
+    if !annotations.is_object() {
+        *annotations = serde_json::Value::Object(Default::default());
+    }
+    annotations[key] = serde_json::Value::String(text);
 }
 
 /// Read, decode and validate every document of `inputs` (in order).
@@ -270,7 +355,8 @@ fn read_all(inputs: &[(&String, &[u8])], relocations: &relocate::Relocations) ->
         all.skipped.extend(part.skipped);
         all.packages.extend(part.packages);
         all.metadatas.extend(part.metadatas);
-        all.relocated += part.relocated;
+        all.relocated.extend(part.relocated);
+        all.dropped.extend(part.dropped);
     }
     all
 }
@@ -438,6 +524,7 @@ pub fn build(files: &FileTree, images_lock: Option<&ImagesLock>) -> Result<Outpu
         packages,
         metadatas,
         relocated,
+        dropped,
     } = collector;
     let metadatas = unique("PackageMetadata", metadatas, str::to_string, &mut problems);
     let packages = unique("Package", packages, stored_name, &mut problems);
@@ -461,7 +548,8 @@ pub fn build(files: &FileTree, images_lock: Option<&ImagesLock>) -> Result<Outpu
             })
             .collect(),
         skipped,
-        relocated_images: relocated,
+        relocated_images: relocated.len(),
+        dropped_fields: dropped,
     })
 }
 
