@@ -128,8 +128,8 @@ impl fmt::Display for ProblemKind {
             } => write!(
                 f,
                 "Package {original:?} and Package {other_original:?} (in {other}) would both be \
-                 stored as {stored:?}; Kubernetes names allow neither '+' nor uppercase, so \
-                 rename one version"
+                 stored as {stored:?} (the hashes that keep mapped names apart collide); rename \
+                 one version, for example with another build metadata tag"
             ),
         }
     }

@@ -664,6 +664,32 @@ mod tests {
     }
 
     #[test]
+    fn originals_that_share_a_stored_name_are_refused_naming_both() {
+        let built = |original: &str, file: &str| Built {
+            place: Place {
+                file: file.into(),
+                document: Some(1),
+            },
+            original: original.into(),
+            labels: None,
+            annotations: None,
+            spec: (),
+        };
+        let mut problems = Vec::new();
+        let objects = vec![built("a", "x.yml"), built("b", "y.yml"), built("a", "z.yml")];
+        let kept = unique("Package", objects, |_| "same".to_string(), &mut problems);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].1.original, "a");
+        assert_eq!(problems.len(), 1, "an identical repeat is no problem: {problems:?}");
+        assert_eq!(
+            problems[0].to_string(),
+            "y.yml doc 1: Package \"b\" and Package \"a\" (in x.yml doc 1) would both be stored as \
+             \"same\" (the hashes that keep mapped names apart collide); rename one version, for \
+             example with another build metadata tag"
+        );
+    }
+
+    #[test]
     fn parallel_reading_gives_the_same_result_in_the_same_order() {
         let mut files = FileTree::new();
         for i in 0..3000 {
