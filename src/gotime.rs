@@ -45,7 +45,10 @@ pub fn parse_duration_nanos(s: &str) -> Result<i64, String> {
                 if overflow {
                     continue;
                 }
-                match fraction.checked_mul(10).and_then(|f| f.checked_add(u64::from(d - b'0'))) {
+                match fraction
+                    .checked_mul(10)
+                    .and_then(|f| f.checked_add(u64::from(d - b'0')))
+                {
                     Some(f) if f <= limit => {
                         fraction = f;
                         scale *= 10.0;
@@ -75,13 +78,22 @@ pub fn parse_duration_nanos(s: &str) -> Result<i64, String> {
             "" => return Err(format!("time: missing unit in duration {s:?}")),
             other => return Err(format!("time: unknown unit {other:?} in duration {s:?}")),
         };
-        let mut value = whole.checked_mul(per_unit).filter(|&v| v <= limit).ok_or_else(invalid)?;
+        let mut value = whole
+            .checked_mul(per_unit)
+            .filter(|&v| v <= limit)
+            .ok_or_else(invalid)?;
         if frac_len > 0 {
             // Go: v += uint64(float64(f) * (float64(unit) / scale)), truncated.
             let part = (fraction as f64 * (per_unit as f64 / scale)) as u64;
-            value = value.checked_add(part).filter(|&v| v <= limit).ok_or_else(invalid)?;
+            value = value
+                .checked_add(part)
+                .filter(|&v| v <= limit)
+                .ok_or_else(invalid)?;
         }
-        total = total.checked_add(value).filter(|&v| v <= limit).ok_or_else(invalid)?;
+        total = total
+            .checked_add(value)
+            .filter(|&v| v <= limit)
+            .ok_or_else(invalid)?;
     }
     if negative {
         Ok((total as i128).wrapping_neg() as i64)
@@ -305,7 +317,17 @@ mod tests {
     #[test]
     fn durations_go_refuses_are_refused() {
         for bad in [
-            "", "5", "5 minutes", "5min", "m", ".s", "-", "1h 30m", "1e3s", "5M", "2562047h47m16.854775808s",
+            "",
+            "5",
+            "5 minutes",
+            "5min",
+            "m",
+            ".s",
+            "-",
+            "1h 30m",
+            "1e3s",
+            "5M",
+            "2562047h47m16.854775808s",
             "9999999999999999999h",
         ] {
             assert!(parse_duration_nanos(bad).is_err(), "{bad:?}");
@@ -330,14 +352,32 @@ mod tests {
     #[test]
     fn times_are_stored_in_utc_with_whole_seconds() {
         let utc = |s: &str| format_rfc3339_utc(parse_rfc3339(s).unwrap());
-        assert_eq!(utc("2021-05-05T18:57:06+02:00").as_deref(), Some("2021-05-05T16:57:06Z"));
-        assert_eq!(utc("2021-05-05T18:57:06.999Z").as_deref(), Some("2021-05-05T18:57:06Z"));
-        assert_eq!(utc("2021-12-31T23:30:00-01:00").as_deref(), Some("2022-01-01T00:30:00Z"));
-        assert_eq!(utc("2024-03-01T00:10:00+01:00").as_deref(), Some("2024-02-29T23:10:00Z"));
-        assert_eq!(utc("1970-01-01T00:00:00Z").as_deref(), Some("1970-01-01T00:00:00Z"));
+        assert_eq!(
+            utc("2021-05-05T18:57:06+02:00").as_deref(),
+            Some("2021-05-05T16:57:06Z")
+        );
+        assert_eq!(
+            utc("2021-05-05T18:57:06.999Z").as_deref(),
+            Some("2021-05-05T18:57:06Z")
+        );
+        assert_eq!(
+            utc("2021-12-31T23:30:00-01:00").as_deref(),
+            Some("2022-01-01T00:30:00Z")
+        );
+        assert_eq!(
+            utc("2024-03-01T00:10:00+01:00").as_deref(),
+            Some("2024-02-29T23:10:00Z")
+        );
+        assert_eq!(
+            utc("1970-01-01T00:00:00Z").as_deref(),
+            Some("1970-01-01T00:00:00Z")
+        );
         assert_eq!(utc("0001-01-01T00:00:00Z"), None, "Go's zero time prints as null");
         assert_eq!(utc("0001-01-01T01:00:00+01:00"), None);
-        assert_eq!(utc("0000-01-01T00:30:00+01:00").as_deref(), Some("-0001-12-31T23:30:00Z"));
+        assert_eq!(
+            utc("0000-01-01T00:30:00+01:00").as_deref(),
+            Some("-0001-12-31T23:30:00Z")
+        );
     }
 
     #[test]

@@ -95,7 +95,10 @@ pub(crate) fn images_annotation(rewritten: &[&LockedImage]) -> String {
         .map(|entry| {
             let mut origins = lock_origins(entry);
             origins.push(json!({"preresolved": {"url": entry.image}}));
-            (entry.image.as_str(), json!({"origins": origins, "url": entry.image}))
+            (
+                entry.image.as_str(),
+                json!({"origins": origins, "url": entry.image}),
+            )
         })
         .collect();
     entries.sort_by(|a, b| a.0.cmp(b.0));
@@ -316,7 +319,9 @@ mod tests {
     fn git_origins_keep_their_fields_in_go_order_sorted() {
         let a = entry(
             "reg/app@sha256:11",
-            Some("- git:\n    sha: \"1234567\"\n    remoteURL: git@github.com:org/repo.git\n    dirty: false\n    tags: [v1]\n- local:\n    path: ./src\n"),
+            Some(
+                "- git:\n    sha: \"1234567\"\n    remoteURL: git@github.com:org/repo.git\n    dirty: false\n    tags: [v1]\n- local:\n    path: ./src\n",
+            ),
         );
         assert_eq!(
             images_annotation(&[&a]),

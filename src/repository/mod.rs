@@ -20,7 +20,9 @@ pub mod versions;
 pub use contents::{inline_files, sub_path};
 pub use error::{Place, Problem, ProblemKind, RepositoryError};
 pub use kbld::{KBLD_IMAGES_ANNOTATION, KBLD_ORIGINS_ANNOTATION};
-pub use naming::{MAX_NAME_LENGTH, ORIGINAL_NAME_ANNOTATION, is_dns1123_subdomain, is_mapped_name, stored_name};
+pub use naming::{
+    MAX_NAME_LENGTH, ORIGINAL_NAME_ANNOTATION, is_dns1123_subdomain, is_mapped_name, stored_name,
+};
 pub use relocate::KBLD_ID_ANNOTATION;
 pub use upstream::field_table;
 
@@ -195,7 +197,11 @@ impl Collector {
         let rewritten = relocations.apply(&mut value);
         if !rewritten.is_empty() {
             self.relocated.extend(rewritten.iter().map(|e| e.image.clone()));
-            annotate(&mut value, KBLD_IMAGES_ANNOTATION, kbld::images_annotation(&rewritten));
+            annotate(
+                &mut value,
+                KBLD_IMAGES_ANNOTATION,
+                kbld::images_annotation(&rewritten),
+            );
         }
         if kind == "Package" {
             if let Some(built) = self.build(&kind, place, value, validate::package) {
@@ -219,10 +225,11 @@ impl Collector {
         };
         let spec = object.remove("spec").unwrap_or_default();
         let decoded = gojson::normalise(&gojson::Ty::Struct(spec_type), &spec, "spec");
-        self.dropped.extend(decoded.dropped.into_iter().map(|field| DroppedField {
-            place: place.clone(),
-            field,
-        }));
+        self.dropped
+            .extend(decoded.dropped.into_iter().map(|field| DroppedField {
+                place: place.clone(),
+                field,
+            }));
         if !decoded.errors.is_empty() {
             for e in decoded.errors {
                 self.problem(
@@ -680,7 +687,11 @@ mod tests {
         let kept = unique("Package", objects, |_| "same".to_string(), &mut problems);
         assert_eq!(kept.len(), 1);
         assert_eq!(kept[0].1.original, "a");
-        assert_eq!(problems.len(), 1, "an identical repeat is no problem: {problems:?}");
+        assert_eq!(
+            problems.len(),
+            1,
+            "an identical repeat is no problem: {problems:?}"
+        );
         assert_eq!(
             problems[0].to_string(),
             "y.yml doc 1: Package \"b\" and Package \"a\" (in x.yml doc 1) would both be stored as \

@@ -108,7 +108,12 @@ mod tests {
 
     #[test]
     fn valid_names_are_kept() {
-        for name in ["simple-app.corp.com.1.0.0", "a.b.c.1.2.3-rc.1", "x", "pkg.corp.com.1.0.0--vmware.1"] {
+        for name in [
+            "simple-app.corp.com.1.0.0",
+            "a.b.c.1.2.3-rc.1",
+            "x",
+            "pkg.corp.com.1.0.0--vmware.1",
+        ] {
             assert_eq!(stored_name(name), name);
             assert!(!is_mapped_name(name));
         }

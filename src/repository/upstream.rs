@@ -345,7 +345,10 @@ pub(crate) static PACKAGE_SPEC: GoStruct = GoStruct {
         Field::value("template", Ty::Struct(&APP_TEMPLATE_SPEC)),
         Field::value("valuesSchema", Ty::Struct(&VALUES_SCHEMA)),
         Field::value("includedSoftware", Ty::List(&Ty::Struct(&INCLUDED_SOFTWARE))),
-        Field::pointer("kappControllerVersionSelection", Ty::Struct(&CONSTRAINT_SELECTION)),
+        Field::pointer(
+            "kappControllerVersionSelection",
+            Ty::Struct(&CONSTRAINT_SELECTION),
+        ),
         Field::pointer("kubernetesVersionSelection", Ty::Struct(&CONSTRAINT_SELECTION)),
     ],
 };
