@@ -137,13 +137,14 @@ pub(crate) struct Decoded {
     pub dropped: Vec<String>,
 }
 
-/// Decode `input` (found at `path`) as a value of type `ty` and encode it again.
-pub(crate) fn normalise(ty: &Ty, input: &Value, path: &str) -> Decoded {
+/// Decode `input` (found at `path`) as a value of type `ty` and encode it again. The input is
+/// taken by value so that strings and raw objects move through without copies.
+pub(crate) fn normalise(ty: &Ty, input: Value, path: &str) -> Decoded {
     let mut decoder = Decoder::default();
     let mut path = path.to_string();
     let go = decoder.decode(ty, false, input, zero(ty), &mut path);
     Decoded {
-        value: encode(ty, &go),
+        value: encode(ty, go),
         errors: decoder.errors,
         dropped: decoder.dropped,
     }
@@ -252,7 +253,7 @@ impl Decoder {
 
     /// Decode `input` into `into` (Go decodes into the existing value: a repeated key merges
     /// into a struct and overwrites a scalar).
-    fn decode(&mut self, ty: &Ty, pointer: bool, input: &Value, into: Go, path: &mut String) -> Go {
+    fn decode(&mut self, ty: &Ty, pointer: bool, input: Value, into: Go, path: &mut String) -> Go {
         if pointer {
             if input.is_null() {
                 return Go::Nil;
@@ -271,35 +272,35 @@ impl Decoder {
             (Ty::StringMap, Value::Null) => Go::Map(None),
             (Ty::Duration, Value::Null) => {
                 // metav1.Duration parses null as "": time.ParseDuration refuses it.
-                self.refuse(path, ty, input);
+                self.refuse(path, ty, &Value::Null);
                 into
             }
             (_, Value::Null) => into,
-            (Ty::String, Value::String(s)) => Go::Str(s.clone()),
-            (Ty::Bool, Value::Bool(b)) => Go::Bool(*b),
-            (Ty::Duration, Value::String(s)) => match gotime::parse_duration_nanos(s) {
+            (Ty::String, Value::String(s)) => Go::Str(s),
+            (Ty::Bool, Value::Bool(b)) => Go::Bool(b),
+            (Ty::Duration, Value::String(s)) => match gotime::parse_duration_nanos(&s) {
                 Ok(nanos) => Go::Duration(nanos),
                 Err(reason) => {
                     self.errors.push(TypeError {
                         field: path.clone(),
                         expected: ty.expected(),
-                        found: format!("{} ({reason})", Value::String(s.clone())),
+                        found: format!("{} ({reason})", Value::String(s)),
                     });
                     into
                 }
             },
-            (Ty::Time, Value::String(s)) => match gotime::parse_rfc3339(s) {
+            (Ty::Time, Value::String(s)) => match gotime::parse_rfc3339(&s) {
                 Ok(t) => Go::Time(Some(t)),
                 Err(_) => {
                     self.errors.push(TypeError {
                         field: path.clone(),
                         expected: ty.expected(),
-                        found: Value::String(s.clone()).to_string(),
+                        found: Value::String(s).to_string(),
                     });
                     into
                 }
             },
-            (Ty::RawObject, Value::Object(_)) => Go::Raw(Some(input.clone())),
+            (Ty::RawObject, raw @ Value::Object(_)) => Go::Raw(Some(raw)),
             (Ty::StringMap, Value::Object(entries)) => {
                 let mut map = match into {
                     Go::Map(Some(existing)) => existing,
@@ -307,16 +308,16 @@ impl Decoder {
                 };
                 for (key, value) in entries {
                     let len = path.len();
-                    push_key(path, key);
+                    push_key(path, &key);
                     match value {
                         Value::String(_) => {
-                            map.insert(key.clone(), value.clone());
+                            map.insert(key, value);
                         }
                         // A null entry becomes the element type's zero value.
                         Value::Null => {
-                            map.insert(key.clone(), Value::String(String::new()));
+                            map.insert(key, Value::String(String::new()));
                         }
-                        other => self.refuse(path, &Ty::String, other),
+                        other => self.refuse(path, &Ty::String, &other),
                     }
                     path.truncate(len);
                 }
@@ -324,7 +325,7 @@ impl Decoder {
             }
             (Ty::List(elem), Value::Array(items)) => {
                 let mut list = Vec::with_capacity(items.len());
-                for (i, item) in items.iter().enumerate() {
+                for (i, item) in items.into_iter().enumerate() {
                     let len = path.len();
                     path.push_str(&format!("[{i}]"));
                     list.push(self.decode(elem, false, item, zero(elem), path));
@@ -332,21 +333,21 @@ impl Decoder {
                 }
                 Go::List(Some(list))
             }
-            (Ty::Struct(s), Value::Object(_)) => self.decode_struct(s, input, into, path),
+            (Ty::Struct(s), object @ Value::Object(_)) => self.decode_struct(s, object, into, path),
             (ty, other) => {
-                self.refuse(path, ty, other);
+                self.refuse(path, ty, &other);
                 into
             }
         }
     }
 
-    fn decode_struct(&mut self, s: &'static GoStruct, input: &Value, into: Go, path: &mut String) -> Go {
+    fn decode_struct(&mut self, s: &'static GoStruct, input: Value, into: Go, path: &mut String) -> Go {
         let Value::Object(entries) = input else {
             if !input.is_null() {
                 self.errors.push(TypeError {
                     field: path.clone(),
                     expected: Ty::Struct(s).expected(),
-                    found: found(input),
+                    found: found(&input),
                 });
             }
             return into;
@@ -360,8 +361,8 @@ impl Decoder {
         };
         for (key, value) in entries {
             let len = path.len();
-            push_key(path, key);
-            match field_index(s, key) {
+            push_key(path, &key);
+            match field_index(s, &key) {
                 Some(i) => {
                     let field = &s.fields[i];
                     let current = std::mem::replace(&mut values[i], Go::Nil);
@@ -376,36 +377,36 @@ impl Decoder {
 }
 
 /// Go's encoding of a value (`None`: null, which is not stored).
-fn encode(ty: &Ty, go: &Go) -> Option<Value> {
+fn encode(ty: &Ty, go: Go) -> Option<Value> {
     match (ty, go) {
         (_, Go::Nil) => None,
-        (_, Go::Str(s)) => Some(Value::String(s.clone())),
-        (_, Go::Bool(b)) => Some(Value::Bool(*b)),
-        (_, Go::Duration(n)) => Some(Value::String(gotime::format_duration_nanos(*n))),
+        (_, Go::Str(s)) => Some(Value::String(s)),
+        (_, Go::Bool(b)) => Some(Value::Bool(b)),
+        (_, Go::Duration(n)) => Some(Value::String(gotime::format_duration_nanos(n))),
         (_, Go::Time(t)) => t.and_then(gotime::format_rfc3339_utc).map(Value::String),
-        (_, Go::Raw(raw)) => raw.clone(),
-        (_, Go::Map(map)) => map.clone().map(Value::Object),
-        (Ty::List(elem), Go::List(list)) => list.as_ref().map(|items| {
+        (_, Go::Raw(raw)) => raw,
+        (_, Go::Map(map)) => map.map(Value::Object),
+        (Ty::List(elem), Go::List(list)) => list.map(|items| {
             Value::Array(
                 items
-                    .iter()
+                    .into_iter()
                     // An element Go prints as null is kept as null: a list keeps its length.
                     .map(|item| encode(elem, item).unwrap_or(Value::Null))
                     .collect(),
             )
         }),
-        (Ty::Struct(s), Go::Struct(_)) => encode_struct(s, go),
+        (Ty::Struct(s), go @ Go::Struct(_)) => encode_struct(s, go),
         _ => None,
     }
 }
 
-fn encode_struct(s: &GoStruct, go: &Go) -> Option<Value> {
+fn encode_struct(s: &GoStruct, go: Go) -> Option<Value> {
     let Go::Struct(values) = go else {
         return None;
     };
     let mut out = Map::new();
     for (field, value) in s.fields.iter().zip(values) {
-        if is_empty(field, value) {
+        if is_empty(field, &value) {
             continue;
         }
         if let Some(encoded) = encode(&field.ty, value) {
@@ -461,7 +462,7 @@ mod tests {
     };
 
     fn run(input: Value) -> Decoded {
-        normalise(&Ty::Struct(&OUTER), &input, "spec")
+        normalise(&Ty::Struct(&OUTER), input, "spec")
     }
 
     #[test]

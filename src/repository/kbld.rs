@@ -77,7 +77,7 @@ fn lock_origins(entry: &LockedImage) -> Vec<Value> {
         return Vec::new();
     };
     static ORIGINS: Ty = Ty::List(&Ty::Struct(&ORIGIN));
-    let decoded = gojson::normalise(&ORIGINS, &parsed, "");
+    let decoded = gojson::normalise(&ORIGINS, parsed, "");
     if !decoded.errors.is_empty() {
         return Vec::new();
     }

@@ -167,7 +167,7 @@ impl Collector {
             &upstream::PACKAGE_METADATA_SPEC
         };
         let spec = object.remove("spec").unwrap_or_default();
-        let decoded = gojson::normalise(&gojson::Ty::Struct(spec_type), &spec, "spec");
+        let decoded = gojson::normalise(&gojson::Ty::Struct(spec_type), spec, "spec");
         self.dropped
             .extend(decoded.dropped.into_iter().map(|field| DroppedField {
                 place: place.clone(),
