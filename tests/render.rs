@@ -330,6 +330,58 @@ fn skipped_documents_are_listed_on_stderr() {
 }
 
 #[test]
+fn unknown_fields_are_noted_shared_images_count_once_and_kbld_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let tarball = dir.path().join("shared.tar");
+    let mut files = example_files();
+    // A third Package using the 1.0.0 package bundle, with a misspelt field and a Go duration.
+    files.insert(
+        "packages/simple-app.corp.com/1.0.0+hotfix.1.yml".into(),
+        b"apiVersion: data.packaging.carvel.dev/v1alpha1\nkind: Package\nmetadata:\n  name: simple-app.corp.com.1.0.0+hotfix.1\nspec:\n  refName: simple-app.corp.com\n  version: 1.0.0+hotfix.1\n  template:\n    spec:\n      syncPeriod: 10m\n      fetch:\n      - imgpkgbundel:\n          image: x\n      - imgpkgBundle:\n          image: docker.io/user1/simple-app-package:1.0.0\n"
+            .to_vec(),
+    );
+    write_tarball(&tarball, &files, true);
+    let out = pkgr(&["render", "--tar", tarball.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "stderr: {stderr}");
+    assert!(
+        stderr.contains(
+            "note: packages/simple-app.corp.com/1.0.0+hotfix.1.yml doc 1: field \
+             spec.template.spec.fetch[0].imgpkgbundel is not part of kapp-controller's types"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("rendered 1 PackageMetadata and 3 Packages from")
+            && stderr.contains("(2 images relocated)"),
+        "{stderr}"
+    );
+    let docs = documents(&out.stdout);
+    let hotfix = docs
+        .iter()
+        .find(|d| d["spec"]["version"] == "1.0.0+hotfix.1")
+        .expect("the hotfix Package");
+    assert_eq!(hotfix["spec"]["template"]["spec"]["syncPeriod"], "10m0s");
+    assert_eq!(
+        hotfix["spec"]["template"]["spec"]["fetch"][0],
+        serde_json::json!({})
+    );
+    let digests = example_digests();
+    let image = format!("index.docker.io/user1/simple-app-package@{}", digests[0]);
+    assert_eq!(
+        hotfix["spec"]["template"]["spec"]["fetch"][1]["imgpkgBundle"]["image"],
+        image.as_str()
+    );
+    let record = hotfix["metadata"]["annotations"]["kbld.k14s.io/images"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        record,
+        format!("- origins:\n  - preresolved:\n      url: {image}\n  url: {image}\n")
+    );
+}
+
+#[test]
 fn usage_errors_exit_2() {
     let cases: &[&[&str]] = &[
         &["render"],

@@ -105,7 +105,7 @@ fn a_valid_repository_builds_every_object_from_every_depth() {
     assert_eq!(
         names,
         [
-            "other.corp.com.0.1.0--vmware.1",
+            repository::stored_name("other.corp.com.0.1.0+vmware.1").as_str(),
             "simple-app.corp.com.1.0.0",
             "simple-app.corp.com.2.0.0"
         ]
@@ -238,7 +238,12 @@ fn without_a_lock_images_stay_as_written() {
 fn build_metadata_versions_get_a_dns_name_and_keep_the_original() {
     let out = build_ok(&load("valid"), None);
     let p = &out.packages[0];
-    assert_eq!(p.metadata.name.as_deref(), Some("other.corp.com.0.1.0--vmware.1"));
+    let stored = p.metadata.name.as_deref().unwrap();
+    assert!(
+        stored.starts_with("other.corp.com.0.1.0-vmware.1.0") && repository::is_mapped_name(stored),
+        "{stored}"
+    );
+    assert!(repository::is_dns1123_subdomain(stored));
     assert_eq!(p.spec.version, "0.1.0+vmware.1");
     assert_eq!(p.spec.ref_name, "other.corp.com");
     assert_eq!(
@@ -316,14 +321,12 @@ fn every_validation_rule_is_reported_with_file_document_and_rule() {
         ),
         format!("{f} doc 6: spec.kubernetesVersionSelection.constraints: Invalid value: \">=1.x.y\": "),
         format!(
-            "{f} doc 7: cannot read Package: field spec.licenses: invalid type: string \"Apache\", expected a sequence"
+            "{f} doc 7: spec.licenses: expected a list of strings, found a string (\"Apache\") (kapp-controller cannot decode it either)"
         ),
         format!(
             "{f} doc 8: cannot read Package: field metadata.labels.version: invalid type: integer `4`, expected a string"
         ),
-        format!(
-            "{f} doc 9: cannot read Package: field spec.version: invalid type: floating point `5.0`, expected a string"
-        ),
+        format!("{f} doc 9: spec.version: expected a string, found a number (5.0)"),
     ];
     assert_eq!(texts.len(), expected_prefixes.len(), "{texts:#?}");
     for (text, prefix) in texts.iter().zip(&expected_prefixes) {
@@ -385,16 +388,41 @@ fn differing_duplicates_name_both_files_and_identical_ones_are_kept_once() {
 }
 
 #[test]
-fn two_versions_that_map_to_one_stored_name_are_rejected_naming_both() {
-    let found = problems(repository::build(&load("collision"), None));
-    assert_eq!(found.len(), 1, "{found:#?}");
-    assert_eq!(
-        found[0].2,
-        "packages/b.yml doc 1: Package \"col.corp.com.1.0.0+BUILD.1\" and Package \
-         \"col.corp.com.1.0.0+build.1\" (in packages/a.yml doc 1) would both be stored as \
-         \"col.corp.com.1.0.0--build.1\"; Kubernetes names allow neither '+' nor uppercase, so \
-         rename one version"
-    );
+fn versions_upstream_keeps_apart_are_stored_apart_and_each_keeps_its_original() {
+    let out = build_ok(&load("collision"), None);
+    let originals: Vec<String> = out
+        .packages
+        .iter()
+        .map(|p| format!("{}.{}", p.spec.ref_name, p.spec.version))
+        .collect();
+    assert_eq!(originals.len(), 6, "{originals:?}");
+    let mut stored: Vec<&str> = out
+        .packages
+        .iter()
+        .map(|p| p.metadata.name.as_deref().unwrap())
+        .collect();
+    stored.sort();
+    stored.dedup();
+    assert_eq!(stored.len(), 6, "one stored name each: {stored:?}");
+    for p in &out.packages {
+        let name = p.metadata.name.as_deref().unwrap();
+        let original = format!("{}.{}", p.spec.ref_name, p.spec.version);
+        assert!(repository::is_dns1123_subdomain(name), "{name}");
+        if repository::is_dns1123_subdomain(&original) {
+            assert_eq!(name, original, "a valid name is kept as it is");
+            assert!(p.metadata.annotations.is_none());
+        } else {
+            assert_eq!(name, repository::stored_name(&original));
+            assert_eq!(
+                p.metadata.annotations.as_ref().unwrap()[ORIGINAL_NAME_ANNOTATION],
+                original,
+                "the original is recoverable from the annotation"
+            );
+        }
+    }
+    for valid in ["col.corp.com.1.0.0--build.1", "col.corp.com.1.0.0-rc.1"] {
+        assert!(stored.contains(&valid), "{valid} kept as it is: {stored:?}");
+    }
 }
 
 #[test]
@@ -514,7 +542,10 @@ fn yaml_output_lists_metadatas_first_then_packages_by_name() {
         ]
     );
     assert_eq!(docs[2]["spec"]["version"], "0.1.0+vmware.1");
-    assert_eq!(docs[2]["metadata"]["name"], "other.corp.com.0.1.0--vmware.1");
+    assert_eq!(
+        docs[2]["metadata"]["name"],
+        repository::stored_name("other.corp.com.0.1.0+vmware.1")
+    );
 }
 
 #[test]

@@ -8,7 +8,8 @@ pub const DATA_VERSION: &str = "v1alpha1";
 pub const DATA_API_VERSION: &str = "data.packaging.carvel.dev/v1alpha1";
 
 /// One version of a package. The object name is `refName + "." + version`, stored under a
-/// DNS-1123 form when the version carries semver build metadata (`+`).
+/// deterministic DNS-1123 form (annotation `pkgr.carvel.dev/original-name` holds the original)
+/// when the version carries semver build metadata (`+`) or upper-case letters.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
 #[kube(
     group = "data.packaging.carvel.dev",
@@ -29,7 +30,7 @@ pub struct PackageSpec {
     pub version: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub licenses: Vec<String>,
-    /// RFC 3339 time.
+    /// RFC 3339 time, stored in UTC with whole seconds (as kapp-controller's metav1.Time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub released_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

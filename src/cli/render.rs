@@ -253,6 +253,13 @@ fn print(output: &Output, origin: &str) -> CommandResult {
             s.file, s.document
         );
     }
+    for d in &output.dropped_fields {
+        eprintln!(
+            "pkgr: note: {}: field {} is not part of kapp-controller's types and is left out, \
+             as kapp-controller leaves it out (check its spelling)",
+            d.place, d.field
+        );
+    }
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
     for doc in output.yaml_documents() {
         stdout.write_all(doc?.as_bytes())?;
@@ -262,7 +269,7 @@ fn print(output: &Output, origin: &str) -> CommandResult {
         "pkgr: rendered {} and {} from {origin} ({} relocated)",
         plural(output.metadatas.len(), "PackageMetadata", "PackageMetadatas"),
         plural(output.packages.len(), "Package", "Packages"),
-        plural(output.relocated_images, "image reference", "image references"),
+        plural(output.relocated_images, "image", "images"),
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -138,40 +138,7 @@ impl fmt::Debug for RegistryAuthFlags {
     }
 }
 
-/// Parse a Go duration as imgpkg flags take them (`30s`, `1m30s`, `500ms`, `1h`).
-pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration {s:?}: expected a Go duration such as 30s, 1m30s or 500ms");
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let value: f64 = rest[..num_end].parse().map_err(|_| bad())?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let seconds = match &rest[..unit_end] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(bad()),
-        };
-        rest = &rest[unit_end..];
-        total += Duration::try_from_secs_f64(value * seconds).map_err(|_| bad())?;
-    }
-    Ok(total)
-}
+pub use crate::gotime::parse_go_duration;
 
 impl RegistryAuthFlags {
     /// Client options from the flags, the process environment and the user's Docker config.

@@ -46,6 +46,13 @@ pub enum ProblemKind {
         field: String,
         message: String,
     },
+    /// A field's value is not of the Go type kapp-controller decodes it into.
+    WrongType {
+        /// Path from the document root, keys as written (`spec.template.spec.syncPeriod`).
+        field: String,
+        expected: String,
+        found: String,
+    },
     /// A field breaks a validation rule.
     Invalid {
         field: String,
@@ -90,6 +97,14 @@ impl fmt::Display for ProblemKind {
                     write!(f, "cannot read {kind}: field {field}: {message}")
                 }
             }
+            ProblemKind::WrongType {
+                field,
+                expected,
+                found,
+            } => write!(
+                f,
+                "{field}: expected {expected}, found {found} (kapp-controller cannot decode it either)"
+            ),
             ProblemKind::Invalid { field, value, rule } => match value {
                 None if rule.is_empty() => write!(f, "{field}: Required value"),
                 None => write!(f, "{field}: Required value: {rule}"),
@@ -113,8 +128,8 @@ impl fmt::Display for ProblemKind {
             } => write!(
                 f,
                 "Package {original:?} and Package {other_original:?} (in {other}) would both be \
-                 stored as {stored:?}; Kubernetes names allow neither '+' nor uppercase, so \
-                 rename one version"
+                 stored as {stored:?} (the hashes that keep mapped names apart collide); rename \
+                 one version, for example with another build metadata tag"
             ),
         }
     }

@@ -1,6 +1,6 @@
 //! kbld's rewrite of image references: every string under a key named `image` that equals an
 //! ImagesLock entry's `kbld.carvel.dev/id` becomes that entry's (relocated) image.
-use crate::bundle::lock::ImagesLock;
+use crate::bundle::lock::{ImagesLock, LockedImage};
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -10,7 +10,7 @@ pub const KBLD_ID_ANNOTATION: &str = "kbld.carvel.dev/id";
 /// Lookup from the reference written in Package YAML to the image to use instead.
 #[derive(Debug, Default)]
 pub(crate) struct Relocations<'a> {
-    by_id: HashMap<&'a str, &'a str>,
+    by_id: HashMap<&'a str, &'a LockedImage>,
 }
 
 impl<'a> Relocations<'a> {
@@ -20,7 +20,7 @@ impl<'a> Relocations<'a> {
         let mut by_id = HashMap::new();
         for entry in lock.map(|l| l.images.as_slice()).unwrap_or_default() {
             if let Some(id) = entry.annotations.get(KBLD_ID_ANNOTATION) {
-                by_id.entry(id.as_str()).or_insert(entry.image.as_str());
+                by_id.entry(id.as_str()).or_insert(entry);
             }
         }
         Relocations { by_id }
@@ -30,35 +30,35 @@ impl<'a> Relocations<'a> {
         self.by_id.is_empty()
     }
 
-    /// Rewrite matching `image` strings anywhere in `value`; returns how many were replaced.
-    pub(crate) fn apply(&self, value: &mut Value) -> usize {
-        if self.is_empty() {
-            return 0;
+    /// Rewrite matching `image` strings anywhere in `value`; returns the lock entry used for
+    /// each rewritten reference, in document order.
+    pub(crate) fn apply(&self, value: &mut Value) -> Vec<&'a LockedImage> {
+        let mut used = Vec::new();
+        if !self.is_empty() {
+            self.walk(value, &mut used);
         }
-        let mut replaced = 0;
-        self.walk(value, &mut replaced);
-        replaced
+        used
     }
 
-    fn walk(&self, value: &mut Value, replaced: &mut usize) {
+    fn walk(&self, value: &mut Value, used: &mut Vec<&'a LockedImage>) {
         match value {
             Value::Object(map) => {
                 for (key, child) in map.iter_mut() {
                     if key == "image" {
                         if let Value::String(reference) = child {
-                            if let Some(new) = self.by_id.get(reference.as_str()) {
-                                *reference = (*new).to_string();
-                                *replaced += 1;
+                            if let Some(entry) = self.by_id.get(reference.as_str()) {
+                                reference.clone_from(&entry.image);
+                                used.push(entry);
                             }
                             continue;
                         }
                     }
-                    self.walk(child, replaced);
+                    self.walk(child, used);
                 }
             }
             Value::Array(items) => {
                 for item in items {
-                    self.walk(item, replaced);
+                    self.walk(item, used);
                 }
             }
             _ => {}
@@ -99,7 +99,7 @@ mod tests {
             ]}}},
             "other": {"image": "user/app:v1", "images": "user/app:v1"}
         });
-        assert_eq!(r.apply(&mut doc), 2);
+        assert_eq!(r.apply(&mut doc).len(), 2);
         let fetch = &doc["spec"]["template"]["spec"]["fetch"];
         assert_eq!(fetch[0]["imgpkgBundle"]["image"], "reg.corp/r@sha256:aa");
         assert_eq!(
@@ -124,7 +124,7 @@ mod tests {
         ]);
         let r = Relocations::new(Some(&l));
         let mut doc = json!({"image": "reg/a@sha256:11", "list": [{"image": "x"}]});
-        assert_eq!(r.apply(&mut doc), 1);
+        assert_eq!(r.apply(&mut doc).len(), 1);
         assert_eq!(doc["image"], "reg/a@sha256:11");
         assert_eq!(doc["list"][0]["image"], "reg/b@sha256:22");
     }
@@ -133,7 +133,7 @@ mod tests {
     fn no_lock_changes_nothing() {
         let r = Relocations::new(None);
         let mut doc = json!({"image": "x"});
-        assert_eq!(r.apply(&mut doc), 0);
+        assert!(r.apply(&mut doc).is_empty());
         assert_eq!(doc, json!({"image": "x"}));
     }
 }
