@@ -1,0 +1,209 @@
+//! Who the binary speaks as: pkgr, or imgpkg when it was invoked under that name.
+//!
+//! An imgpkg user's scripts match imgpkg's words (`imgpkg: Error: …`, `imgpkg version X`), so
+//! every text that differs between the two voices is decided here and nowhere else.
+use std::ffi::OsStr;
+use std::path::Path;
+
+/// The version both voices report (the crate's).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Voice {
+    Pkgr,
+    Imgpkg,
+}
+
+impl Voice {
+    /// `imgpkg` when the program's file name (argv[0], without directories or `.exe`) is
+    /// `imgpkg`, as when pkgr is installed as a copy or symlink of that name.
+    pub fn from_program(argv0: Option<&OsStr>) -> Voice {
+        let stem = argv0
+            .map(Path::new)
+            .and_then(Path::file_stem)
+            .and_then(OsStr::to_str);
+        match stem {
+            Some(name) if name.eq_ignore_ascii_case("imgpkg") => Voice::Imgpkg,
+            _ => Voice::Pkgr,
+        }
+    }
+
+    /// The voice of the running process.
+    pub fn detect() -> Voice {
+        Voice::from_program(std::env::args_os().next().as_deref())
+    }
+
+    /// The program name as the user typed it.
+    pub fn program(self) -> &'static str {
+        match self {
+            Voice::Pkgr => "pkgr",
+            Voice::Imgpkg => "imgpkg",
+        }
+    }
+
+    /// The `version` subcommand's output: `imgpkg version X` or `pkgr version X`.
+    pub fn version_line(self) -> String {
+        format!("{} version {VERSION}", self.program())
+    }
+
+    /// How a failed command is reported on stderr.
+    ///
+    /// pkgr: `pkgr: <error>` and one indented `caused by:` line per cause.
+    /// imgpkg: `imgpkg: Error: <error: cause: …>` with imgpkg's multi-line layout (a new,
+    /// deeper-indented line wherever `: ` is followed by a capital letter).
+    pub fn error_text(self, error: &(dyn std::error::Error + 'static)) -> String {
+        match self {
+            Voice::Pkgr => {
+                let mut out = format!("pkgr: {error}");
+                let mut source = error.source();
+                while let Some(cause) = source {
+                    out.push_str(&format!("\n  caused by: {cause}"));
+                    source = cause.source();
+                }
+                out
+            }
+            Voice::Imgpkg => format!("imgpkg: Error: {}", multi_line(&go_chain(error))),
+        }
+    }
+}
+
+/// The error chain as Go's `fmt.Errorf("…: %s", err)` wrapping prints it, leaving out a cause
+/// whose text its parent already shows.
+fn go_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
+}
+
+/// imgpkg's (go-cli-ui's) multi-line error layout: on the first line, outside brackets, each
+/// `: ` followed by a capital letter starts a new line, indented two spaces deeper than the last.
+/// Unbalanced brackets leave the text as it is, as imgpkg does.
+fn multi_line(text: &str) -> String {
+    let (first, rest) = match text.split_once('\n') {
+        Some((first, rest)) => (first, Some(rest)),
+        None => (text, None),
+    };
+    let mut depth = 0i32;
+    let mut pieces: Vec<String> = vec![String::new()];
+    let chars: Vec<char> = first.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '[' | '(' | '{' => depth += 1,
+            ']' | ')' | '}' => depth -= 1,
+            _ => {}
+        }
+        if depth < 0 {
+            return text.to_string();
+        }
+        let splits = depth == 0
+            && c == ':'
+            && chars.get(i + 1) == Some(&' ')
+            && chars.get(i + 2).is_some_and(|n| n.is_uppercase());
+        pieces.last_mut().expect("never empty").push(c);
+        if splits {
+            pieces.push(String::new());
+            i += 2;
+            continue;
+        }
+        i += 1;
+    }
+    if depth != 0 {
+        return text.to_string();
+    }
+    let mut out = pieces
+        .iter()
+        .enumerate()
+        .map(|(level, piece)| format!("{}{piece}", "  ".repeat(level)))
+        .collect::<Vec<_>>()
+        .join("\n");
+    if let Some(rest) = rest {
+        out.push('\n');
+        out.push_str(rest);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Wrapped(&'static str, Option<Box<Wrapped>>);
+    impl std::fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for Wrapped {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|e| e as _)
+        }
+    }
+
+    #[test]
+    fn the_program_name_decides_the_voice() {
+        let voice = |s: &str| Voice::from_program(Some(OsStr::new(s)));
+        assert_eq!(voice("/usr/local/bin/imgpkg"), Voice::Imgpkg);
+        assert_eq!(voice("imgpkg"), Voice::Imgpkg);
+        assert_eq!(voice("C:\\bin\\imgpkg.exe".replace('\\', "/").as_str()), Voice::Imgpkg);
+        assert_eq!(voice("/usr/bin/pkgr"), Voice::Pkgr);
+        assert_eq!(voice("/opt/imgpkg/bin/pkgr"), Voice::Pkgr);
+        assert_eq!(voice("imgpkg-old"), Voice::Pkgr);
+        assert_eq!(Voice::from_program(None), Voice::Pkgr);
+    }
+
+    #[test]
+    fn version_lines() {
+        assert_eq!(Voice::Imgpkg.version_line(), format!("imgpkg version {VERSION}"));
+        assert_eq!(Voice::Pkgr.version_line(), format!("pkgr version {VERSION}"));
+    }
+
+    #[test]
+    fn errors_in_each_voice() {
+        let error = Wrapped(
+            "Fetching image",
+            Some(Box::new(Wrapped(
+                "GET http://127.0.0.1:5000/v2/nothing/manifests/latest",
+                Some(Box::new(Wrapped("NAME_UNKNOWN: Unknown name", None))),
+            ))),
+        );
+        assert_eq!(
+            Voice::Imgpkg.error_text(&error),
+            "imgpkg: Error: Fetching image:\n  GET http://127.0.0.1:5000/v2/nothing/manifests/latest:\n    NAME_UNKNOWN:\n      Unknown name"
+        );
+        assert_eq!(
+            Voice::Pkgr.error_text(&error),
+            "pkgr: Fetching image\n  caused by: GET http://127.0.0.1:5000/v2/nothing/manifests/latest\n  caused by: NAME_UNKNOWN: Unknown name"
+        );
+    }
+
+    #[test]
+    fn multi_line_keeps_brackets_and_later_lines() {
+        assert_eq!(
+            multi_line("Overlaying (in order: A, B): Document on line (kv arg):1: Expected 1"),
+            "Overlaying (in order: A, B):\n  Document on line (kv arg):1:\n    Expected 1"
+        );
+        assert_eq!(multi_line("a: B\nsecond: Line"), "a:\n  B\nsecond: Line");
+        assert_eq!(multi_line("unbalanced (: B"), "unbalanced (: B");
+        assert_eq!(multi_line("lower: case stays"), "lower: case stays");
+    }
+
+    #[test]
+    fn a_cause_already_in_its_parent_is_not_repeated() {
+        let error = Wrapped(
+            "pulling x: connection refused",
+            Some(Box::new(Wrapped("connection refused", None))),
+        );
+        assert_eq!(go_chain(&error), "pulling x: connection refused");
+    }
+}
