@@ -52,10 +52,7 @@ pub type CommandResult = Result<ExitCode, Box<dyn std::error::Error + Send + Syn
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let voice = Voice::detect();
-    let matches = Cli::command()
-        .name(voice.program())
-        .bin_name(voice.program())
-        .get_matches();
+    let matches = command(voice).get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
@@ -109,6 +106,17 @@ pub fn main() -> ExitCode {
     };
     ui.finish();
     code
+}
+
+/// The command line in `voice`'s name. A flag given twice keeps its last value, as Go's flag
+/// package (imgpkg's) does: scripts that append `--yes` to a call that has one still run.
+pub fn command(voice: Voice) -> clap::Command {
+    fn override_self(command: clap::Command) -> clap::Command {
+        command
+            .args_override_self(true)
+            .mut_subcommands(override_self)
+    }
+    override_self(Cli::command().name(voice.program()).bin_name(voice.program()))
 }
 
 /// The error text in pkgr's own voice: `pkgr: <error>` and each cause on an indented line.
