@@ -84,7 +84,14 @@ fn global_flags_are_accepted_before_and_after_the_subcommand() {
     let installed = Installed::new();
     for args in [
         &["--tty", "version"][..],
-        &["version", "-y", "--color=false", "--column", "name,digest", "--debug=false"],
+        &[
+            "version",
+            "-y",
+            "--color=false",
+            "--column",
+            "name,digest",
+            "--debug=false",
+        ],
         &["--json=false", "--tty=true", "version"],
     ] {
         installed.ok(&installed.imgpkg(), args);

@@ -112,9 +112,7 @@ pub fn main() -> ExitCode {
 /// package (imgpkg's) does: scripts that append `--yes` to a call that has one still run.
 pub fn command(voice: Voice) -> clap::Command {
     fn override_self(command: clap::Command) -> clap::Command {
-        command
-            .args_override_self(true)
-            .mut_subcommands(override_self)
+        command.args_override_self(true).mut_subcommands(override_self)
     }
     override_self(Cli::command().name(voice.program()).bin_name(voice.program()))
 }

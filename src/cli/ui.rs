@@ -165,24 +165,32 @@ impl Ui {
 
     /// A status line (imgpkg's `PrintLinef`): `Pushed '…'`, `Succeeded`.
     pub fn line(&self, text: &str) {
-        self.emit(Mode::Auto, |state, json| {
-            if json {
-                state.doc.lines.get_or_insert_default().push(text.to_string());
-            } else {
-                writeln_to(&mut state.out, text);
-            }
-        }, self.show_lines);
+        self.emit(
+            Mode::Auto,
+            |state, json| {
+                if json {
+                    state.doc.lines.get_or_insert_default().push(text.to_string());
+                } else {
+                    writeln_to(&mut state.out, text);
+                }
+            },
+            self.show_lines,
+        );
     }
 
     /// A log line of a running command (imgpkg's logger): consecutive ones are not padded.
     pub fn log(&self, text: &str) {
-        self.emit(Mode::Raw, |state, json| {
-            if json {
-                state.doc.lines.get_or_insert_default().push(text.to_string());
-            } else {
-                writeln_to(&mut state.out, text);
-            }
-        }, self.show_lines);
+        self.emit(
+            Mode::Raw,
+            |state, json| {
+                if json {
+                    state.doc.lines.get_or_insert_default().push(text.to_string());
+                } else {
+                    writeln_to(&mut state.out, text);
+                }
+            },
+            self.show_lines,
+        );
     }
 
     /// A block of output that is the command's result (a digest, a version): always shown.
@@ -190,16 +198,20 @@ impl Ui {
     /// imgpkg writes blocks as they are (`tag resolve` prints no newline); pkgr ends each line.
     pub fn block(&self, text: &str) {
         let end_line = self.voice == Voice::Pkgr && !text.ends_with('\n');
-        self.emit(Mode::Raw, |state, json| {
-            if json {
-                state.doc.blocks.get_or_insert_default().push(text.to_string());
-            } else {
-                state.out.extend_from_slice(text.as_bytes());
-                if end_line {
-                    state.out.push(b'\n');
+        self.emit(
+            Mode::Raw,
+            |state, json| {
+                if json {
+                    state.doc.blocks.get_or_insert_default().push(text.to_string());
+                } else {
+                    state.out.extend_from_slice(text.as_bytes());
+                    if end_line {
+                        state.out.push(b'\n');
+                    }
                 }
-            }
-        }, true);
+            },
+            true,
+        );
     }
 
     /// The final `Succeeded`.
@@ -218,13 +230,17 @@ impl Ui {
         }
         table.rows.sort_by(|a, b| a.first().cmp(&b.first()));
         let tty = self.tty;
-        self.emit(Mode::Auto, |state, json| {
-            if json {
-                state.doc.tables.get_or_insert_default().push(json_table(&table));
-            } else {
-                state.out.extend_from_slice(text_table(&table, tty).as_bytes());
-            }
-        }, true);
+        self.emit(
+            Mode::Auto,
+            |state, json| {
+                if json {
+                    state.doc.tables.get_or_insert_default().push(json_table(&table));
+                } else {
+                    state.out.extend_from_slice(text_table(&table, tty).as_bytes());
+                }
+            },
+            true,
+        );
     }
 
     /// Report a failed command: on stderr in the voice's words, or as a JSON line.
@@ -265,10 +281,7 @@ impl Ui {
         {
             let mut state = self.lock();
             if !self.json {
-                let pad = match (state.previous, mode) {
-                    (Mode::Start, _) | (Mode::Raw, Mode::Raw) => false,
-                    _ => true,
-                };
+                let pad = !matches!((state.previous, mode), (Mode::Start, _) | (Mode::Raw, Mode::Raw));
                 if pad {
                     state.out.push(b'\n');
                 }
@@ -374,7 +387,12 @@ fn text_table(table: &Table, tty: bool) -> String {
         return out;
     }
     let mut lines: Vec<Vec<String>> = vec![visible.iter().map(|&i| table.headers[i].title.clone()).collect()];
-    lines.extend(table.rows.iter().map(|row| visible.iter().map(|&i| cell(row, i)).collect()));
+    lines.extend(
+        table
+            .rows
+            .iter()
+            .map(|row| visible.iter().map(|&i| cell(row, i)).collect()),
+    );
     let widths: Vec<usize> = (0..visible.len())
         .map(|c| lines.iter().map(|l| l[c].chars().count()).max().unwrap_or(0))
         .collect();

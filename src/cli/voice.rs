@@ -155,7 +155,10 @@ mod tests {
         let voice = |s: &str| Voice::from_program(Some(OsStr::new(s)));
         assert_eq!(voice("/usr/local/bin/imgpkg"), Voice::Imgpkg);
         assert_eq!(voice("imgpkg"), Voice::Imgpkg);
-        assert_eq!(voice("C:\\bin\\imgpkg.exe".replace('\\', "/").as_str()), Voice::Imgpkg);
+        assert_eq!(
+            voice("C:\\bin\\imgpkg.exe".replace('\\', "/").as_str()),
+            Voice::Imgpkg
+        );
         assert_eq!(voice("/usr/bin/pkgr"), Voice::Pkgr);
         assert_eq!(voice("/opt/imgpkg/bin/pkgr"), Voice::Pkgr);
         assert_eq!(voice("imgpkg-old"), Voice::Pkgr);
