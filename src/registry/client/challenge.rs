@@ -166,10 +166,16 @@ impl Client {
                 request
             }
         };
-        let resp = request.send().await.map_err(|e| classify(&e, op))?;
+        let request = request.build().map_err(|e| classify(&e, op))?;
+        super::debug::request(&request);
+        let resp = http.execute(request).await.map_err(|e| classify(&e, op))?;
+        super::debug::response(&resp);
         let status = resp.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            return Err(unauthorized(op));
+            let body = read_capped(resp, MAX_SMALL_BODY, op).await.unwrap_or_default();
+            let (_, message) = distribution_error(&body);
+            let anonymous = matches!(credentials, Credentials::Anonymous);
+            return Err(unauthorized(op, anonymous, message));
         }
         if !status.is_success() {
             let body = read_capped(resp, MAX_SMALL_BODY, op).await.unwrap_or_default();

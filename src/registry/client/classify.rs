@@ -35,7 +35,7 @@ pub(super) fn status_to_error(op: &Op, status: u16, code: Option<String>, messag
     };
     let repository = format!("{}/{}", op.registry, op.repository);
     match (status, code.as_deref()) {
-        (401, _) | (_, Some("UNAUTHORIZED")) => unauthorized(op),
+        (401, _) | (_, Some("UNAUTHORIZED")) => unauthorized(op, false, with_code(code.as_deref(), message)),
         (403, _) | (_, Some("DENIED")) => RegistryError::Denied {
             action,
             registry: op.registry.clone(),
@@ -87,11 +87,23 @@ pub(super) fn status_to_error(op: &Op, status: u16, code: Option<String>, messag
     }
 }
 
-pub(super) fn unauthorized(op: &Op) -> RegistryError {
+/// `anonymous`: nothing was sent, so the registry did not reject credentials, it asked for them.
+pub(super) fn unauthorized(op: &Op, anonymous: bool, message: String) -> RegistryError {
     RegistryError::Unauthorized {
         action: op.action.clone(),
         registry: op.registry.clone(),
         repository: op.repository.clone(),
+        anonymous,
+        message,
+    }
+}
+
+/// `UNAUTHORIZED: authentication required`, the registry's words as imgpkg shows them.
+fn with_code(code: Option<&str>, message: String) -> String {
+    match code {
+        Some(code) if message.is_empty() => code.to_string(),
+        Some(code) => format!("{code}: {message}"),
+        None => message,
     }
 }
 
@@ -218,6 +230,15 @@ pub(super) fn classify(e: &reqwest::Error, op: &Op) -> RegistryError {
             action: op.action.clone(),
             registry: op.registry.clone(),
             message: cert,
+        };
+    }
+    // Waiting for response headers is bounded by the user's --registry-response-header-timeout;
+    // a connection or body that stalls is a network hiccup, worth another attempt.
+    if e.is_timeout() && !e.is_connect() && !e.is_body() {
+        return RegistryError::NoResponse {
+            action: op.action.clone(),
+            registry: op.registry.clone(),
+            message,
         };
     }
     if e.is_timeout() {

@@ -20,6 +20,7 @@ use std::time::Instant;
 
 mod challenge;
 mod classify;
+mod debug;
 mod options;
 mod retry;
 mod stream;
@@ -31,7 +32,7 @@ pub use stream::BlobStream;
 pub(crate) use wire::is_loopback;
 
 use challenge::{Challenge, TokenKey, TokenSlot};
-use classify::{classify, unauthorized};
+use classify::classify;
 use options::build_http;
 use stream::{CountedBody, Progress, Verifying};
 use transport::SchemeSlot;
@@ -529,9 +530,6 @@ impl Client {
             });
         }
         let resp = sent.map_err(|e| classify(&e, &op))?;
-        if resp.status() == StatusCode::UNAUTHORIZED {
-            return Err(unauthorized(&op));
-        }
         if !resp.status().is_success() {
             return Err(self.status_error(resp, &op).await);
         }

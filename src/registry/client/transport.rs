@@ -1,7 +1,8 @@
-//! One authorised request: the registry's scheme (HTTPS, or plain HTTP where allowed), the
-//! credentials, the Authorization header, and one answer to a 401 challenge.
+//! One authorised request: the `/v2/` ping (scheme, HTTPS or plain HTTP where allowed, and the
+//! auth challenge), the credentials, the Authorization header, and one answer to a 401 challenge.
 use super::challenge::parse_challenge;
-use super::classify::{classify, unauthorized};
+use super::classify::classify;
+use super::debug;
 use super::wire::same_authority;
 use super::{Challenge, Client, Op, is_loopback};
 use crate::registry::{Credentials, RegistryError};
@@ -15,6 +16,9 @@ pub(super) type SchemeSlot = Arc<tokio::sync::Mutex<Option<&'static str>>>;
 impl Client {
     /// One request with authentication: answers a 401 challenge once, and turns retryable
     /// statuses (5xx, 408, 429) into errors so that [`retrying`](Self::retrying) sees them.
+    ///
+    /// The registry is pinged first (once), so credentials go out with the first request
+    /// whenever its `/v2/` challenge asked for them.
     pub(super) async fn send(
         &self,
         op: &Op,
@@ -23,8 +27,8 @@ impl Client {
         let credentials = self.credentials(op).await;
         let mut answered_challenge = false;
         loop {
+            let scheme = self.ping(op).await?;
             let auth = self.authorization(op, &credentials).await?;
-            let scheme = self.scheme(op).await?;
             let http = self.http_for(&op.registry);
             let base = format!("{scheme}://{}", op.registry);
             let mut request = build(http, &base).build().map_err(|e| classify(&e, op))?;
@@ -34,7 +38,9 @@ impl Client {
             {
                 request.headers_mut().insert(header::AUTHORIZATION, auth);
             }
+            debug::request(&request);
             let resp = http.execute(request).await.map_err(|e| classify(&e, op))?;
+            debug::response(&resp);
             let status = resp.status();
             if status == StatusCode::UNAUTHORIZED {
                 // Retry once with what the challenge asks for, when we have something better to send.
@@ -46,16 +52,27 @@ impl Client {
                     (challenge, _) => challenge,
                 };
                 let Some(challenge) = challenge else {
-                    return Err(unauthorized(op));
+                    return Err(match self.status_error(resp, op).await {
+                        RegistryError::Unauthorized {
+                            action,
+                            registry,
+                            repository,
+                            message,
+                            ..
+                        } => RegistryError::Unauthorized {
+                            action,
+                            registry,
+                            repository,
+                            anonymous: sent_auth.is_none(),
+                            message,
+                        },
+                        other => other,
+                    });
                 };
                 if let Some(rejected) = &sent_auth {
                     self.forget_token(op, &credentials, rejected).await;
                 }
-                self.inner
-                    .challenges
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(op.registry.clone(), challenge);
+                self.learn_challenge(&op.registry, challenge);
                 answered_challenge = true;
                 continue;
             }
@@ -67,6 +84,14 @@ impl Client {
             }
             return Ok(resp);
         }
+    }
+
+    fn learn_challenge(&self, registry: &str, challenge: Challenge) {
+        self.inner
+            .challenges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(registry.to_string(), challenge);
     }
 
     /// The keychain's answer; a Docker credential helper runs on the blocking pool.
@@ -113,11 +138,15 @@ impl Client {
         self.inner.options.allow_plain_http || is_loopback(registry)
     }
 
-    /// `https`, or `http` for a registry allowed plain HTTP that does not speak TLS.
+    /// `GET /v2/`, once per registry, as Docker clients do: it tells the scheme (`https`, or
+    /// `http` for a registry allowed plain HTTP that does not speak TLS) and the auth challenge,
+    /// which many registries send only there (a bare 401 elsewhere).
     ///
-    /// Falls back only when the TLS attempt failed for a reason other than certificate
-    /// verification or a timeout: a bad certificate is never "solved" by dropping TLS.
-    pub(super) async fn scheme(&self, op: &Op) -> Result<&'static str, RegistryError> {
+    /// Falls back to plain HTTP only when the TLS attempt failed for a reason other than
+    /// certificate verification or silence: a bad certificate is never "solved" by dropping TLS.
+    /// The ping is bounded by the response timeout as a whole, so a registry that accepts
+    /// connections and never answers fails within that time.
+    pub(super) async fn ping(&self, op: &Op) -> Result<&'static str, RegistryError> {
         let registry = &op.registry;
         let slot = {
             let mut schemes = self.inner.schemes.lock().unwrap_or_else(|p| p.into_inner());
@@ -127,30 +156,58 @@ impl Client {
         if let Some(s) = *known {
             return Ok(s);
         }
-        let scheme = if !self.plain_http_allowed(registry) {
-            "https"
-        } else {
-            let http = self.http_for(registry);
-            match http.get(format!("https://{registry}/v2/")).send().await {
-                Ok(_) => "https",
-                Err(e) => match classify(&e, op) {
-                    err @ (RegistryError::Tls { .. } | RegistryError::Timeout { .. }) => return Err(err),
-                    tls_failure => match http.get(format!("http://{registry}/v2/")).send().await {
-                        // A TLS server answers plain HTTP with 400 ("Client sent an HTTP request
-                        // to an HTTPS server"): the TLS attempt failed for another reason, so
-                        // report that instead of settling on plain HTTP for good.
-                        Ok(resp) if resp.status() == StatusCode::BAD_REQUEST => return Err(tls_failure),
-                        Ok(_) => {
-                            tracing::debug!(registry, error = %tls_failure, "registry does not speak TLS; using plain HTTP");
-                            "http"
-                        }
-                        Err(e) => return Err(classify(&e, op)),
-                    },
-                },
+        let scheme = match self.ping_once("https", op).await {
+            Ok(resp) => {
+                self.learn_from_ping(registry, &resp);
+                "https"
             }
+            Err(e) if !self.plain_http_allowed(registry) => return Err(e),
+            Err(err @ (RegistryError::Tls { .. } | RegistryError::NoResponse { .. })) => return Err(err),
+            Err(tls_failure) => match self.ping_once("http", op).await? {
+                // A TLS server answers plain HTTP with 400 ("Client sent an HTTP request to an
+                // HTTPS server"): the TLS attempt failed for another reason, so report that
+                // instead of settling on plain HTTP for good.
+                resp if resp.status() == StatusCode::BAD_REQUEST => return Err(tls_failure),
+                resp => {
+                    tracing::debug!(registry, error = %tls_failure, "registry does not speak TLS; using plain HTTP");
+                    self.learn_from_ping(registry, &resp);
+                    "http"
+                }
+            },
         };
         *known = Some(scheme);
         Ok(scheme)
+    }
+
+    async fn ping_once(&self, scheme: &str, op: &Op) -> Result<reqwest::Response, RegistryError> {
+        let http = self.http_for(&op.registry);
+        let request = http
+            .get(format!("{scheme}://{}/v2/", op.registry))
+            .timeout(self.inner.options.read_timeout)
+            .build()
+            .map_err(|e| classify(&e, op))?;
+        debug::request(&request);
+        let resp = http.execute(request).await.map_err(|e| {
+            if e.is_timeout() {
+                RegistryError::NoResponse {
+                    action: op.action.clone(),
+                    registry: op.registry.clone(),
+                    message: format!("GET {scheme}://{}/v2/ timed out", op.registry),
+                }
+            } else {
+                classify(&e, op)
+            }
+        })?;
+        debug::response(&resp);
+        Ok(resp)
+    }
+
+    fn learn_from_ping(&self, registry: &str, resp: &reqwest::Response) {
+        if resp.status() == StatusCode::UNAUTHORIZED
+            && let Some(challenge) = parse_challenge(resp.headers())
+        {
+            self.learn_challenge(registry, challenge);
+        }
     }
 }
 
