@@ -225,3 +225,94 @@ fn tag_list_and_resolve_against_a_registry() {
     assert!(run.stderr.starts_with("imgpkg: Error: "), "{}", run.stderr);
     assert!(run.stderr.contains("missing"), "{}", run.stderr);
 }
+
+#[test]
+fn a_silent_registry_fails_within_the_response_header_timeout() {
+    // Accepts connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let open: Vec<_> = listener.incoming().collect();
+        drop(open);
+    });
+    let installed = Installed::new();
+    let started = std::time::Instant::now();
+    let run = installed.run(
+        &installed.imgpkg(),
+        &[
+            "tag",
+            "resolve",
+            "-i",
+            &format!("{addr}/app:v1"),
+            "--registry-response-header-timeout",
+            "1s",
+        ],
+    );
+    let elapsed = started.elapsed();
+    assert!(!run.ok);
+    assert!(
+        elapsed < std::time::Duration::from_secs(3),
+        "took {elapsed:?}; imgpkg gives up after about 1 s"
+    );
+    assert!(run.stderr.starts_with("imgpkg: Error: "), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--registry-response-header-timeout"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn debug_dumps_requests_and_responses_without_credentials() {
+    let reg = TestRegistry::start_tls_auth("alice", "s3cret-pw");
+    let installed = Installed::new();
+    let ca = reg.ca_pem.as_ref().unwrap().to_str().unwrap().to_string();
+    let run = installed.run(
+        &installed.imgpkg(),
+        &[
+            "tag",
+            "list",
+            "-i",
+            &reg.repo("apps/nothing"),
+            "--debug",
+            "--registry-username",
+            "alice",
+            "--registry-password",
+            "s3cret-pw",
+            "--registry-ca-cert-path",
+            &ca,
+        ],
+    );
+    // The repository does not exist: the command fails, the dump shows why.
+    assert!(!run.ok);
+    let dump = &run.stderr;
+    assert!(
+        dump.contains(&format!("--> GET https://{}/v2/", reg.host)),
+        "{dump}"
+    );
+    assert!(
+        dump.contains("<-- 401 Unauthorized"),
+        "the ping's challenge: {dump}"
+    );
+    assert!(dump.contains("www-authenticate: Basic"), "{dump}");
+    assert!(dump.contains("authorization: <redacted>"), "{dump}");
+    assert!(
+        !dump.contains("s3cret-pw") && !dump.contains("YWxpY2U6czNjcmV0LXB3"),
+        "{dump}"
+    );
+    assert!(dump.contains("imgpkg: Error: "), "{dump}");
+
+    // Without --debug, no dump.
+    let run = installed.run(
+        &installed.imgpkg(),
+        &[
+            "tag",
+            "list",
+            "-i",
+            &reg.repo("apps/nothing"),
+            "--registry-ca-cert-path",
+            &ca,
+        ],
+    );
+    assert!(!run.stderr.contains("-->"), "{}", run.stderr);
+}

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use support::hostile::{HostileServer, Reply, Request};
 
 const MANIFEST: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#;
-const BARE_401: &str = r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}"#;
+const BARE_401: &str =
+    r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}"#;
 /// "alice:pw" in base64.
 const ALICE: &str = "Basic YWxpY2U6cHc=";
 
@@ -145,7 +146,11 @@ async fn bearer_challenge_on_ping_only() {
     *host.lock().unwrap() = server.host.clone();
     let reference = Reference::parse(&server.repo("app:v1")).unwrap();
     client(alice()).get_manifest(&reference).await.unwrap();
-    assert_eq!(requests.load(Ordering::SeqCst), 1, "the token came before the first request");
+    assert_eq!(
+        requests.load(Ordering::SeqCst),
+        1,
+        "the token came before the first request"
+    );
     let tokens = tokens.lock().unwrap();
     assert_eq!(tokens.len(), 1);
     assert_eq!(tokens[0].query("scope"), vec!["repository:app:pull"]);
