@@ -60,7 +60,7 @@ pub fn main() -> ExitCode {
     let ui = Ui::install(voice, &cli.ui);
     // The controller sets up its own logging (--log-format json).
     if !matches!(cli.command, Command::Controller(_)) {
-        init_logging(cli.ui.debug);
+        init_logging(&cli.ui);
     }
     // The controller serves many repositories at once; every other command is one pipeline whose
     // heavy lifting (gzip, tar, hashing) runs on the blocking pool, so one async thread keeps
@@ -124,14 +124,17 @@ pub fn render_error(error: &(dyn std::error::Error + 'static)) -> String {
 
 /// `--debug` turns on the registry client's request and response dump (target
 /// `pkgr::registry::http`), whatever PKGR_LOG says.
-fn init_logging(debug: bool) {
+/// Colours only on a terminal, and not with `--color=false`: logs piped to a file stay plain.
+fn init_logging(flags: &UiFlags) {
+    use std::io::IsTerminal as _;
     use tracing_subscriber::EnvFilter;
     let mut filter = EnvFilter::try_from_env("PKGR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    if debug {
+    if flags.debug {
         filter = filter.add_directive("pkgr::registry::http=debug".parse().expect("static directive"));
     }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(flags.color && std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -9,7 +9,7 @@ pub(super) fn request(request: &reqwest::Request) {
     if tracing::enabled!(target: "pkgr::registry::http", tracing::Level::DEBUG) {
         tracing::debug!(
             target: "pkgr::registry::http",
-            "--> {} {}\n{}",
+            "--> {} {}{}",
             request.method(),
             request.url(),
             headers(request.headers())
@@ -21,7 +21,7 @@ pub(super) fn response(response: &reqwest::Response) {
     if tracing::enabled!(target: "pkgr::registry::http", tracing::Level::DEBUG) {
         tracing::debug!(
             target: "pkgr::registry::http",
-            "<-- {} {}\n{}",
+            "<-- {} {}{}",
             response.status(),
             response.url(),
             headers(response.headers())
@@ -29,7 +29,7 @@ pub(super) fn response(response: &reqwest::Response) {
     }
 }
 
-/// One `Name: value` line per header, secrets redacted.
+/// One indented `name: value` line per header (each after a newline), secrets redacted.
 pub(super) fn headers(map: &HeaderMap) -> String {
     map.iter()
         .map(|(name, value)| {
@@ -38,10 +38,9 @@ pub(super) fn headers(map: &HeaderMap) -> String {
             } else {
                 String::from_utf8_lossy(value.as_bytes()).into_owned()
             };
-            format!("  {name}: {value}")
+            format!("\n  {name}: {value}")
         })
-        .collect::<Vec<_>>()
-        .join("\n")
+        .collect()
 }
 
 #[cfg(test)]
