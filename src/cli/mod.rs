@@ -5,6 +5,7 @@ use std::process::ExitCode;
 mod controller;
 mod copy;
 mod crd;
+mod describe;
 mod pull;
 mod push;
 mod render;
@@ -39,6 +40,8 @@ enum Command {
     Controller(controller::ControllerArgs),
     /// Print the CustomResourceDefinitions as YAML.
     Crd(crd::CrdArgs),
+    /// Describe a bundle: its images and nested bundles, where they are now and where they came from.
+    Describe(describe::DescribeArgs),
     /// List tags of a repository, or resolve a tag to its digest.
     #[command(subcommand)]
     Tag(tag::TagCommand),
@@ -87,6 +90,7 @@ pub fn main() -> ExitCode {
             Command::Controller(args) => controller::run(args).await,
             Command::Crd(args) => crd::run(args).await,
             Command::Tag(command) => tag::run(command).await,
+            Command::Describe(args) => describe::run(args).await,
             Command::Version => {
                 ui.block(&format!("{}\n", voice.version_line()));
                 ui.succeeded();
