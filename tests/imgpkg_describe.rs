@@ -110,13 +110,27 @@ fn describe_a_nested_bundle_before_and_after_copy() {
 
     // After a copy: everything in the destination repository, origins kept, locations images listed.
     let dst = reg.repo("dst/bundle");
-    imgpkg.ok(&[
+    let copy = imgpkg.ok(&[
         "copy",
+        "--tty",
         "-b",
         &format!("{outer_repo}@{outer_digest}"),
         "--to-repo",
         &dst,
     ]);
+    // imgpkg's narration of the copy, on stdout.
+    let lines: Vec<&str> = copy.lines().collect();
+    assert_eq!(lines[0], "copy | exporting 3 images...", "{copy}");
+    assert!(
+        lines.contains(&format!("copy | will export {outer_repo}@{outer_digest}").as_str()),
+        "{copy}"
+    );
+    assert!(lines.contains(&"copy | exported 3 images"), "{copy}");
+    assert!(lines.contains(&"copy | importing 3 images..."), "{copy}");
+    assert!(
+        copy.ends_with("copy | done uploading images\n\nSucceeded\n"),
+        "{copy}"
+    );
     let out = imgpkg.ok(&["describe", "-b", &format!("{dst}@{outer_digest}")]);
     let img_digest = img.split_once('@').unwrap().1;
     assert!(

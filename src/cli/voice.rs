@@ -2,6 +2,7 @@
 //!
 //! An imgpkg user's scripts match imgpkg's words (`imgpkg: Error: …`, `imgpkg version X`), so
 //! every text that differs between the two voices is decided here and nowhere else.
+use crate::relocate::Milestone;
 use std::ffi::OsStr;
 use std::path::Path;
 
@@ -64,6 +65,30 @@ impl Voice {
             }
             Voice::Imgpkg => format!("imgpkg: Error: {}", multi_line(&go_chain(error))),
         }
+    }
+}
+
+impl Voice {
+    /// The lines imgpkg prints for a copy's milestone (`copy | exporting 2 images...`); pkgr
+    /// reports progress on stderr instead and says nothing here. A copy from a tarball has
+    /// nothing to export, so imgpkg starts at `importing`.
+    pub fn copy_milestone(self, milestone: &Milestone, from_tarball: bool) -> Vec<String> {
+        if self == Voice::Pkgr {
+            return Vec::new();
+        }
+        let lines = match milestone {
+            Milestone::Planned { .. } if from_tarball => Vec::new(),
+            Milestone::Planned { images } => {
+                let mut lines = vec![format!("exporting {} images...", images.len())];
+                lines.extend(images.iter().map(|i| format!("will export {i}")));
+                lines.push(format!("exported {} images", images.len()));
+                lines
+            }
+            Milestone::Importing { images } => vec![format!("importing {images} images...")],
+            Milestone::Writing => vec!["writing layers...".to_string()],
+            Milestone::Uploaded => vec!["done uploading images".to_string()],
+        };
+        lines.into_iter().map(|l| format!("copy | {l}")).collect()
     }
 }
 
@@ -163,6 +188,32 @@ mod tests {
         assert_eq!(voice("/opt/imgpkg/bin/pkgr"), Voice::Pkgr);
         assert_eq!(voice("imgpkg-old"), Voice::Pkgr);
         assert_eq!(Voice::from_program(None), Voice::Pkgr);
+    }
+
+    #[test]
+    fn copy_milestones_in_imgpkg_words() {
+        let planned = Milestone::Planned {
+            images: vec!["reg/a@sha256:1".into(), "reg/b@sha256:2".into()],
+        };
+        assert_eq!(
+            Voice::Imgpkg.copy_milestone(&planned, false),
+            [
+                "copy | exporting 2 images...",
+                "copy | will export reg/a@sha256:1",
+                "copy | will export reg/b@sha256:2",
+                "copy | exported 2 images"
+            ]
+        );
+        assert!(Voice::Imgpkg.copy_milestone(&planned, true).is_empty());
+        assert_eq!(
+            Voice::Imgpkg.copy_milestone(&Milestone::Importing { images: 2 }, true),
+            ["copy | importing 2 images..."]
+        );
+        assert_eq!(
+            Voice::Imgpkg.copy_milestone(&Milestone::Uploaded, false),
+            ["copy | done uploading images"]
+        );
+        assert!(Voice::Pkgr.copy_milestone(&planned, false).is_empty());
     }
 
     #[test]
