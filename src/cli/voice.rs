@@ -87,9 +87,37 @@ impl Voice {
             Milestone::Importing { images } => vec![format!("importing {images} images...")],
             Milestone::Writing => vec!["writing layers...".to_string()],
             Milestone::Uploaded => vec!["done uploading images".to_string()],
+            Milestone::NonDistributable { included, images } => {
+                return non_distributable_warning(*included, images).into_iter().collect();
+            }
         };
         lines.into_iter().map(|l| format!("copy | {l}")).collect()
     }
+}
+
+/// imgpkg's warning about non-distributable layers: which were left out and how to include
+/// them, or that the flag asking for them found none.
+fn non_distributable_warning(included: bool, images: &[(String, Vec<String>)]) -> Option<String> {
+    if included && images.is_empty() {
+        return Some(
+            "Warning: '--include-non-distributable-layers' flag provided, but no images contained a non-distributable layer."
+                .to_string(),
+        );
+    }
+    if included || images.is_empty() {
+        return None;
+    }
+    let mut text = "Warning: Skipped the followings layer(s) due to it being non-distributable. \
+                    If you would like to include non-distributable layers, use the \
+                    --include-non-distributable-layers flag"
+        .to_string();
+    for (image, layers) in images {
+        text.push_str(&format!("\n - Image: {image}\n   Layers:"));
+        for layer in layers {
+            text.push_str(&format!("\n     - {layer}"));
+        }
+    }
+    Some(text)
 }
 
 /// The error chain as Go's `fmt.Errorf("…: %s", err)` wrapping prints it, leaving out a cause
@@ -214,6 +242,35 @@ mod tests {
             ["copy | done uploading images"]
         );
         assert!(Voice::Pkgr.copy_milestone(&planned, false).is_empty());
+
+        let skipped = Milestone::NonDistributable {
+            included: false,
+            images: vec![(
+                "reg/win@sha256:1".into(),
+                vec!["sha256:f1".into(), "sha256:f2".into()],
+            )],
+        };
+        assert_eq!(
+            Voice::Imgpkg.copy_milestone(&skipped, false),
+            [
+                "Warning: Skipped the followings layer(s) due to it being non-distributable. If you would like to include non-distributable layers, use the --include-non-distributable-layers flag\n - Image: reg/win@sha256:1\n   Layers:\n     - sha256:f1\n     - sha256:f2"
+            ]
+        );
+        let none = Milestone::NonDistributable {
+            included: true,
+            images: vec![],
+        };
+        assert_eq!(
+            Voice::Imgpkg.copy_milestone(&none, false),
+            [
+                "Warning: '--include-non-distributable-layers' flag provided, but no images contained a non-distributable layer."
+            ]
+        );
+        let nothing = Milestone::NonDistributable {
+            included: false,
+            images: vec![],
+        };
+        assert!(Voice::Imgpkg.copy_milestone(&nothing, false).is_empty());
     }
 
     #[test]

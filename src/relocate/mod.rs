@@ -188,6 +188,10 @@ pub async fn copy(
     if let Destination::Repository(_) = destination {
         progress.milestone(Milestone::Uploaded);
     }
+    progress.milestone(Milestone::NonDistributable {
+        included: options.include_non_distributable,
+        images: non_distributable_layers(&plan),
+    });
     summary.images = plan.nodes.len();
     summary.bundles = plan.bundles.len();
     if let Destination::Repository(repo) = destination {
@@ -195,6 +199,27 @@ pub async fn copy(
     }
     progress.finished(&summary);
     Ok(summary)
+}
+
+/// Every image with non-distributable (foreign) layers, and those layers' digests.
+fn non_distributable_layers(plan: &Plan) -> Vec<(String, Vec<String>)> {
+    let mut images: Vec<(String, Vec<String>)> = plan
+        .nodes
+        .values()
+        .filter_map(|node| match &node.kind {
+            NodeKind::Image { layers, .. } => {
+                let foreign: Vec<String> = layers
+                    .iter()
+                    .filter(|l| !plan::is_distributable(&l.media_type))
+                    .map(|l| l.digest.to_string())
+                    .collect();
+                (!foreign.is_empty()).then(|| (node.display_name(), foreign))
+            }
+            NodeKind::Index { .. } => None,
+        })
+        .collect();
+    images.sort();
+    images
 }
 
 /// The destination lock: a BundleLock for a bundle root, else an ImagesLock of every top image.

@@ -39,6 +39,12 @@ pub enum Milestone {
     Writing,
     /// Everything is in the destination repository.
     Uploaded,
+    /// The copy is done; `images` lists each image (by where it was read, sorted) with the
+    /// non-distributable layers it has, and `included` says whether they were copied.
+    NonDistributable {
+        included: bool,
+        images: Vec<(String, Vec<String>)>,
+    },
 }
 
 /// The caller's milestone handler.
