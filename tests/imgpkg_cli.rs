@@ -127,6 +127,23 @@ fn errors_speak_with_the_voice_of_the_program_name() {
 }
 
 #[test]
+fn unknown_flags_are_reported_in_each_voice() {
+    let installed = Installed::new();
+    let run = installed.run(&installed.imgpkg(), &["version", "--no-such-flag"]);
+    assert!(!run.ok);
+    assert!(
+        run.stderr
+            .starts_with("imgpkg: Error: unexpected argument '--no-such-flag'"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    let run = installed.run(&pkgr(), &["version", "--no-such-flag"]);
+    assert!(!run.ok);
+    assert!(run.stderr.contains("Usage: pkgr version"), "{}", run.stderr);
+}
+
+#[test]
 fn json_output_holds_the_error_line() {
     let installed = Installed::new();
     let out = installed.dir.path().join("out");

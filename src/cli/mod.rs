@@ -55,10 +55,13 @@ pub type CommandResult = Result<ExitCode, Box<dyn std::error::Error + Send + Syn
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let voice = Voice::detect();
-    let matches = command(voice).get_matches();
+    let matches = match command(voice).try_get_matches() {
+        Ok(matches) => matches,
+        Err(e) => usage_error(voice, e),
+    };
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
-        Err(e) => e.exit(),
+        Err(e) => usage_error(voice, e),
     };
     let ui = Ui::install(voice, &cli.ui);
     // The controller sets up its own logging (--log-format json).
@@ -119,6 +122,20 @@ pub fn command(voice: Voice) -> clap::Command {
         command.args_override_self(true).mut_subcommands(override_self)
     }
     override_self(Cli::command().name(voice.program()).bin_name(voice.program()))
+}
+
+/// A command line that does not parse. As imgpkg: `imgpkg: Error: <what>` and exit 1, as its
+/// scripts expect; as pkgr: clap's message with the usage, exit 2. Help and version are printed
+/// as asked.
+fn usage_error(voice: Voice, error: clap::Error) -> ! {
+    if voice == Voice::Imgpkg && error.use_stderr() {
+        eprintln!(
+            "imgpkg: Error: {}",
+            voice::clap_message(&error.render().to_string())
+        );
+        std::process::exit(1);
+    }
+    error.exit()
 }
 
 /// The error text in pkgr's own voice: `pkgr: <error>` and each cause on an indented line.

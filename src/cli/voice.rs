@@ -95,6 +95,13 @@ impl Voice {
     }
 }
 
+/// The first line of clap's error text without its `error: ` label (`unexpected argument
+/// '--foo' found`), for imgpkg's one-line usage errors.
+pub fn clap_message(rendered: &str) -> String {
+    let first = rendered.lines().next().unwrap_or_default();
+    first.strip_prefix("error: ").unwrap_or(first).to_string()
+}
+
 /// imgpkg's warning about non-distributable layers: which were left out and how to include
 /// them, or that the flag asking for them found none.
 fn non_distributable_warning(included: bool, images: &[(String, Vec<String>)]) -> Option<String> {
@@ -271,6 +278,14 @@ mod tests {
             images: vec![],
         };
         assert!(Voice::Imgpkg.copy_milestone(&nothing, false).is_empty());
+    }
+
+    #[test]
+    fn clap_errors_become_one_line() {
+        assert_eq!(
+            clap_message("error: unexpected argument '--foo' found\n\nUsage: imgpkg version\n"),
+            "unexpected argument '--foo' found"
+        );
     }
 
     #[test]

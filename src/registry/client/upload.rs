@@ -110,6 +110,7 @@ impl Client {
         {
             request.headers_mut().insert(header::AUTHORIZATION, auth);
         }
+        super::debug::request(&request);
         let sent = self
             .watch_progress(http.execute(request), &progress, &op, size)
             .await?;
@@ -122,6 +123,7 @@ impl Client {
             });
         }
         let resp = sent.map_err(|e| classify(&e, &op))?;
+        super::debug::response(&resp);
         if !resp.status().is_success() {
             return Err(self.status_error(resp, &op).await);
         }
