@@ -84,6 +84,15 @@ fn describe_a_nested_bundle_before_and_after_copy() {
     let outer_dir = bundle_dir(&[(&nested, "the nested bundle"), (&img, "just an image")]);
     let outer_digest = imgpkg.push("-b", &format!("{outer_repo}:v1"), outer_dir.path());
 
+    // A cosign-style signature of the image: any image at the `sha256-<hex>.sig` tag.
+    let signature = tempfile::tempdir().unwrap();
+    std::fs::write(signature.path().join("sig.json"), b"{\"signed\":true}").unwrap();
+    let sig_tag = format!("{}.sig", img.split_once('@').unwrap().1.replace(':', "-"));
+    let sig_digest = imgpkg.push("-i", &format!("{img_repo}:{sig_tag}"), signature.path());
+    let sig_entry = format!(
+        "  - Image: {img_repo}@{sig_digest}\n    Type: Signature\n    Size: 0 bytes\n    Annotations:\n      tag: {sig_tag}\n"
+    );
+
     // Not relocated: every entry is where its ImagesLock says.
     let out = imgpkg.ok(&["describe", "--tty", "-b", &format!("{outer_repo}:v1")]);
     assert!(
@@ -106,6 +115,14 @@ fn describe_a_nested_bundle_before_and_after_copy() {
         !out.contains("Internal"),
         "no locations image before a copy: {out}"
     );
+    assert!(out.contains(&sig_entry), "{out}");
+    let unsigned = imgpkg.ok(&[
+        "describe",
+        "-b",
+        &format!("{outer_repo}:v1"),
+        "--cosign-artifacts=false",
+    ]);
+    assert!(!unsigned.contains("Signature"), "{unsigned}");
     assert!(out.ends_with("\nSucceeded\n"), "{out}");
 
     // After a copy: everything in the destination repository, origins kept, locations images listed.

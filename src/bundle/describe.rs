@@ -24,6 +24,8 @@ pub enum ImageType {
     Bundle,
     /// The locations image that `copy` writes next to a bundle.
     Internal,
+    /// A cosign signature (`sha256-<hex>.sig`) of the bundle or one of its images.
+    Signature,
 }
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -67,11 +69,20 @@ impl Description {
     }
 }
 
-/// Describe the bundle at `reference` (a tag or digest); `layers` also lists every layer.
+/// What to look up besides the ImagesLock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DescribeOptions {
+    /// List every image's layers and size.
+    pub layers: bool,
+    /// List cosign signatures of the bundles and images (`sha256-<hex>.sig` tags).
+    pub cosign_artifacts: bool,
+}
+
+/// Describe the bundle at `reference` (a tag or digest).
 pub async fn describe(
     client: &Client,
     reference: &Reference,
-    layers: bool,
+    options: DescribeOptions,
 ) -> Result<Description, BundleError> {
     let root = resolve_image(client, reference).await?;
     if !root.is_bundle {
@@ -80,7 +91,7 @@ pub async fn describe(
         )));
     }
     let origin = root.reference.to_string();
-    describe_bundle(client, root.reference, origin, BTreeMap::new(), layers, 0).await
+    describe_bundle(client, root.reference, origin, BTreeMap::new(), options, 0).await
 }
 
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = Result<T, BundleError>> + Send + 'a>>;
@@ -90,9 +101,10 @@ fn describe_bundle<'a>(
     primary: Reference,
     origin: String,
     annotations: BTreeMap<String, String>,
-    with_layers: bool,
+    options: DescribeOptions,
     depth: usize,
 ) -> Boxed<'a, Description> {
+    let with_layers = options.layers;
     Box::pin(async move {
         if depth > MAX_DEPTH {
             return Err(BundleError::Unexpected(format!(
@@ -127,6 +139,8 @@ fn describe_bundle<'a>(
                 Vec::new()
             },
         };
+        // The bundle and its plain images, whose signatures this bundle lists.
+        let mut signed = vec![image.reference.clone()];
         let mut entries: Vec<_> = lock.images.iter().zip(&localized.lock.images).collect();
         entries.sort_by(|a, b| a.0.image.cmp(&b.0.image));
         for (original, located) in entries {
@@ -149,7 +163,7 @@ fn describe_bundle<'a>(
                     reference,
                     original.image.clone(),
                     original.annotations.clone(),
-                    with_layers,
+                    options,
                     depth + 1,
                 )
                 .await?;
@@ -159,6 +173,7 @@ fn describe_bundle<'a>(
                     (Some(r), true) => layers_of(&r.manifest.layers),
                     _ => Vec::new(),
                 };
+                signed.push(reference.clone());
                 description.images.insert(
                     digest,
                     ImageInfo {
@@ -193,8 +208,44 @@ fn describe_bundle<'a>(
                 );
             }
         }
+        if options.cosign_artifacts {
+            for subject in &signed {
+                if let Some((digest, info)) = signature(client, subject).await? {
+                    description.images.insert(digest, info);
+                }
+            }
+        }
         Ok(description)
     })
+}
+
+/// The cosign signature of `subject` (which carries a digest): the `sha256-<hex>.sig` tag in its
+/// repository, if there is one.
+async fn signature(client: &Client, subject: &Reference) -> Result<Option<(String, ImageInfo)>, BundleError> {
+    let Some(digest) = subject.digest() else {
+        return Ok(None);
+    };
+    let tag = format!("{}.sig", digest.dashed());
+    let at = subject.with_tag(&tag);
+    let Some(head) = client
+        .head_manifest(&at)
+        .await
+        .map_err(|e| BundleError::registry("checking for a cosign signature at", &at, e))?
+    else {
+        return Ok(None);
+    };
+    let image = subject.with_digest(head.digest.clone()).to_string();
+    Ok(Some((
+        head.digest.to_string(),
+        ImageInfo {
+            origin: image.clone(),
+            image,
+            annotations: BTreeMap::from([("tag".to_string(), tag)]),
+            image_type: ImageType::Signature,
+            layers: Vec::new(),
+            size: 0,
+        },
+    )))
 }
 
 fn layers_of(layers: &[crate::registry::Descriptor]) -> Vec<Layer> {

@@ -1,7 +1,7 @@
 //! `describe -b REF`: a bundle's images and nested bundles, in imgpkg's text or YAML layout.
 use super::CommandResult;
 use super::ui::ui;
-use crate::bundle::describe::{Description, ImageInfo, ImageType, Layer, describe};
+use crate::bundle::describe::{DescribeOptions, Description, ImageInfo, ImageType, Layer, describe};
 use crate::registry::{Client, Reference, RegistryAuthFlags};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -25,7 +25,7 @@ pub struct DescribeArgs {
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set,
           num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
     layers: bool,
-    /// Accepted for imgpkg's scripts; cosign signatures and attestations are not listed yet.
+    /// List cosign signatures (`sha256-<hex>.sig` tags) of the bundles and images.
     #[arg(long = "cosign-artifacts", default_value_t = true, action = clap::ArgAction::Set,
           num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
     cosign_artifacts: bool,
@@ -39,7 +39,11 @@ pub struct DescribeArgs {
 pub async fn run(args: DescribeArgs) -> CommandResult {
     let reference = Reference::parse(&args.bundle)?;
     let client = Client::new(args.registry.client_options()?)?;
-    let description = describe(&client, &reference, args.layers).await?;
+    let options = DescribeOptions {
+        layers: args.layers,
+        cosign_artifacts: args.cosign_artifacts,
+    };
+    let description = describe(&client, &reference, options).await?;
     let ui = ui();
     match args.output_type {
         OutputType::Text => ui.block(&text(&description)),
@@ -110,6 +114,7 @@ fn type_name(image_type: ImageType) -> &'static str {
         ImageType::Image => "Image",
         ImageType::Bundle => "Bundle",
         ImageType::Internal => "Internal",
+        ImageType::Signature => "Signature",
     }
 }
 
