@@ -9,7 +9,9 @@ use bytes::Bytes;
 use copy_proxy::Proxy;
 use pkgr::bundle::lock::{ImagesLock, LockedImage};
 use pkgr::registry::{Client, ClientOptions, Credentials, Digest, Keychain, Reference};
-use pkgr::relocate::{self, Clients, CopyOptions, CopySummary, Destination, LockOutput, Progress, Source};
+use pkgr::relocate::{
+    self, Clients, CopyOptions, CopySummary, Destination, LockOutput, Milestone, Progress, Source,
+};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use support::registry::TestRegistry;
@@ -737,7 +739,7 @@ async fn non_distributable_layers_are_left_out_unless_asked_for() {
     assert_eq!(summary.blobs_transferred, 2);
     assert_eq!(
         digest_at(&clients.destination, &to.with_tag("ltsc")).await,
-        Some(digest)
+        Some(digest.clone())
     );
     assert!(
         !clients
@@ -746,6 +748,31 @@ async fn non_distributable_layers_are_left_out_unless_asked_for() {
             .await
             .unwrap()
     );
+
+    // The caller hears which image's layers were left out (imgpkg's warning block is made of it).
+    let heard: Arc<std::sync::Mutex<Vec<Milestone>>> = Arc::default();
+    let record = heard.clone();
+    relocate::copy(
+        &clients,
+        &Source::Image(image.clone()),
+        &Destination::Repository(to.clone()),
+        &CopyOptions::default(),
+        Arc::new(Progress::quiet().with_narrator(move |m| record.lock().unwrap().push(m.clone()))),
+    )
+    .await
+    .unwrap();
+    let heard = heard.lock().unwrap().clone();
+    assert!(
+        heard.contains(&Milestone::NonDistributable {
+            included: false,
+            images: vec![(
+                image.with_digest(digest.clone()).to_string(),
+                vec![sha(&foreign).to_string()]
+            )],
+        }),
+        "{heard:?}"
+    );
+    assert!(heard.contains(&Milestone::Uploaded), "{heard:?}");
 
     // Asked to include it, the copy must fetch it, and says which blob it could not get.
     let err = relocate::copy(

@@ -364,12 +364,17 @@ async fn silent_server_times_out() {
         ..options()
     });
     let err = c.get_manifest(&reference(&server, "app:v1")).await.unwrap_err();
-    assert!(matches!(err, RegistryError::Timeout { .. }), "{err:?}");
-    assert!(err.to_string().contains(&server.host), "{err}");
+    assert!(matches!(err, RegistryError::NoResponse { .. }), "{err:?}");
+    assert!(!err.is_retryable());
+    let text = err.to_string();
+    assert!(
+        text.contains(&server.host) && text.contains("--registry-response-header-timeout"),
+        "{text}"
+    );
     assert_eq!(
         calls.load(Ordering::SeqCst),
-        2,
-        "a timeout is retried once, then reported"
+        1,
+        "no response within the response timeout is reported at once, as imgpkg does"
     );
 }
 

@@ -1,5 +1,6 @@
 //! imgpkg formats: the bundle layer (read/write), ImagesLock, BundleLock, locations image,
 //! tarball; plus the registry-facing bundle operations (fetch, localise, locations).
+pub mod describe;
 pub mod fetch;
 pub mod gogzip;
 pub mod image;

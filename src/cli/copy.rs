@@ -132,7 +132,21 @@ pub async fn run(args: CopyArgs) -> CommandResult {
         include_non_distributable: args.include_non_distributable_layers,
         ..CopyOptions::default()
     };
-    let progress = Arc::new(Progress::new(ProgressMode::detect()));
+    // As imgpkg, the binary narrates milestones on stdout (`copy | importing 2 images...`)
+    // instead of pkgr's progress on stderr.
+    let ui = super::ui::ui();
+    let voice = ui.voice();
+    let progress = if voice == super::voice::Voice::Imgpkg {
+        let from_tarball = args.tar.is_some();
+        Progress::new(ProgressMode::Quiet).with_narrator(move |milestone| {
+            for line in voice.copy_milestone(milestone, from_tarball) {
+                super::ui::ui().log(&line);
+            }
+        })
+    } else {
+        Progress::new(ProgressMode::detect())
+    };
+    let progress = Arc::new(progress);
     // `main` runs this on a one-thread runtime: the registries, not this process, are the
     // bottleneck, and keeping every buffer on one thread keeps the allocator from spreading them
     // over per-thread arenas (peak RSS is a target of issue 4).
@@ -147,5 +161,6 @@ pub async fn run(args: CopyArgs) -> CommandResult {
         std::fs::write(path, yaml)
             .map_err(|e| format!("pkgr copy: writing --lock-output {}: {e}", path.display()))?;
     }
+    ui.succeeded();
     Ok(ExitCode::SUCCESS)
 }

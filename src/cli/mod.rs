@@ -1,13 +1,20 @@
 //! Command line: flags, subcommands, and the hand-off to the library.
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use std::process::ExitCode;
 
 mod controller;
 mod copy;
 mod crd;
+mod describe;
 mod pull;
 mod push;
 mod render;
+mod tag;
+pub mod ui;
+pub mod voice;
+
+use ui::{Ui, UiFlags};
+use voice::Voice;
 
 /// Kubernetes controller and relocation tool for Carvel package repositories.
 #[derive(Parser, Debug)]
@@ -15,6 +22,8 @@ mod render;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    ui: UiFlags,
 }
 
 #[derive(Subcommand, Debug)]
@@ -31,6 +40,13 @@ enum Command {
     Controller(controller::ControllerArgs),
     /// Print the CustomResourceDefinitions as YAML.
     Crd(crd::CrdArgs),
+    /// Describe a bundle: its images and nested bundles, where they are now and where they came from.
+    Describe(describe::DescribeArgs),
+    /// List tags of a repository, or resolve a tag to its digest.
+    #[command(subcommand)]
+    Tag(tag::TagCommand),
+    /// Print the client version (`pkgr version X`, or `imgpkg version X` when invoked as imgpkg).
+    Version,
 }
 
 /// What a subcommand returns: its exit code, or an error to print with its causes.
@@ -38,10 +54,19 @@ pub type CommandResult = Result<ExitCode, Box<dyn std::error::Error + Send + Syn
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let voice = Voice::detect();
+    let matches = match command(voice).try_get_matches() {
+        Ok(matches) => matches,
+        Err(e) => usage_error(voice, e),
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => usage_error(voice, e),
+    };
+    let ui = Ui::install(voice, &cli.ui);
     // The controller sets up its own logging (--log-format json).
     if !matches!(cli.command, Command::Controller(_)) {
-        init_logging();
+        init_logging(&cli.ui);
     }
     // The controller serves many repositories at once; every other command is one pipeline whose
     // heavy lifting (gzip, tar, hashing) runs on the blocking pool, so one async thread keeps
@@ -54,7 +79,8 @@ pub fn main() -> ExitCode {
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("pkgr: cannot start the async runtime: {e}");
+            ui.error(&e);
+            ui.finish();
             return ExitCode::FAILURE;
         }
     };
@@ -66,36 +92,70 @@ pub fn main() -> ExitCode {
             Command::Render(args) => render::run(args).await,
             Command::Controller(args) => controller::run(args).await,
             Command::Crd(args) => crd::run(args).await,
+            Command::Tag(command) => tag::run(command).await,
+            Command::Describe(args) => describe::run(args).await,
+            Command::Version => {
+                ui.block(&format!("{}\n", voice.version_line()));
+                ui.succeeded();
+                Ok(ExitCode::SUCCESS)
+            }
         }
     });
     // Background tasks (watches, the metrics server, a blocked credential helper) must not hold
     // the process open once the command is done.
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
-    match result {
+    let code = match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("{}", render_error(error.as_ref()));
+            ui.error(error.as_ref());
             ExitCode::FAILURE
         }
-    }
+    };
+    ui.finish();
+    code
 }
 
-/// `pkgr: <error>` followed by each cause on its own indented line.
+/// The command line in `voice`'s name. A flag given twice keeps its last value, as Go's flag
+/// package (imgpkg's) does: scripts that append `--yes` to a call that has one still run.
+pub fn command(voice: Voice) -> clap::Command {
+    fn override_self(command: clap::Command) -> clap::Command {
+        command.args_override_self(true).mut_subcommands(override_self)
+    }
+    override_self(Cli::command().name(voice.program()).bin_name(voice.program()))
+}
+
+/// A command line that does not parse. As imgpkg: `imgpkg: Error: <what>` and exit 1, as its
+/// scripts expect; as pkgr: clap's message with the usage, exit 2. Help and version are printed
+/// as asked.
+fn usage_error(voice: Voice, error: clap::Error) -> ! {
+    if voice == Voice::Imgpkg && error.use_stderr() {
+        eprintln!(
+            "imgpkg: Error: {}",
+            voice::clap_message(&error.render().to_string())
+        );
+        std::process::exit(1);
+    }
+    error.exit()
+}
+
+/// The error text in pkgr's own voice: `pkgr: <error>` and each cause on an indented line.
 pub fn render_error(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = format!("pkgr: {error}");
-    let mut source = error.source();
-    while let Some(cause) = source {
-        out.push_str(&format!("\n  caused by: {cause}"));
-        source = cause.source();
-    }
-    out
+    Voice::Pkgr.error_text(error)
 }
 
-fn init_logging() {
+/// `--debug` turns on the registry client's request and response dump (target
+/// `pkgr::registry::http`), whatever PKGR_LOG says.
+/// Colours only on a terminal, and not with `--color=false`: logs piped to a file stay plain.
+fn init_logging(flags: &UiFlags) {
+    use std::io::IsTerminal as _;
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("PKGR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter = EnvFilter::try_from_env("PKGR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    if flags.debug {
+        filter = filter.add_directive("pkgr::registry::http=debug".parse().expect("static directive"));
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(flags.color && std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }

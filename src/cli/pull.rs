@@ -23,7 +23,7 @@ pub struct PullArgs {
     #[arg(short = 'o', long = "output", value_name = "DIR", required = true)]
     output: PathBuf,
     /// Also pull nested bundles into <output>/.imgpkg/bundles/sha256-<hex>/.
-    #[arg(long = "recursive")]
+    #[arg(short = 'r', long = "recursive")]
     recursive: bool,
     /// Refuse a bundle given with -i; `--image-is-bundle-check=false` pulls it as a plain image.
     #[arg(
@@ -79,6 +79,10 @@ fn source_from_lock(path: &PathBuf) -> Result<PullSource, Box<dyn std::error::Er
 }
 
 pub async fn run(args: PullArgs) -> CommandResult {
+    // imgpkg refuses this combination before reading anything; so does pkgr, in its words.
+    if !args.image_is_bundle_check && args.bundle.is_some() {
+        return Err("Cannot set --image-is-bundle-check while using -b flag".into());
+    }
     let source = match (&args.bundle, &args.image, &args.lock) {
         (Some(b), None, None) => PullSource::Bundle(Reference::parse(b)?),
         (None, Some(i), None) => PullSource::Image(Reference::parse(i)?),
@@ -95,9 +99,9 @@ pub async fn run(args: PullArgs) -> CommandResult {
         image_is_bundle_check: args.image_is_bundle_check,
         ..PullOptions::default()
     };
-    let mut log = |line: String| println!("{line}");
+    let ui = super::ui::ui();
+    let mut log = |line: String| ui.log(&line);
     pull(&client, &source, &args.output, &options, &mut log).await?;
-    println!();
-    println!("Succeeded");
+    ui.succeeded();
     Ok(ExitCode::SUCCESS)
 }

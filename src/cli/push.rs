@@ -58,7 +58,8 @@ pub async fn run(args: PushArgs) -> CommandResult {
     )
     .await?;
     let pushed = reference.with_digest(digest);
-    println!("Pushed '{pushed}'");
+    let ui = super::ui::ui();
+    ui.line(&format!("Pushed '{pushed}'"));
     if let Some(path) = &args.lock_output {
         let yaml = match kind {
             PushKind::Bundle => BundleLock {
@@ -76,6 +77,6 @@ pub async fn run(args: PushArgs) -> CommandResult {
         };
         std::fs::write(path, yaml).map_err(|e| format!("writing the lock output {}: {e}", path.display()))?;
     }
-    println!("Succeeded");
+    ui.succeeded();
     Ok(ExitCode::SUCCESS)
 }

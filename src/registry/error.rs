@@ -31,6 +31,18 @@ pub enum RegistryError {
         message: String,
     },
 
+    /// No response headers within `--registry-response-header-timeout`: the registry is not
+    /// answering, and waiting the same time again would not change that (imgpkg does not retry).
+    #[error(
+        "no response while {action}: registry {registry} sent nothing back within the response timeout \
+         (--registry-response-header-timeout); check that it is up and reachable ({message})"
+    )]
+    NoResponse {
+        action: String,
+        registry: String,
+        message: String,
+    },
+
     #[error("timed out while {action}: registry {registry} did not answer in time ({message})")]
     Timeout {
         action: String,
@@ -39,14 +51,20 @@ pub enum RegistryError {
     },
 
     #[error(
-        "unauthorized while {action}: registry {registry} rejected the credentials for repository {repository}. \
+        "unauthorized while {action}: registry {registry} {} for repository {repository}{}. \
          Give credentials with --registry-username/--registry-password (or --registry-token), \
-         the IMGPKG_REGISTRY_HOSTNAME/USERNAME/PASSWORD environment variables, or `docker login {registry}`"
+         the IMGPKG_REGISTRY_HOSTNAME/USERNAME/PASSWORD environment variables, or `docker login {registry}`",
+        if *anonymous { "asks for credentials, and none were found" } else { "rejected the credentials" },
+        detail_suffix(message)
     )]
     Unauthorized {
         action: String,
         registry: String,
         repository: String,
+        /// No credentials were sent (none configured for this registry).
+        anonymous: bool,
+        /// The registry's own words (`UNAUTHORIZED: authentication required`), when it said.
+        message: String,
     },
 
     #[error(
@@ -191,7 +209,9 @@ fn code_suffix(code: &Option<String>) -> String {
 }
 
 impl RegistryError {
-    /// Worth trying again: server-side 5xx/408/429, timeouts, dropped connections.
+    /// Worth trying again: server-side 5xx/408/429, stalled connections and bodies, dropped
+    /// connections. Not [`NoResponse`](Self::NoResponse): a registry that did not answer within
+    /// the response timeout is reported at once, as imgpkg does.
     ///
     /// Callers that stream a blob from a source use this to decide whether to re-open the
     /// source and retry the whole transfer (a streamed body cannot be replayed here).

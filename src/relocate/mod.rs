@@ -11,7 +11,7 @@ mod tar_export;
 
 pub use error::RelocateError;
 pub use plan::{Node, NodeKind, Plan, Root, Top, plan_from_registry, plan_from_tarball};
-pub use progress::{Progress, ProgressMode};
+pub use progress::{Milestone, Progress, ProgressMode};
 
 use crate::bundle::lock::{BundleLock, ImagesLock, LockedImage};
 use crate::registry::{Client, Reference};
@@ -152,9 +152,23 @@ pub async fn copy(
     let (plan, root_head) = futures_util::join!(planning, root_head);
     let plan = plan?;
     progress.planned(&plan);
+    progress.milestone(Milestone::Planned {
+        images: plan
+            .tops
+            .iter()
+            .map(|t| {
+                plan.nodes
+                    .get(&t.digest)
+                    .map_or_else(|| t.orig_ref.clone(), |n| n.display_name())
+            })
+            .collect(),
+    });
     let plan = Arc::new(plan);
     let mut summary = match destination {
         Destination::Repository(repo) => {
+            progress.milestone(Milestone::Importing {
+                images: plan.tops.len(),
+            });
             push::push_plan(
                 &clients.source,
                 &clients.destination,
@@ -167,9 +181,17 @@ pub async fn copy(
             .await?
         }
         Destination::Tarball { path, resume } => {
+            progress.milestone(Milestone::Writing);
             tar_export::export_plan(&clients.source, &plan, path, *resume, &options, progress.clone()).await?
         }
     };
+    if let Destination::Repository(_) = destination {
+        progress.milestone(Milestone::Uploaded);
+    }
+    progress.milestone(Milestone::NonDistributable {
+        included: options.include_non_distributable,
+        images: non_distributable_layers(&plan),
+    });
     summary.images = plan.nodes.len();
     summary.bundles = plan.bundles.len();
     if let Destination::Repository(repo) = destination {
@@ -177,6 +199,27 @@ pub async fn copy(
     }
     progress.finished(&summary);
     Ok(summary)
+}
+
+/// Every image with non-distributable (foreign) layers, and those layers' digests.
+fn non_distributable_layers(plan: &Plan) -> Vec<(String, Vec<String>)> {
+    let mut images: Vec<(String, Vec<String>)> = plan
+        .nodes
+        .values()
+        .filter_map(|node| match &node.kind {
+            NodeKind::Image { layers, .. } => {
+                let foreign: Vec<String> = layers
+                    .iter()
+                    .filter(|l| !plan::is_distributable(&l.media_type))
+                    .map(|l| l.digest.to_string())
+                    .collect();
+                (!foreign.is_empty()).then(|| (node.display_name(), foreign))
+            }
+            NodeKind::Index { .. } => None,
+        })
+        .collect();
+    images.sort();
+    images
 }
 
 /// The destination lock: a BundleLock for a bundle root, else an ImagesLock of every top image.

@@ -27,9 +27,39 @@ impl ProgressMode {
     }
 }
 
+/// Milestones of a copy, for a caller that tells them in its own words (imgpkg's `copy | …`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Milestone {
+    /// The graph is known; `images` are its top-level images (those of every ImagesLock, and
+    /// the root), each named where it was read.
+    Planned { images: Vec<String> },
+    /// Transfers into the destination repository start.
+    Importing { images: usize },
+    /// Writing the tarball starts.
+    Writing,
+    /// Everything is in the destination repository.
+    Uploaded,
+    /// The copy is done; `images` lists each image (by where it was read, sorted) with the
+    /// non-distributable layers it has, and `included` says whether they were copied.
+    NonDistributable {
+        included: bool,
+        images: Vec<(String, Vec<String>)>,
+    },
+}
+
+/// The caller's milestone handler.
+pub struct Narrator(Box<dyn Fn(&Milestone) + Send + Sync>);
+
+impl std::fmt::Debug for Narrator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Narrator")
+    }
+}
+
 /// Shared by every transfer task of a copy.
 #[derive(Debug)]
 pub struct Progress {
+    narrator: Option<Narrator>,
     mode: ProgressMode,
     started: Instant,
     total: AtomicU64,
@@ -42,6 +72,7 @@ const REDRAW: Duration = Duration::from_millis(150);
 impl Progress {
     pub fn new(mode: ProgressMode) -> Progress {
         Progress {
+            narrator: None,
             mode,
             started: Instant::now(),
             total: AtomicU64::new(0),
@@ -52,6 +83,18 @@ impl Progress {
 
     pub fn quiet() -> Progress {
         Progress::new(ProgressMode::Quiet)
+    }
+
+    /// Also hand every [`Milestone`] to `narrate`.
+    pub fn with_narrator(mut self, narrate: impl Fn(&Milestone) + Send + Sync + 'static) -> Progress {
+        self.narrator = Some(Narrator(Box::new(narrate)));
+        self
+    }
+
+    pub(crate) fn milestone(&self, milestone: Milestone) {
+        if let Some(Narrator(narrate)) = &self.narrator {
+            narrate(&milestone);
+        }
     }
 
     /// Bytes moved so far.

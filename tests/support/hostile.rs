@@ -1,7 +1,8 @@
 //! A scriptable HTTP/1.1 server on loopback that misbehaves on demand (for registry client tests).
 //!
 //! Each test passes a handler that maps a parsed request to a [`Reply`]. `GET /v2/` is answered
-//! with 200 by the server itself (the client's scheme probe) and is not given to the handler.
+//! with 200 by the server itself (the client's ping) and is not given to the handler, unless the
+//! server was started with [`HostileServer::start_with_ping`].
 //! TLS handshakes (the client tries HTTPS first on loopback) are refused by closing the
 //! connection, which the client reads as "this server does not speak TLS".
 use std::sync::Arc;
@@ -127,7 +128,15 @@ pub struct HostileServer {
 
 impl HostileServer {
     pub async fn start(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> HostileServer {
-        Self::launch(handler, false).await
+        Self::launch(handler, false, false).await
+    }
+
+    /// Like [`start`](Self::start), but `GET /v2/` goes to the handler too (a registry whose
+    /// ping answers something other than 200, such as an auth challenge).
+    pub async fn start_with_ping(
+        handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
+    ) -> HostileServer {
+        Self::launch(handler, false, true).await
     }
 
     /// Like [`start`](Self::start), but the server stops reading as soon as a request with a
@@ -135,12 +144,13 @@ impl HostileServer {
     pub async fn start_stalling_bodies(
         handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
     ) -> HostileServer {
-        Self::launch(handler, true).await
+        Self::launch(handler, true, false).await
     }
 
     async fn launch(
         handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
         stall_bodies: bool,
+        ping_to_handler: bool,
     ) -> HostileServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let host = listener.local_addr().unwrap().to_string();
@@ -150,6 +160,7 @@ impl HostileServer {
             sent: bytes_sent.clone(),
             pings: Arc::default(),
             refused: Arc::default(),
+            ping_to_handler,
         };
         let (pings, refused) = (counters.pings.clone(), counters.refused.clone());
         let mut tasks = JoinSet::new();
@@ -188,6 +199,7 @@ struct Counters {
     sent: Arc<AtomicU64>,
     pings: Arc<AtomicU64>,
     refused: Arc<AtomicU64>,
+    ping_to_handler: bool,
 }
 
 async fn serve(
@@ -209,6 +221,8 @@ async fn serve(
         };
         if request.method == "GET" && request.target == "/v2/" {
             counters.pings.fetch_add(1, Ordering::SeqCst);
+        }
+        if request.method == "GET" && request.target == "/v2/" && !counters.ping_to_handler {
             write_head(&mut stream, 200, &[], Some(2)).await?;
             stream.write_all(b"{}").await?;
             continue;

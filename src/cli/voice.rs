@@ -1,0 +1,335 @@
+//! Who the binary speaks as: pkgr, or imgpkg when it was invoked under that name.
+//!
+//! An imgpkg user's scripts match imgpkg's words (`imgpkg: Error: …`, `imgpkg version X`), so
+//! every text that differs between the two voices is decided here and nowhere else.
+use crate::relocate::Milestone;
+use std::ffi::OsStr;
+use std::path::Path;
+
+/// The version both voices report (the crate's).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Voice {
+    Pkgr,
+    Imgpkg,
+}
+
+impl Voice {
+    /// `imgpkg` when the program's file name (argv[0], without directories or `.exe`) is
+    /// `imgpkg`, as when pkgr is installed as a copy or symlink of that name.
+    pub fn from_program(argv0: Option<&OsStr>) -> Voice {
+        let stem = argv0
+            .map(Path::new)
+            .and_then(Path::file_stem)
+            .and_then(OsStr::to_str);
+        match stem {
+            Some(name) if name.eq_ignore_ascii_case("imgpkg") => Voice::Imgpkg,
+            _ => Voice::Pkgr,
+        }
+    }
+
+    /// The voice of the running process.
+    pub fn detect() -> Voice {
+        Voice::from_program(std::env::args_os().next().as_deref())
+    }
+
+    /// The program name as the user typed it.
+    pub fn program(self) -> &'static str {
+        match self {
+            Voice::Pkgr => "pkgr",
+            Voice::Imgpkg => "imgpkg",
+        }
+    }
+
+    /// The `version` subcommand's output: `imgpkg version X` or `pkgr version X`.
+    pub fn version_line(self) -> String {
+        format!("{} version {VERSION}", self.program())
+    }
+
+    /// How a failed command is reported on stderr.
+    ///
+    /// pkgr: `pkgr: <error>` and one indented `caused by:` line per cause.
+    /// imgpkg: `imgpkg: Error: <error: cause: …>` with imgpkg's multi-line layout (a new,
+    /// deeper-indented line wherever `: ` is followed by a capital letter).
+    pub fn error_text(self, error: &(dyn std::error::Error + 'static)) -> String {
+        match self {
+            Voice::Pkgr => {
+                let mut out = format!("pkgr: {error}");
+                let mut source = error.source();
+                while let Some(cause) = source {
+                    out.push_str(&format!("\n  caused by: {cause}"));
+                    source = cause.source();
+                }
+                out
+            }
+            Voice::Imgpkg => format!("imgpkg: Error: {}", multi_line(&go_chain(error))),
+        }
+    }
+}
+
+impl Voice {
+    /// The lines imgpkg prints for a copy's milestone (`copy | exporting 2 images...`); pkgr
+    /// reports progress on stderr instead and says nothing here. A copy from a tarball has
+    /// nothing to export, so imgpkg starts at `importing`.
+    pub fn copy_milestone(self, milestone: &Milestone, from_tarball: bool) -> Vec<String> {
+        if self == Voice::Pkgr {
+            return Vec::new();
+        }
+        let lines = match milestone {
+            Milestone::Planned { .. } if from_tarball => Vec::new(),
+            Milestone::Planned { images } => {
+                let mut lines = vec![format!("exporting {} images...", images.len())];
+                lines.extend(images.iter().map(|i| format!("will export {i}")));
+                lines.push(format!("exported {} images", images.len()));
+                lines
+            }
+            Milestone::Importing { images } => vec![format!("importing {images} images...")],
+            Milestone::Writing => vec!["writing layers...".to_string()],
+            Milestone::Uploaded => vec!["done uploading images".to_string()],
+            Milestone::NonDistributable { included, images } => {
+                return non_distributable_warning(*included, images).into_iter().collect();
+            }
+        };
+        lines.into_iter().map(|l| format!("copy | {l}")).collect()
+    }
+}
+
+/// The first line of clap's error text without its `error: ` label (`unexpected argument
+/// '--foo' found`), for imgpkg's one-line usage errors.
+pub fn clap_message(rendered: &str) -> String {
+    let first = rendered.lines().next().unwrap_or_default();
+    first.strip_prefix("error: ").unwrap_or(first).to_string()
+}
+
+/// imgpkg's warning about non-distributable layers: which were left out and how to include
+/// them, or that the flag asking for them found none.
+fn non_distributable_warning(included: bool, images: &[(String, Vec<String>)]) -> Option<String> {
+    if included && images.is_empty() {
+        return Some(
+            "Warning: '--include-non-distributable-layers' flag provided, but no images contained a non-distributable layer."
+                .to_string(),
+        );
+    }
+    if included || images.is_empty() {
+        return None;
+    }
+    let mut text = "Warning: Skipped the followings layer(s) due to it being non-distributable. \
+                    If you would like to include non-distributable layers, use the \
+                    --include-non-distributable-layers flag"
+        .to_string();
+    for (image, layers) in images {
+        text.push_str(&format!("\n - Image: {image}\n   Layers:"));
+        for layer in layers {
+            text.push_str(&format!("\n     - {layer}"));
+        }
+    }
+    Some(text)
+}
+
+/// The error chain as Go's `fmt.Errorf("…: %s", err)` wrapping prints it, leaving out a cause
+/// whose text its parent already shows.
+fn go_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
+}
+
+/// imgpkg's (go-cli-ui's) multi-line error layout: on the first line, outside brackets, each
+/// `: ` followed by a capital letter starts a new line, indented two spaces deeper than the last.
+/// Unbalanced brackets leave the text as it is, as imgpkg does.
+fn multi_line(text: &str) -> String {
+    let (first, rest) = match text.split_once('\n') {
+        Some((first, rest)) => (first, Some(rest)),
+        None => (text, None),
+    };
+    let mut depth = 0i32;
+    let mut pieces: Vec<String> = vec![String::new()];
+    let chars: Vec<char> = first.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '[' | '(' | '{' => depth += 1,
+            ']' | ')' | '}' => depth -= 1,
+            _ => {}
+        }
+        if depth < 0 {
+            return text.to_string();
+        }
+        let splits = depth == 0
+            && c == ':'
+            && chars.get(i + 1) == Some(&' ')
+            && chars.get(i + 2).is_some_and(|n| n.is_uppercase());
+        pieces.last_mut().expect("never empty").push(c);
+        if splits {
+            pieces.push(String::new());
+            i += 2;
+            continue;
+        }
+        i += 1;
+    }
+    if depth != 0 {
+        return text.to_string();
+    }
+    let mut out = pieces
+        .iter()
+        .enumerate()
+        .map(|(level, piece)| format!("{}{piece}", "  ".repeat(level)))
+        .collect::<Vec<_>>()
+        .join("\n");
+    if let Some(rest) = rest {
+        out.push('\n');
+        out.push_str(rest);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Wrapped(&'static str, Option<Box<Wrapped>>);
+    impl std::fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for Wrapped {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|e| e as _)
+        }
+    }
+
+    #[test]
+    fn the_program_name_decides_the_voice() {
+        let voice = |s: &str| Voice::from_program(Some(OsStr::new(s)));
+        assert_eq!(voice("/usr/local/bin/imgpkg"), Voice::Imgpkg);
+        assert_eq!(voice("imgpkg"), Voice::Imgpkg);
+        assert_eq!(
+            voice("C:\\bin\\imgpkg.exe".replace('\\', "/").as_str()),
+            Voice::Imgpkg
+        );
+        assert_eq!(voice("/usr/bin/pkgr"), Voice::Pkgr);
+        assert_eq!(voice("/opt/imgpkg/bin/pkgr"), Voice::Pkgr);
+        assert_eq!(voice("imgpkg-old"), Voice::Pkgr);
+        assert_eq!(Voice::from_program(None), Voice::Pkgr);
+    }
+
+    #[test]
+    fn copy_milestones_in_imgpkg_words() {
+        let planned = Milestone::Planned {
+            images: vec!["reg/a@sha256:1".into(), "reg/b@sha256:2".into()],
+        };
+        assert_eq!(
+            Voice::Imgpkg.copy_milestone(&planned, false),
+            [
+                "copy | exporting 2 images...",
+                "copy | will export reg/a@sha256:1",
+                "copy | will export reg/b@sha256:2",
+                "copy | exported 2 images"
+            ]
+        );
+        assert!(Voice::Imgpkg.copy_milestone(&planned, true).is_empty());
+        assert_eq!(
+            Voice::Imgpkg.copy_milestone(&Milestone::Importing { images: 2 }, true),
+            ["copy | importing 2 images..."]
+        );
+        assert_eq!(
+            Voice::Imgpkg.copy_milestone(&Milestone::Uploaded, false),
+            ["copy | done uploading images"]
+        );
+        assert!(Voice::Pkgr.copy_milestone(&planned, false).is_empty());
+
+        let skipped = Milestone::NonDistributable {
+            included: false,
+            images: vec![(
+                "reg/win@sha256:1".into(),
+                vec!["sha256:f1".into(), "sha256:f2".into()],
+            )],
+        };
+        assert_eq!(
+            Voice::Imgpkg.copy_milestone(&skipped, false),
+            [
+                "Warning: Skipped the followings layer(s) due to it being non-distributable. If you would like to include non-distributable layers, use the --include-non-distributable-layers flag\n - Image: reg/win@sha256:1\n   Layers:\n     - sha256:f1\n     - sha256:f2"
+            ]
+        );
+        let none = Milestone::NonDistributable {
+            included: true,
+            images: vec![],
+        };
+        assert_eq!(
+            Voice::Imgpkg.copy_milestone(&none, false),
+            [
+                "Warning: '--include-non-distributable-layers' flag provided, but no images contained a non-distributable layer."
+            ]
+        );
+        let nothing = Milestone::NonDistributable {
+            included: false,
+            images: vec![],
+        };
+        assert!(Voice::Imgpkg.copy_milestone(&nothing, false).is_empty());
+    }
+
+    #[test]
+    fn clap_errors_become_one_line() {
+        assert_eq!(
+            clap_message("error: unexpected argument '--foo' found\n\nUsage: imgpkg version\n"),
+            "unexpected argument '--foo' found"
+        );
+    }
+
+    #[test]
+    fn version_lines() {
+        assert_eq!(Voice::Imgpkg.version_line(), format!("imgpkg version {VERSION}"));
+        assert_eq!(Voice::Pkgr.version_line(), format!("pkgr version {VERSION}"));
+    }
+
+    #[test]
+    fn errors_in_each_voice() {
+        let error = Wrapped(
+            "Fetching image",
+            Some(Box::new(Wrapped(
+                "GET http://127.0.0.1:5000/v2/nothing/manifests/latest",
+                Some(Box::new(Wrapped("NAME_UNKNOWN: Unknown name", None))),
+            ))),
+        );
+        assert_eq!(
+            Voice::Imgpkg.error_text(&error),
+            "imgpkg: Error: Fetching image:\n  GET http://127.0.0.1:5000/v2/nothing/manifests/latest:\n    NAME_UNKNOWN:\n      Unknown name"
+        );
+        assert_eq!(
+            Voice::Pkgr.error_text(&error),
+            "pkgr: Fetching image\n  caused by: GET http://127.0.0.1:5000/v2/nothing/manifests/latest\n  caused by: NAME_UNKNOWN: Unknown name"
+        );
+    }
+
+    #[test]
+    fn multi_line_keeps_brackets_and_later_lines() {
+        assert_eq!(
+            multi_line("Overlaying (in order: A, B): Document on line (kv arg):1: Expected 1"),
+            "Overlaying (in order: A, B):\n  Document on line (kv arg):1:\n    Expected 1"
+        );
+        assert_eq!(multi_line("a: B\nsecond: Line"), "a:\n  B\nsecond: Line");
+        assert_eq!(multi_line("unbalanced (: B"), "unbalanced (: B");
+        assert_eq!(multi_line("lower: case stays"), "lower: case stays");
+    }
+
+    #[test]
+    fn a_cause_already_in_its_parent_is_not_repeated() {
+        let error = Wrapped(
+            "pulling x: connection refused",
+            Some(Box::new(Wrapped("connection refused", None))),
+        );
+        assert_eq!(go_chain(&error), "pulling x: connection refused");
+    }
+}
