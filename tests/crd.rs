@@ -159,9 +159,10 @@ fn config_manifests_are_least_privilege() {
 fn deployment_names_the_image_the_readme_builds() {
     use k8s_openapi::api::apps::v1::Deployment;
     let root = env!("CARGO_MANIFEST_DIR");
-    let deployment: Deployment =
-        serde_saphyr::from_str(&std::fs::read_to_string(format!("{root}/config/03-deployment.yaml")).unwrap())
-            .unwrap();
+    let deployment: Deployment = serde_saphyr::from_str(
+        &std::fs::read_to_string(format!("{root}/config/03-deployment.yaml")).unwrap(),
+    )
+    .unwrap();
     let pod = deployment.spec.unwrap().template.spec.unwrap();
     let image = pod.containers[0].image.clone().unwrap();
     assert_eq!(
