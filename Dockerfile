@@ -1,4 +1,5 @@
-# pkgr controller image.
+# pkgr controller image, for machines that can pull rust:1-alpine and distroless. Offline (and in
+# CI), `scripts/image REF` builds the image with buildah from the local release binary instead.
 #
 # Static binary via musl (rust:alpine builds for x86_64/aarch64-unknown-linux-musl natively, with
 # crt-static on by default): no libc in the final image, so it runs FROM scratch-like distroless

@@ -1,4 +1,5 @@
-# Sourced by scripts/demo and bench/*.sh: start Debian's docker-registry on a free loopback port.
+# Sourced by scripts/demo, scripts/image-check and bench/*.sh: start Debian's docker-registry on a
+# free loopback port.
 #   start_registry NAME [tls-auth USER PASS]
 # sets ${NAME}_HOST (127.0.0.1:PORT), ${NAME}_DIR (its storage/config dir), ${NAME}_CA (tls only)
 # and registers a trap that stops every registry started this way when the script exits.
@@ -12,21 +13,15 @@ stop_registries() {
 }
 trap stop_registries EXIT
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
 start_registry() {
   local name=$1 mode=${2:-plain} user=${3:-} pass=${4:-}
   command -v docker-registry >/dev/null || {
     echo "docker-registry is not installed: apt-get install docker-registry apache2-utils openssl" >&2
     exit 1
   }
-  local dir port host
+  local dir host
   dir=$(mktemp -d "${TMPDIR:-/tmp}/pkgr-registry.XXXXXX")
   PKGR_REGISTRY_DIRS+=("$dir")
-  port=$(free_port)
-  host="127.0.0.1:$port"
   cat >"$dir/config.yml" <<CFG
 version: 0.1
 log:
@@ -39,7 +34,9 @@ storage:
   delete:
     enabled: true
 http:
-  addr: $host
+  # Port 0: the kernel picks a free port when the registry binds, so no other process can take
+  # it in between; the registry logs the address it got.
+  addr: 127.0.0.1:0
   secret: pkgr-bench-secret
 CFG
   if [ "$mode" = tls-auth ]; then
@@ -65,10 +62,12 @@ CFG
   docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
   local pid=$!
   PKGR_REGISTRY_PIDS+=("$pid")
-  # The registry logs "listening on" once it accepts connections; wait for that line (tail stops
-  # with the registry).
-  if ! timeout 30 grep -q -m1 "listening on" <(tail -F --pid="$pid" "$dir/log" 2>/dev/null); then
-    echo "docker-registry did not start; its log:" >&2
+  # The registry logs "listening on 127.0.0.1:PORT" once it accepts connections; wait for that
+  # line (tail stops with the registry) and take the port from it.
+  host=$(timeout 30 grep -o -m1 "listening on 127\.0\.0\.1:[0-9]*" \
+    <(tail -F --pid="$pid" "$dir/log" 2>/dev/null) | cut -d' ' -f3) || true
+  if [ -z "$host" ]; then
+    echo "docker-registry did not start within 30 s; its log ($dir/log):" >&2
     cat "$dir/log" >&2
     exit 1
   fi

@@ -1,4 +1,5 @@
-//! The `pkgr controller` and `pkgr crd` binaries: startup refusal without CRDs, CRD output.
+//! The `pkgr controller` and `pkgr crd` binaries: startup refusal without CRDs, CRD output; the
+//! root `--version` flag that the image check runs.
 mod apiserver;
 
 use std::io::Write;
@@ -134,6 +135,24 @@ fn crd_command_prints_the_committed_crds() {
     );
     let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/crds.yaml")).unwrap();
     assert_eq!(String::from_utf8(output.stdout).unwrap(), committed);
+}
+
+/// `scripts/image-check` runs `pkgr --version` inside the image: it must print the crate version.
+#[test]
+fn version_flag_prints_the_crate_version() {
+    let output = Command::new(env!("CARGO_BIN_EXE_pkgr"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        format!("pkgr {}\n", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 /// A loopback "API server" with the CRDs installed and nothing else: GETs of the CRDs answer

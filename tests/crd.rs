@@ -152,3 +152,31 @@ fn config_manifests_are_least_privilege() {
         "metadata.namespace"
     );
 }
+
+/// The Deployment runs the image the README tells people to build (`scripts/image REF`, the
+/// command CI runs), tagged with this version, as the user that image is made for.
+#[test]
+fn deployment_names_the_image_the_readme_builds() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let root = env!("CARGO_MANIFEST_DIR");
+    let deployment: Deployment = serde_saphyr::from_str(
+        &std::fs::read_to_string(format!("{root}/config/03-deployment.yaml")).unwrap(),
+    )
+    .unwrap();
+    let pod = deployment.spec.unwrap().template.spec.unwrap();
+    let image = pod.containers[0].image.clone().unwrap();
+    assert_eq!(
+        image,
+        format!("registry.corp.xyz/pkgr:{}", env!("CARGO_PKG_VERSION")),
+        "config/03-deployment.yaml must name the image of this version"
+    );
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("scripts/image {image}")),
+        "README.md must show how to build and push {image} with scripts/image"
+    );
+    // scripts/image writes user nonroot as 65532:65532.
+    let security = pod.security_context.unwrap();
+    assert_eq!(security.run_as_user, Some(65532));
+    assert_eq!(security.run_as_group, Some(65532));
+}

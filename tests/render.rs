@@ -400,6 +400,28 @@ fn usage_errors_exit_2() {
     }
 }
 
+/// A machine (or image) without CA roots: the error says where pkgr looks and what to install.
+#[test]
+fn no_system_ca_roots_is_an_error_that_says_what_to_install() {
+    let empty = tempfile::tempdir().unwrap();
+    let bundle = empty.path().join("ca-certificates.crt");
+    std::fs::write(&bundle, "").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pkgr"))
+        .args(["render", "-i", "127.0.0.1:9/pkgr-test/repo:v1"])
+        .env("SSL_CERT_FILE", &bundle)
+        .env("SSL_CERT_DIR", empty.path())
+        .env("DOCKER_CONFIG", empty.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("No CA certificates were loaded"), "{stderr}");
+    assert!(
+        stderr.contains("install the ca-certificates package") && stderr.contains("--registry-ca-cert-path"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn a_missing_tarball_is_a_clear_error() {
     let out = pkgr(&["render", "--tar", "/nonexistent/pkgr-render-test.tar"]);

@@ -133,10 +133,23 @@ pub(super) fn build_http(
                 .no_proxy(no_proxy),
         );
     }
-    builder
-        .build()
-        .map_err(|e| RegistryError::ClientBuild(error_chain(&e)))
+    builder.build().map_err(|e| {
+        let chain = error_chain(&e);
+        // rustls-platform-verifier's words when the system has no CA roots (an image without
+        // ca-certificates, an SSL_CERT_FILE that names an empty file): say where they come from.
+        if chain.contains("No CA certificates were loaded from the system") {
+            RegistryError::ClientBuild(format!(
+                "{chain}. pkgr trusts the system's CA bundle (/etc/ssl/certs/ca-certificates.crt on \
+                 Debian, or SSL_CERT_FILE / SSL_CERT_DIR when set) and found no certificate there: \
+                 install the ca-certificates package, or pass the registry's CA with \
+                 --registry-ca-cert-path"
+            ))
+        } else {
+            RegistryError::ClientBuild(chain)
+        }
+    })
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
