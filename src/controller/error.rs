@@ -216,7 +216,7 @@ pub fn short_reason(error: &(dyn std::error::Error + 'static)) -> String {
         Some(root) => format!("{error}: {root}"),
         None => error.to_string(),
     };
-    truncate(&text, MAX_SHORT_REASON)
+    truncate(&super::wording::for_cluster_user(&text), MAX_SHORT_REASON)
 }
 
 /// The whole chain, `top: cause: cause`, bounded.
@@ -228,7 +228,7 @@ pub fn full_chain(error: &(dyn std::error::Error + 'static)) -> String {
         text.push_str(&cause.to_string());
         source = cause.source();
     }
-    truncate(&text, MAX_ERROR_MESSAGE)
+    truncate(&super::wording::for_cluster_user(&text), MAX_ERROR_MESSAGE)
 }
 
 /// Cut at a char boundary at most `max` bytes long, marking the cut.

@@ -14,6 +14,7 @@ pub mod server;
 pub mod source;
 pub mod status;
 pub mod watch;
+mod wording;
 
 use crate::api::{Package, PackageMetadata, PackageRepository};
 use crate::bundle::{FileTree, lock::ImagesLock};
