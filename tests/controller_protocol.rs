@@ -25,12 +25,16 @@ const PACKAGES: &str = "data.packaging.carvel.dev/v1alpha1/packages";
 struct RecordingSource {
     configs: Mutex<Vec<Option<ControllerConfig>>>,
     requests: Arc<AtomicUsize>,
+    /// Fetches in progress now, and the most there ever were at once.
+    fetching: Arc<(AtomicUsize, AtomicUsize)>,
+    /// How long a fetch takes (a slow registry).
+    fetch_time: Duration,
 }
 
 const BUNDLE: &str = "registry.corp.example/repo:1.0.0";
 const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
-struct BundleSession(Arc<AtomicUsize>);
+struct BundleSession(Arc<AtomicUsize>, Arc<(AtomicUsize, AtomicUsize)>, Duration);
 
 impl Session for BundleSession {
     fn resolve<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<Option<String>, SourceError>> {
@@ -44,6 +48,7 @@ impl Session for BundleSession {
     }
     fn fetch<'a>(&'a self, _: &'a str, _: bool) -> BoxFuture<'a, Result<Contents, SourceError>> {
         self.0.fetch_add(1, Ordering::SeqCst);
+        let (fetching, delay) = (self.1.clone(), self.2);
         let files = ["1.0.0", "1.1.0", "2.0.0"]
             .iter()
             .map(|v| {
@@ -54,6 +59,10 @@ impl Session for BundleSession {
             })
             .collect();
         Box::pin(async move {
+            let now = fetching.0.fetch_add(1, Ordering::SeqCst) + 1;
+            fetching.1.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(delay).await;
+            fetching.0.fetch_sub(1, Ordering::SeqCst);
             Ok(Contents {
                 is_bundle: true,
                 files,
@@ -65,7 +74,11 @@ impl Session for BundleSession {
 
 impl Source for RecordingSource {
     fn session(&self, _: &RegistryAuth) -> Result<Arc<dyn Session>, SourceError> {
-        Ok(Arc::new(BundleSession(self.requests.clone())))
+        Ok(Arc::new(BundleSession(
+            self.requests.clone(),
+            self.fetching.clone(),
+            self.fetch_time,
+        )))
     }
     fn reconfigure(&self, config: Option<&ControllerConfig>) -> Result<bool, config::ConfigError> {
         let mut configs = self.configs.lock().unwrap();
@@ -97,6 +110,15 @@ async fn start(api: &FakeApiServer, source: Arc<RecordingSource>) -> Running {
 }
 
 async fn start_with(api: &FakeApiServer, source: Arc<RecordingSource>, metrics: Arc<Metrics>) -> Running {
+    start_opts(api, source, metrics, 2).await
+}
+
+async fn start_opts(
+    api: &FakeApiServer,
+    source: Arc<RecordingSource>,
+    metrics: Arc<Metrics>,
+    fetch_concurrency: usize,
+) -> Running {
     let client = api.client();
     let startup = config::load(&client, NS).await.unwrap();
     source.reconfigure(startup.as_ref()).unwrap();
@@ -108,6 +130,7 @@ async fn start_with(api: &FakeApiServer, source: Arc<RecordingSource>, metrics: 
         Settings {
             namespace: NS.into(),
             apply_concurrency: 4,
+            fetch_concurrency,
         },
         4,
         async move {
@@ -563,4 +586,38 @@ async fn deleting_one_of_two_repositories_that_supply_an_object_never_removes_it
         Some(&json!("second"))
     );
     running.stop().await;
+}
+
+/// Three bundle repositories against a slow registry: at most `fetches` are read at once.
+async fn most_fetches_at_once(fetches: usize) -> usize {
+    let api = FakeApiServer::start().await;
+    for name in ["one", "two", "three"] {
+        api.create(
+            REPOS,
+            None,
+            name,
+            json!({"apiVersion": "install.package.carvel.dev/v1alpha1",
+            "kind": "PackageRepository", "metadata": {"name": name},
+            "spec": {"fetch": {"imgpkgBundle": {"image": BUNDLE}}}}),
+        );
+    }
+    let source = Arc::new(RecordingSource {
+        fetch_time: Duration::from_millis(200),
+        ..Default::default()
+    });
+    let running = start_opts(&api, source.clone(), Arc::new(Metrics::default()), fetches).await;
+    for name in ["one", "two", "three"] {
+        wait_succeeded(&api, name, Duration::from_secs(20)).await;
+    }
+    running.stop().await;
+    source.fetching.1.load(Ordering::SeqCst)
+}
+
+#[tokio::test]
+async fn the_memory_budget_bounds_how_many_repositories_are_fetched_at_once() {
+    assert_eq!(most_fetches_at_once(1).await, 1);
+    assert!(
+        most_fetches_at_once(3).await > 1,
+        "without the bound they overlap"
+    );
 }

@@ -30,6 +30,11 @@ pub struct ControllerArgs {
     /// Name of the Lease used for leader election.
     #[arg(long, env = "PKGR_LEASE_NAME", default_value = "pkgr-controller")]
     lease_name: String,
+    /// Memory the controller may spend on repositories being fetched and read (e.g. 512Mi): it
+    /// decides how many are fetched at once and how large one may expand. Default: the
+    /// container's memory limit less 48 MiB, or unbounded without a limit.
+    #[arg(long, env = "PKGR_MEMORY_BUDGET", value_parser = controller::budget::parse_quantity)]
+    memory_budget: Option<u64>,
     /// Registry CA certificate (PEM) to trust, in addition to `kapp-controller-config`'s caCerts.
     #[arg(long = "registry-ca-cert-path")]
     registry_ca_cert_path: Vec<std::path::PathBuf>,
@@ -71,7 +76,17 @@ pub async fn run(args: ControllerArgs) -> CommandResult {
     }
     // Read once here so that a broken config stops the start with a clear message; later
     // changes are picked up from the Secret watch (a broken edit keeps the last good settings).
-    let source = RegistrySource::new(options);
+    let budget = controller::budget::plan(
+        args.memory_budget.or_else(controller::budget::from_cgroup),
+        usize::from(args.concurrency),
+    )?;
+    tracing::info!(
+        fetches_at_once = budget.fetches,
+        max_repository_mib = budget.max_repository_bytes >> 20,
+        "memory budget"
+    );
+    let mut source = RegistrySource::new(options);
+    source.limits.max_bytes = budget.max_repository_bytes;
     let config_error =
         |e: config::ConfigError| super::render_error(&e).trim_start_matches("pkgr: ").to_string();
     let config = config::load(&client, &args.namespace)
@@ -91,6 +106,7 @@ pub async fn run(args: ControllerArgs) -> CommandResult {
     let settings = controller::Settings {
         namespace: args.namespace.clone(),
         apply_concurrency: args.apply_concurrency,
+        fetch_concurrency: budget.fetches,
     };
     let source: Arc<dyn controller::source::Source> = Arc::new(source);
     let shutdown = terminated();

@@ -3,6 +3,7 @@
 //! `run` wires the `kube::runtime::Controller`; `reconcile` holds the phases; the registry side is
 //! behind `source::Source` so tests can fake it.
 pub mod apply;
+pub mod budget;
 pub mod config;
 pub mod error;
 pub mod leader;
@@ -64,6 +65,8 @@ pub struct Settings {
     pub namespace: String,
     /// Server-side applies in flight at once for one repository.
     pub apply_concurrency: usize,
+    /// Repositories fetched and read at once (the memory-heavy part of a reconcile).
+    pub fetch_concurrency: usize,
 }
 
 impl Default for Settings {
@@ -71,6 +74,7 @@ impl Default for Settings {
         Settings {
             namespace: "kapp-controller".into(),
             apply_concurrency: 32,
+            fetch_concurrency: 8,
         }
     }
 }
@@ -108,6 +112,8 @@ pub struct Context {
     /// Repositories deleted since start-up: their objects are free to take over.
     pub departed: Mutex<std::collections::HashSet<String>>,
     pub metrics: Arc<metrics::Metrics>,
+    /// Permits for fetching and reading a repository (see `budget`).
+    pub fetches: Arc<tokio::sync::Semaphore>,
 }
 
 /// The Event reporter name.
@@ -127,6 +133,7 @@ impl Context {
             controller: CONTROLLER_NAME.into(),
             instance: std::env::var("POD_NAME").ok(),
         };
+        let fetches = Arc::new(tokio::sync::Semaphore::new(settings.fetch_concurrency.max(1)));
         Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
@@ -141,6 +148,7 @@ impl Context {
             requeue: None,
             departed: Mutex::default(),
             metrics: Arc::default(),
+            fetches,
         }
     }
 }

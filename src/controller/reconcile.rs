@@ -333,6 +333,9 @@ fn seed() -> u64 {
 /// Steps 1-6; `None` when the digest short-cut applies.
 async fn run_pipeline(repo: &PackageRepository, ctx: &Context) -> Result<Option<Applied>, ReconcileError> {
     let source = select_source(repo)?;
+    // Fetching and reading a repository is what takes memory: at most as many at once as the
+    // memory budget allows (the applies after it are not bounded by this).
+    let permit = ctx.fetches.clone().acquire_owned().await.ok();
     let (fetched, contents) = match source {
         SourceSpec::Inline(inline) => {
             let fetched = INLINE.to_string();
@@ -389,6 +392,8 @@ async fn run_pipeline(repo: &PackageRepository, ctx: &Context) -> Result<Option<
             source,
         }
     })?;
+    drop(contents);
+    drop(permit);
     let mut applied = apply_and_prune(repo, ctx, &output, &fetched).await?;
     applied.fetched = fetched.clone();
     applied.memo.fetched = fetched;

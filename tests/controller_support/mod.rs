@@ -404,6 +404,7 @@ pub fn context(state: &Shared, registry: &Registry) -> (Arc<Context>, Caches) {
         Settings {
             namespace: "kapp-controller".into(),
             apply_concurrency: 4,
+            fetch_concurrency: 2,
         },
         packages,
         metadatas,
