@@ -173,10 +173,11 @@ pub fn mark_applied_set(object: &mut Desired, value: &str) {
 
 /// Did only pkgr write this object (no `kubectl edit`, no other tool since)?
 pub fn written_only_by_pkgr(meta: &kube::api::ObjectMeta) -> bool {
-    meta.managed_fields
-        .iter()
-        .flatten()
-        .all(|entry| entry.manager.as_deref() == Some(FIELD_MANAGER) || entry.subresource.is_some())
+    let entries = meta.managed_fields.as_deref().unwrap_or_default();
+    !entries.is_empty()
+        && entries
+            .iter()
+            .all(|entry| entry.manager.as_deref() == Some(FIELD_MANAGER) || entry.subresource.is_some())
 }
 
 /// The repository an existing object belongs to, from its ownerReference or annotation.

@@ -49,11 +49,16 @@ where
     }
 }
 
-/// Watch events worth a reconcile: anything but the echo of pkgr's own applies and deletes.
+/// Watch events worth a reconcile: anything but the echo of pkgr's own applies and deletes. The
+/// first list is not: every repository is reconciled at start from its own listing, and mapping
+/// each listed object to its repository again would only repeat that (one more manifest request
+/// each). A later re-list (after a watch expired) does count: changes made while the watch was
+/// down arrive only that way.
 pub(super) fn external_changes<K: Resource>(
     own: Arc<apply::OwnWrites>,
     kind: Kind,
 ) -> impl FnMut(Event<K>) -> std::future::Ready<Option<Result<K, watcher::Error>>> {
+    let mut listed = false;
     move |event| {
         let keep = |object: K, change: apply::Change| {
             let meta = object.meta();
@@ -61,20 +66,36 @@ pub(super) fn external_changes<K: Resource>(
             (!own.is_echo(kind, name, meta.resource_version.as_deref(), change)).then_some(Ok(object))
         };
         std::future::ready(match event {
+            // Written by pkgr alone: the echo of an apply, even one whose reply (and so its
+            // resourceVersion) has not arrived yet.
+            Event::Apply(o) if apply::written_only_by_pkgr(o.meta()) => None,
             Event::Apply(o) => keep(o, apply::Change::Applied),
             Event::Delete(o) => keep(o, apply::Change::Deleted),
-            Event::InitApply(o) => Some(Ok(o)),
-            Event::Init | Event::InitDone => None,
+            Event::InitApply(o) => listed.then_some(Ok(o)),
+            Event::InitDone => {
+                listed = true;
+                None
+            }
+            Event::Init => None,
         })
     }
 }
 
-/// Objects that were listed or changed (deletions included), as triggers.
-fn touched<K>(event: Event<K>) -> std::future::Ready<Option<Result<K, watcher::Error>>> {
-    std::future::ready(match event {
-        Event::Apply(o) | Event::InitApply(o) | Event::Delete(o) => Some(Ok(o)),
-        Event::Init | Event::InitDone => None,
-    })
+/// Objects that were changed (deletions included), or listed again after the first list, as
+/// triggers (see `external_changes`).
+fn touched<K>() -> impl FnMut(Event<K>) -> std::future::Ready<Option<Result<K, watcher::Error>>> {
+    let mut listed = false;
+    move |event| {
+        std::future::ready(match event {
+            Event::Apply(o) | Event::Delete(o) => Some(Ok(o)),
+            Event::InitApply(o) => listed.then_some(Ok(o)),
+            Event::InitDone => {
+                listed = true;
+                None
+            }
+            Event::Init => None,
+        })
+    }
 }
 
 /// Names of the watches whose caches a reconcile reads.
@@ -156,7 +177,7 @@ pub async fn run(
         watches.clone(),
     )
     .inspect(move |event| secret_tracker.on_secret(event))
-    .filter_map(touched);
+    .filter_map(touched());
     // Only the one ConfigMap: the older form of kapp-controller-config.
     let (_, config_map_writer) = reflector::store::<ConfigMap>();
     let map_tracker = tracker.clone();
@@ -170,7 +191,7 @@ pub async fn run(
         watches.clone(),
     )
     .inspect(move |event| map_tracker.on_config_map(event))
-    .filter_map(touched);
+    .filter_map(touched());
 
     let secret_repos = repo_store.clone();
     let map_repos = repo_store.clone();
@@ -352,6 +373,63 @@ mod tests {
             },
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn own_echoes_and_the_first_list_are_not_triggers() {
+        let own = Arc::new(apply::OwnWrites::default());
+        own.record(Kind::Package, "mine", Some("5".into()));
+        own.record(Kind::Package, "pruned", None);
+        let package = |name: &str, rv: &str| -> Package {
+            serde_json::from_value(
+                serde_json::json!({"apiVersion": "data.packaging.carvel.dev/v1alpha1",
+                "kind": "Package", "metadata": {"name": name, "resourceVersion": rv}, "spec": {}}),
+            )
+            .unwrap()
+        };
+        let mut filter = external_changes::<Package>(own, Kind::Package);
+        let mut passes = |event: Event<Package>| {
+            futures_util::FutureExt::now_or_never(filter(event))
+                .unwrap()
+                .is_some()
+        };
+        assert!(!passes(Event::Init));
+        assert!(
+            !passes(Event::InitApply(package("mine", "5"))),
+            "the first list: repositories reconcile anyway"
+        );
+        assert!(!passes(Event::InitDone));
+        assert!(!passes(Event::Apply(package("mine", "5"))), "echo of our apply");
+        assert!(passes(Event::Apply(package("mine", "6"))), "someone edited it");
+        let mut ours_in_flight = package("in-flight", "9");
+        ours_in_flight.metadata.managed_fields = Some(vec![
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry {
+                manager: Some(apply::FIELD_MANAGER.into()),
+                operation: Some("Apply".into()),
+                ..Default::default()
+            },
+        ]);
+        assert!(
+            !passes(Event::Apply(ours_in_flight.clone())),
+            "written by pkgr alone, reply not yet seen"
+        );
+        ours_in_flight.metadata.managed_fields.as_mut().unwrap().push(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry {
+                manager: Some("kubectl-edit".into()),
+                operation: Some("Update".into()),
+                ..Default::default()
+            },
+        );
+        assert!(passes(Event::Apply(ours_in_flight)), "edited by someone else");
+        assert!(passes(Event::Delete(package("mine", "6"))), "someone deleted it");
+        assert!(
+            !passes(Event::Delete(package("pruned", "3"))),
+            "echo of our prune"
+        );
+        assert!(
+            passes(Event::InitApply(package("mine", "5"))),
+            "a re-list after an outage counts"
+        );
     }
 
     #[test]

@@ -64,6 +64,21 @@ fn now() -> String {
         .to_string()
 }
 
+/// What the API server does to a Secret on every write: stringData goes into data (base64).
+fn normalise(resource: &str, object: &mut Value) {
+    use base64::Engine;
+    if resource != "v1/secrets" {
+        return;
+    }
+    let Some(strings) = object.as_object_mut().and_then(|o| o.remove("stringData")) else {
+        return;
+    };
+    for (k, v) in strings.as_object().into_iter().flatten() {
+        let text = v.as_str().unwrap_or_default();
+        object["data"][k] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+    }
+}
+
 impl Store {
     fn next_rv(&mut self) -> u64 {
         self.rv += 1;
@@ -100,6 +115,7 @@ impl Store {
             return (status(409, "AlreadyExists", &message), vec![]);
         }
         self.uid += 1;
+        normalise(&key.resource, &mut object);
         let rv = self.next_rv();
         let meta = &mut object["metadata"];
         meta["name"] = json!(key.name);
@@ -118,6 +134,7 @@ impl Store {
 
     /// Store `object` as the new state of an existing `key`, bumping generation on a spec change.
     fn update(&mut self, key: &Key, old: &Value, mut object: Value) -> (Reply, Vec<Change>) {
+        normalise(&key.resource, &mut object);
         for field in [
             "uid",
             "creationTimestamp",

@@ -1,0 +1,226 @@
+//! Benchmark (ignored; run with `bench/controller-restart.sh`): the running controller with the
+//! real registry client against a real docker-registry (through a counting proxy) and the fake
+//! API server, for a repository of N Packages (default 1,000): first reconcile, a restart with
+//! nothing changed, and a resync, each with its registry requests and API writes; peak RSS of the
+//! whole test process (the fake API server and its stored objects included).
+mod apiserver;
+mod copy_proxy;
+mod support;
+
+use apiserver::FakeApiServer;
+use pkgr::controller::metrics::Metrics;
+use pkgr::controller::source::RegistrySource;
+use pkgr::controller::watch::WatchHealth;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const NS: &str = "kapp-controller";
+const REPOS: &str = "install.package.carvel.dev/v1alpha1/packagerepositories";
+
+struct Running(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>);
+
+fn start(api: &FakeApiServer, metrics: Arc<Metrics>) -> Running {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(pkgr::controller::run(
+        api.client(),
+        Arc::new(RegistrySource::new(Default::default())),
+        pkgr::controller::Settings {
+            namespace: NS.into(),
+            apply_concurrency: 32,
+            fetch_concurrency: 1,
+        },
+        8,
+        async move {
+            let _ = stopped.await;
+        },
+        metrics,
+        Arc::new(WatchHealth::default()),
+    ));
+    Running(stop, task)
+}
+
+async fn stop(running: Running) {
+    let _ = running.0.send(());
+    let _ = running.1.await;
+}
+
+fn outcomes(metrics: &Metrics, outcome: &str) -> u64 {
+    let needle = format!("pkgr_reconciles_total{{outcome=\"{outcome}\"}} ");
+    metrics
+        .render()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(needle.as_str())
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Wait for the controller's own count of an outcome (bounded).
+async fn wait_outcome(metrics: &Metrics, outcome: &str, count: u64) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while outcomes(metrics, outcome) < count {
+        assert!(Instant::now() < deadline, "no {outcome} reconcile");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: bench/controller-restart.sh"]
+async fn bench_first_reconcile_restart_and_resync() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("BENCH_LOG"))
+        .with_writer(std::io::stderr)
+        .try_init();
+    let count: usize = std::env::var("PACKAGES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1000);
+    let registry = support::registry::TestRegistry::start();
+    let proxy = copy_proxy::Proxy::start(&registry.host).await;
+    let dir = tempfile::tempdir().unwrap();
+    let packages = dir.path().join("packages");
+    std::fs::create_dir_all(&packages).unwrap();
+    for i in 0..count {
+        std::fs::write(
+            packages.join(format!("{i}.yml")),
+            format!(
+                "apiVersion: data.packaging.carvel.dev/v1alpha1\nkind: Package\nmetadata:\n  name: bench.corp.com.1.0.{i}\nspec:\n  refName: bench.corp.com\n  version: 1.0.{i}\n  template:\n    spec:\n      fetch:\n      - imgpkgBundle:\n          image: registry.corp.example/app@sha256:{}\n      template:\n      - ytt: {{}}\n      deploy:\n      - kapp: {{}}\n",
+                "a".repeat(64)
+            ),
+        )
+        .unwrap();
+    }
+    std::fs::create_dir_all(dir.path().join(".imgpkg")).unwrap();
+    std::fs::write(
+        dir.path().join(".imgpkg/images.yml"),
+        "apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\nimages: []\n",
+    )
+    .unwrap();
+    let image = format!("{}/bench/repo:1.0.0", proxy.host);
+    let pushed = std::process::Command::new(env!("CARGO_BIN_EXE_pkgr"))
+        .args(["push", "-b", &image, "-f", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        pushed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pushed.stderr)
+    );
+
+    let api = FakeApiServer::start().await;
+    api.create(
+        "v1/secrets",
+        Some(NS),
+        "creds",
+        json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "creds", "namespace": NS}, "stringData": {"username": "u", "password": "p"}}),
+    );
+    let metrics = Arc::new(Metrics::default());
+    let running = start(&api, metrics.clone());
+    proxy.clear();
+    api.clear_log();
+    let started = Instant::now();
+    api.create(
+        REPOS,
+        None,
+        "bench",
+        json!({"apiVersion": "install.package.carvel.dev/v1alpha1",
+        "kind": "PackageRepository", "metadata": {"name": "bench"},
+        "spec": {"fetch": {"imgpkgBundle": {"image": image, "secretRef": {"name": "creds"}}}}}),
+    );
+    let outcome = api
+        .wait_for("a reconcile outcome", Duration::from_secs(120), |api| {
+            let description = api
+                .get(REPOS, None, "bench")?
+                .pointer("/status/friendlyDescription")?
+                .clone();
+            (description != "Reconciling").then_some(description)
+        })
+        .await;
+    assert_eq!(
+        outcome,
+        Value::from("ReconcileSucceeded"),
+        "{:?}",
+        api.get(REPOS, None, "bench")
+    );
+    let first = started.elapsed();
+    let writes = |api: &FakeApiServer| api.log().iter().filter(|l| l.is_write()).count();
+    println!(
+        "first reconcile of {count} Packages: {first:?}, {} registry requests, {} API requests ({} writes)",
+        proxy.requests().len(),
+        api.log().len(),
+        writes(&api)
+    );
+
+    // The reconcile's Event is posted after its status: let it land before counting the resync.
+    api.wait_for("the ReconcileSucceeded Event", Duration::from_secs(30), |api| {
+        api.log()
+            .iter()
+            .any(|l| l.method == "POST" && l.path.ends_with("/events"))
+            .then_some(())
+    })
+    .await;
+    // A resync (the credential Secret touched): the digest short-cut.
+    proxy.clear();
+    api.clear_log();
+    let unchanged = outcomes(&metrics, "unchanged");
+    api.edit(
+        "v1/secrets",
+        Some(NS),
+        "creds",
+        json!({"metadata": {"annotations": {"touched": "1"}}}),
+    );
+    wait_outcome(&metrics, "unchanged", unchanged + 1).await;
+    let resync_writes = writes(&api); // the edit itself is not a request
+    let write_lines = |api: &FakeApiServer| -> Vec<String> {
+        api.log()
+            .iter()
+            .filter(|l| l.is_write())
+            .map(|l| format!("{} {}", l.method, l.path))
+            .collect()
+    };
+    println!("resync API writes: {:?}", write_lines(&api));
+    println!(
+        "resync: {} registry requests ({:?}), {resync_writes} API writes",
+        proxy.requests().len(),
+        proxy
+            .requests()
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect::<Vec<_>>()
+    );
+    stop(running).await;
+
+    // A restart with nothing changed.
+    proxy.clear();
+    api.clear_log();
+    let metrics = Arc::new(Metrics::default());
+    let started = Instant::now();
+    let running = start(&api, metrics.clone());
+    wait_outcome(&metrics, "unchanged", 1).await;
+    println!(
+        "restart with nothing changed: {:?} to the short-cut, {} registry requests ({:?}), {} API writes",
+        started.elapsed(),
+        proxy.requests().len(),
+        proxy
+            .requests()
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect::<Vec<_>>(),
+        writes(&api)
+    );
+    stop(running).await;
+    println!("peak RSS of the test process: {:.1} MiB", peak_rss_mib());
+}
