@@ -6,6 +6,7 @@ pub mod gogzip;
 pub mod image;
 pub mod layer;
 pub mod layer_media;
+mod layer_write;
 pub mod lock;
 pub mod pull;
 pub mod push;

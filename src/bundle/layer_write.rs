@@ -1,0 +1,338 @@
+//! Writing the bundle layer: imgpkg's deterministic tar (sorted paths, uid/gid 0, mtime 0, its
+//! modes and PAX rules), gzip-compressed exactly as Go's BestSpeed, with its digests.
+use super::BundleError;
+use super::gogzip::GoGzipWriter;
+use crate::registry::Digest;
+use sha2::{Digest as _, Sha256};
+use std::collections::HashSet;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Digests and size of a written layer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerInfo {
+    /// sha256 of the gzip bytes.
+    pub digest: Digest,
+    /// sha256 of the uncompressed tar.
+    pub diff_id: Digest,
+    /// Size of the gzip bytes.
+    pub size: u64,
+}
+
+pub(crate) fn finish_digest(hasher: Sha256) -> Digest {
+    // A sha256 output formatted as lowercase hex is always a valid digest.
+    Digest::parse(&format!("sha256:{}", hex::encode(hasher.finalize())))
+        .expect("a sha256 hash always forms a valid digest")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+// ---------------------------------------------------------------------------------------------
+
+/// Counts and hashes what passes through to `inner`.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+const BLOCK: usize = 512;
+/// Largest size a 12-byte octal field holds (11 digits).
+const MAX_OCTAL_SIZE: u64 = 0o77777777777;
+
+/// Write imgpkg's layer for `inputs` (each `-f` path) as gzip to `out`.
+///
+/// The tar follows imgpkg's rules so that imgpkg reads it as its own: a `.` entry per directory
+/// input, a lexical walk, directories 0700 without a trailing slash, files `mode & 0700`, mtime 0,
+/// uid/gid 0, USTAR headers, and two zero blocks at the end with no padding. Contents stream
+/// from disk, so memory stays constant whatever the input size.
+pub fn write_layer(
+    inputs: &[PathBuf],
+    exclusions: &[String],
+    out: impl Write,
+) -> Result<LayerInfo, BundleError> {
+    let mut tar = TarWriter {
+        out: layer_sink(out),
+        seen_files: HashSet::new(),
+        exclusions,
+    };
+    for input in inputs {
+        let meta =
+            fs::symlink_metadata(input).map_err(|e| BundleError::io("reading the input path", input, e))?;
+        if meta.is_dir() {
+            tar.dir_entry(".", input)?;
+            tar.walk(input, "")?;
+        } else if meta.is_file() {
+            let name = input
+                .file_name()
+                .and_then(|n| n.to_str())
+                .ok_or_else(|| {
+                    BundleError::Input(format!(
+                        "input file {input:?} has no usable file name (it must be valid UTF-8)"
+                    ))
+                })?
+                .to_string();
+            tar.file_entry(&name, input, &meta)?;
+        } else {
+            return Err(BundleError::Input(format!(
+                "Expected file {input:?} to be a regular file or a directory (symlinks and special files cannot be pushed)"
+            )));
+        }
+    }
+    finish_layer(tar.out)
+}
+
+type LayerSink<W> = HashingWriter<GoGzipWriter<HashingWriter<W>>>;
+
+/// Tar bytes go in; they are hashed (diff_id), gzipped, and the gzip is hashed and counted.
+/// The gzip is Go's BestSpeed stream byte for byte, so layer digests equal imgpkg's.
+fn layer_sink<W: Write>(out: W) -> LayerSink<W> {
+    let gzip = GoGzipWriter::new(HashingWriter {
+        inner: out,
+        hasher: Sha256::new(),
+        count: 0,
+    });
+    HashingWriter {
+        inner: gzip,
+        hasher: Sha256::new(),
+        count: 0,
+    }
+}
+
+/// Write the two zero blocks that end the tar (no padding to a record), then finish the gzip.
+fn finish_layer<W: Write>(mut sink: LayerSink<W>) -> Result<LayerInfo, BundleError> {
+    let fail = |e| BundleError::io("writing the compressed layer", "<layer output>", e);
+    sink.write_all(&[0u8; 2 * BLOCK]).map_err(fail)?;
+    let diff_id = finish_digest(sink.hasher);
+    let mut gz_out = sink.inner.finish().map_err(fail)?;
+    gz_out.flush().map_err(fail)?;
+    Ok(LayerInfo {
+        digest: finish_digest(gz_out.hasher),
+        diff_id,
+        size: gz_out.count,
+    })
+}
+
+/// A layer with a `.` directory and one file, built in memory (used for the locations image).
+pub fn write_single_file_layer(
+    name: &str,
+    data: &[u8],
+    mode: u32,
+) -> Result<(Vec<u8>, LayerInfo), BundleError> {
+    let mut out = Vec::new();
+    let mut sink = layer_sink(&mut out);
+    let fail = |e| BundleError::io("writing the in-memory layer for", name, e);
+    sink.write_all(&header_blocks(".", 0o700, 0, b'5'))
+        .map_err(fail)?;
+    sink.write_all(&header_blocks(name, mode & 0o777, data.len() as u64, b'0'))
+        .map_err(fail)?;
+    sink.write_all(data).map_err(fail)?;
+    let pad = (BLOCK - (data.len() % BLOCK)) % BLOCK;
+    sink.write_all(&[0u8; BLOCK][..pad]).map_err(fail)?;
+    let info = finish_layer(sink)?;
+    Ok((out, info))
+}
+
+struct TarWriter<'a, W: Write> {
+    out: LayerSink<W>,
+    seen_files: HashSet<String>,
+    exclusions: &'a [String],
+}
+
+impl<W: Write> TarWriter<'_, W> {
+    fn write_all(&mut self, bytes: &[u8], source: &Path) -> Result<(), BundleError> {
+        self.out
+            .write_all(bytes)
+            .map_err(|e| BundleError::io("writing the layer for", source, e))
+    }
+
+    /// Go's `filepath.Walk` order: each directory's names sorted bytewise, depth first.
+    fn walk(&mut self, dir: &Path, rel: &str) -> Result<(), BundleError> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(dir).map_err(|e| BundleError::io("listing directory", dir, e))? {
+            let entry = entry.map_err(|e| BundleError::io("listing directory", dir, e))?;
+            let name = entry.file_name().into_string().map_err(|raw| {
+                BundleError::Input(format!(
+                    "file name {raw:?} in {dir:?} is not valid UTF-8 and cannot be stored in a bundle layer"
+                ))
+            })?;
+            names.push(name);
+        }
+        names.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        for name in names {
+            let child_rel = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            // imgpkg matches exclusions against the whole relative path, so only a top-level
+            // `.git` is skipped by default.
+            if self.exclusions.contains(&child_rel) {
+                continue;
+            }
+            let path = dir.join(&name);
+            let meta =
+                fs::symlink_metadata(&path).map_err(|e| BundleError::io("reading metadata of", &path, e))?;
+            if meta.is_dir() {
+                self.dir_entry(&child_rel, &path)?;
+                self.walk(&path, &child_rel)?;
+            } else if meta.is_file() {
+                self.file_entry(&child_rel, &path, &meta)?;
+            } else {
+                return Err(BundleError::Input(format!(
+                    "Expected file {path:?} to be a regular file: symlinks, sockets, FIFOs and devices cannot be put in a bundle layer; replace it with a copy of its target or remove it"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn dir_entry(&mut self, name: &str, source: &Path) -> Result<(), BundleError> {
+        let blocks = header_blocks(name, 0o700, 0, b'5');
+        self.write_all(&blocks, source)
+    }
+
+    fn file_entry(&mut self, name: &str, source: &Path, meta: &fs::Metadata) -> Result<(), BundleError> {
+        if !self.seen_files.insert(name.to_string()) {
+            return Err(BundleError::Input(format!(
+                "Found duplicate paths: {name:?} comes from more than one -f input (last seen at {source:?}); give each file once"
+            )));
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o700;
+        let size = meta.len();
+        let blocks = header_blocks(name, mode, size, b'0');
+        self.write_all(&blocks, source)?;
+        let file = fs::File::open(source).map_err(|e| BundleError::io("opening", source, e))?;
+        let copied = io::copy(&mut file.take(size), &mut self.out)
+            .map_err(|e| BundleError::io("reading", source, e))?;
+        if copied != size {
+            return Err(BundleError::Input(format!(
+                "file {source:?} changed size while it was being pushed ({size} bytes expected, {copied} read); push again once it is stable"
+            )));
+        }
+        let pad = (BLOCK - (size as usize % BLOCK)) % BLOCK;
+        self.write_all(&[0u8; BLOCK][..pad], source)
+    }
+}
+
+/// One or more 512-byte blocks for an entry: a PAX extended header first when the name or size
+/// does not fit USTAR (as Go's archive/tar does), then the USTAR header.
+fn header_blocks(name: &str, mode: u32, size: u64, typeflag: u8) -> Vec<u8> {
+    let mut records = Vec::new();
+    let (prefix, short) = match ustar_split(name) {
+        Some(split) => split,
+        None => {
+            records.push(pax_record("path", name));
+            (String::new(), ascii_truncated(name, 100))
+        }
+    };
+    let size_field = if size > MAX_OCTAL_SIZE {
+        records.push(pax_record("size", &size.to_string()));
+        0
+    } else {
+        size
+    };
+    let mut out = Vec::with_capacity(BLOCK);
+    if !records.is_empty() {
+        let data: Vec<u8> = records.concat();
+        let pax_name = match name.rsplit_once('/') {
+            Some((dir, base)) => format!("{dir}/PaxHeaders.0/{base}"),
+            None => format!("PaxHeaders.0/{name}"),
+        };
+        out.extend_from_slice(&ustar_header(
+            "",
+            &ascii_truncated(&pax_name, 100),
+            0,
+            data.len() as u64,
+            b'x',
+        ));
+        out.extend_from_slice(&data);
+        out.resize(out.len().div_ceil(BLOCK) * BLOCK, 0);
+    }
+    out.extend_from_slice(&ustar_header(&prefix, &short, mode, size_field, typeflag));
+    out
+}
+
+/// Go's `splitUSTARPath`: names up to 100 bytes go whole; longer ASCII names split at a `/` into
+/// a prefix (at most 155 bytes) and a name (at most 100 bytes).
+fn ustar_split(name: &str) -> Option<(String, String)> {
+    if !name.is_ascii() {
+        return None;
+    }
+    if name.len() <= 100 {
+        return Some((String::new(), name.to_string()));
+    }
+    let mut length = name.len();
+    if length > 156 {
+        length = 156;
+    } else if name.as_bytes()[length - 1] == b'/' {
+        length -= 1;
+    }
+    let i = name[..length].rfind('/')?;
+    let (plen, nlen) = (i, name.len() - i - 1);
+    if i == 0 || nlen == 0 || nlen > 100 || plen > 155 {
+        return None;
+    }
+    Some((name[..i].to_string(), name[i + 1..].to_string()))
+}
+
+fn ascii_truncated(s: &str, max: usize) -> String {
+    s.chars().filter(|c| c.is_ascii()).take(max).collect()
+}
+
+/// A PAX record `"<len> <key>=<value>\n"`, where `<len>` counts the whole record.
+fn pax_record(key: &str, value: &str) -> Vec<u8> {
+    let body = key.len() + value.len() + 3; // ' ', '=', '\n'
+    let mut len = body + body.to_string().len();
+    if len.to_string().len() != body.to_string().len() {
+        len += 1;
+    }
+    format!("{len} {key}={value}\n").into_bytes()
+}
+
+/// A USTAR header exactly as Go's archive/tar formats it: octal fields zero-padded with a NUL
+/// terminator, empty uname/gname, devmajor/devminor `0000000\0`, checksum `%06o\0 `.
+fn ustar_header(prefix: &str, name: &str, mode: u32, size: u64, typeflag: u8) -> [u8; BLOCK] {
+    let mut h = [0u8; BLOCK];
+    h[..name.len()].copy_from_slice(name.as_bytes());
+    octal(&mut h[100..108], mode as u64);
+    octal(&mut h[108..116], 0);
+    octal(&mut h[116..124], 0);
+    octal(&mut h[124..136], size);
+    octal(&mut h[136..148], 0);
+    h[156] = typeflag;
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    // Go leaves devmajor/devminor empty in PAX extended headers and zero-filled in USTAR ones.
+    if typeflag != b'x' {
+        octal(&mut h[329..337], 0);
+        octal(&mut h[337..345], 0);
+    }
+    h[345..345 + prefix.len()].copy_from_slice(prefix.as_bytes());
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u64 = h.iter().map(|&b| b as u64).sum();
+    octal(&mut h[148..155], sum);
+    h[155] = b' ';
+    h
+}
+
+fn octal(field: &mut [u8], value: u64) {
+    let digits = field.len() - 1;
+    let text = format!("{value:0digits$o}");
+    field[..digits].copy_from_slice(&text.as_bytes()[text.len() - digits..]);
+    field[digits] = 0;
+}
