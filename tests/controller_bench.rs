@@ -8,62 +8,23 @@ mod copy_proxy;
 mod support;
 
 use apiserver::FakeApiServer;
+use apiserver::controller::{NS, Options, Running};
 use pkgr::controller::metrics::Metrics;
 use pkgr::controller::source::RegistrySource;
-use pkgr::controller::watch::WatchHealth;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const NS: &str = "kapp-controller";
 const REPOS: &str = "install.package.carvel.dev/v1alpha1/packagerepositories";
 
-struct Running(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>);
-
-fn start(api: &FakeApiServer, metrics: Arc<Metrics>) -> Running {
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(pkgr::controller::run(
-        api.client(),
-        Arc::new(RegistrySource::new(Default::default())),
-        pkgr::controller::Settings {
-            namespace: NS.into(),
-            apply_concurrency: 32,
-            fetch_concurrency: 1,
-        },
-        8,
-        async move {
-            let _ = stopped.await;
-        },
+async fn start(api: &FakeApiServer, metrics: Arc<Metrics>) -> Running {
+    let options = Options {
+        apply_concurrency: 32,
+        fetch_concurrency: 1,
+        reconcile_concurrency: 8,
         metrics,
-        Arc::new(WatchHealth::default()),
-    ));
-    Running(stop, task)
-}
-
-async fn stop(running: Running) {
-    let _ = running.0.send(());
-    let _ = running.1.await;
-}
-
-fn outcomes(metrics: &Metrics, outcome: &str) -> u64 {
-    let needle = format!("pkgr_reconciles_total{{outcome=\"{outcome}\"}} ");
-    metrics
-        .render()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(needle.as_str())
-                .and_then(|n| n.trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// Wait for the controller's own count of an outcome (bounded).
-async fn wait_outcome(metrics: &Metrics, outcome: &str, count: u64) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while outcomes(metrics, outcome) < count {
-        assert!(Instant::now() < deadline, "no {outcome} reconcile");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    };
+    Running::start(api, Arc::new(RegistrySource::new(Default::default())), options).await
 }
 
 fn peak_rss_mib() -> f64 {
@@ -87,7 +48,10 @@ async fn bench_first_reconcile_restart_and_resync() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(1000);
-    let registry = support::registry::TestRegistry::start();
+    // A token-auth registry (the Bearer flow of most private registries): the token server counts
+    // token exchanges, the proxy counts registry requests.
+    let tokens = support::token::TokenServer::start("bench", "s3cret");
+    let registry = support::registry::TestRegistry::start_token_auth(&tokens, "bench", "s3cret");
     let proxy = copy_proxy::Proxy::start(&registry.host).await;
     let dir = tempfile::tempdir().unwrap();
     let packages = dir.path().join("packages");
@@ -111,6 +75,7 @@ async fn bench_first_reconcile_restart_and_resync() {
     let image = format!("{}/bench/repo:1.0.0", proxy.host);
     let pushed = std::process::Command::new(env!("CARGO_BIN_EXE_pkgr"))
         .args(["push", "-b", &image, "-f", dir.path().to_str().unwrap()])
+        .args(["--registry-username", "bench", "--registry-password", "s3cret"])
         .output()
         .unwrap();
     assert!(
@@ -125,11 +90,12 @@ async fn bench_first_reconcile_restart_and_resync() {
         Some(NS),
         "creds",
         json!({"apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "creds", "namespace": NS}, "stringData": {"username": "u", "password": "p"}}),
+        "metadata": {"name": "creds", "namespace": NS}, "stringData": {"username": "bench", "password": "s3cret"}}),
     );
     let metrics = Arc::new(Metrics::default());
-    let running = start(&api, metrics.clone());
+    let running = start(&api, metrics.clone()).await;
     proxy.clear();
+    tokens.clear();
     api.clear_log();
     let started = Instant::now();
     api.create(
@@ -158,8 +124,9 @@ async fn bench_first_reconcile_restart_and_resync() {
     let first = started.elapsed();
     let writes = |api: &FakeApiServer| api.log().iter().filter(|l| l.is_write()).count();
     println!(
-        "first reconcile of {count} Packages: {first:?}, {} registry requests, {} API requests ({} writes)",
+        "first reconcile of {count} Packages: {first:?}, {} registry requests, {} token requests, {} API requests ({} writes)",
         proxy.requests().len(),
+        tokens.requests().len(),
         api.log().len(),
         writes(&api)
     );
@@ -174,15 +141,16 @@ async fn bench_first_reconcile_restart_and_resync() {
     .await;
     // A resync (the credential Secret touched): the digest short-cut.
     proxy.clear();
+    tokens.clear();
     api.clear_log();
-    let unchanged = outcomes(&metrics, "unchanged");
+    let unchanged = running.outcomes("unchanged");
     api.edit(
         "v1/secrets",
         Some(NS),
         "creds",
         json!({"metadata": {"annotations": {"touched": "1"}}}),
     );
-    wait_outcome(&metrics, "unchanged", unchanged + 1).await;
+    running.wait_outcome("unchanged", unchanged + 1).await;
     let resync_writes = writes(&api); // the edit itself is not a request
     let write_lines = |api: &FakeApiServer| -> Vec<String> {
         api.log()
@@ -193,25 +161,27 @@ async fn bench_first_reconcile_restart_and_resync() {
     };
     println!("resync API writes: {:?}", write_lines(&api));
     println!(
-        "resync: {} registry requests ({:?}), {resync_writes} API writes",
+        "resync: {} registry requests ({:?}), {} token requests, {resync_writes} API writes",
         proxy.requests().len(),
         proxy
             .requests()
             .iter()
             .map(|r| format!("{} {}", r.method, r.path))
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>(),
+        tokens.requests().len()
     );
-    stop(running).await;
+    running.stop().await;
 
     // A restart with nothing changed.
     proxy.clear();
+    tokens.clear();
     api.clear_log();
     let metrics = Arc::new(Metrics::default());
     let started = Instant::now();
-    let running = start(&api, metrics.clone());
-    wait_outcome(&metrics, "unchanged", 1).await;
+    let running = start(&api, metrics.clone()).await;
+    running.wait_outcome("unchanged", 1).await;
     println!(
-        "restart with nothing changed: {:?} to the short-cut, {} registry requests ({:?}), {} API writes",
+        "restart with nothing changed: {:?} to the short-cut, {} registry requests ({:?}), {} token requests, {} API writes",
         started.elapsed(),
         proxy.requests().len(),
         proxy
@@ -219,8 +189,9 @@ async fn bench_first_reconcile_restart_and_resync() {
             .iter()
             .map(|r| format!("{} {}", r.method, r.path))
             .collect::<Vec<_>>(),
+        tokens.requests().len(),
         writes(&api)
     );
-    stop(running).await;
+    running.stop().await;
     println!("peak RSS of the test process: {:.1} MiB", peak_rss_mib());
 }

@@ -5,17 +5,16 @@
 mod apiserver;
 
 use apiserver::FakeApiServer;
+use apiserver::controller::{NS, Options, Running, outcomes};
 use pkgr::controller::config::{self, ConfigKind, ControllerConfig};
+use pkgr::controller::metrics::Metrics;
 use pkgr::controller::secret::RegistryAuth;
 use pkgr::controller::source::{BoxFuture, Contents, Session, Source, SourceError};
-use pkgr::controller::watch::WatchHealth;
-use pkgr::controller::{Settings, metrics::Metrics};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const NS: &str = "kapp-controller";
 const REPOS: &str = "install.package.carvel.dev/v1alpha1/packagerepositories";
 const PACKAGES: &str = "data.packaging.carvel.dev/v1alpha1/packages";
 
@@ -88,62 +87,9 @@ impl Source for RecordingSource {
     }
 }
 
-struct Running {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-    watches: Arc<WatchHealth>,
-}
-
-impl Running {
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(Duration::from_secs(20), &mut self.task)
-            .await
-            .expect("the controller stops")
-            .unwrap();
-    }
-}
-
 /// Start the controller as `pkgr controller` does: read the config once, then run.
 async fn start(api: &FakeApiServer, source: Arc<RecordingSource>) -> Running {
-    start_with(api, source, Arc::new(Metrics::default())).await
-}
-
-async fn start_with(api: &FakeApiServer, source: Arc<RecordingSource>, metrics: Arc<Metrics>) -> Running {
-    start_opts(api, source, metrics, 2).await
-}
-
-async fn start_opts(
-    api: &FakeApiServer,
-    source: Arc<RecordingSource>,
-    metrics: Arc<Metrics>,
-    fetch_concurrency: usize,
-) -> Running {
-    let client = api.client();
-    let startup = config::load(&client, NS).await.unwrap();
-    source.reconfigure(startup.as_ref()).unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let watches = Arc::new(WatchHealth::default());
-    let task = tokio::spawn(pkgr::controller::run(
-        client,
-        source,
-        Settings {
-            namespace: NS.into(),
-            apply_concurrency: 4,
-            fetch_concurrency,
-        },
-        4,
-        async move {
-            let _ = stopped.await;
-        },
-        metrics,
-        watches.clone(),
-    ));
-    Running {
-        stop: Some(stop),
-        task,
-        watches,
-    }
+    Running::start(api, source, Options::default()).await
 }
 
 fn package_yaml(ref_name: &str, version: &str) -> String {
@@ -395,19 +341,6 @@ async fn a_compaction_without_restart_is_recovered_from_bookmarks_and_relists() 
     running.stop().await;
 }
 
-/// How many reconciles ended with `outcome`, from the controller's own metrics.
-fn outcomes(metrics: &Metrics, outcome: &str) -> u64 {
-    let needle = format!("pkgr_reconciles_total{{outcome=\"{outcome}\"}} ");
-    metrics
-        .render()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(needle.as_str())
-                .and_then(|n| n.trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 #[tokio::test]
 async fn a_restart_with_nothing_changed_costs_one_registry_request_and_no_api_write() {
     let api = FakeApiServer::start().await;
@@ -436,7 +369,15 @@ async fn a_restart_with_nothing_changed_costs_one_registry_request_and_no_api_wr
     api.clear_log();
     let before = source.requests.load(Ordering::SeqCst);
     let metrics = Arc::new(Metrics::default());
-    let running = start_with(&api, source.clone(), metrics.clone()).await;
+    let running = Running::start(
+        &api,
+        source.clone(),
+        Options {
+            metrics: metrics.clone(),
+            ..Options::default()
+        },
+    )
+    .await;
     wait_until("both repositories to be found unchanged", || {
         outcomes(&metrics, "unchanged") == 2
     })
@@ -466,7 +407,15 @@ async fn a_restart_with_nothing_changed_costs_one_registry_request_and_no_api_wr
         json!({"spec": {"licenses": ["edited"]}}),
     );
     let metrics = Arc::new(Metrics::default());
-    let running = start_with(&api, source.clone(), metrics.clone()).await;
+    let running = Running::start(
+        &api,
+        source.clone(),
+        Options {
+            metrics: metrics.clone(),
+            ..Options::default()
+        },
+    )
+    .await;
     wait_until("the edited repository to be applied again", || {
         outcomes(&metrics, "succeeded") == 1
     })
@@ -605,7 +554,15 @@ async fn most_fetches_at_once(fetches: usize) -> usize {
         fetch_time: Duration::from_millis(200),
         ..Default::default()
     });
-    let running = start_opts(&api, source.clone(), Arc::new(Metrics::default()), fetches).await;
+    let running = Running::start(
+        &api,
+        source.clone(),
+        Options {
+            fetch_concurrency: fetches,
+            ..Options::default()
+        },
+    )
+    .await;
     for name in ["one", "two", "three"] {
         wait_succeeded(&api, name, Duration::from_secs(20)).await;
     }
@@ -620,4 +577,85 @@ async fn the_memory_budget_bounds_how_many_repositories_are_fetched_at_once() {
         most_fetches_at_once(3).await > 1,
         "without the bound they overlap"
     );
+}
+
+/// A reconcile that runs right after another one (here: its credential Secret touched) while the
+/// Package watch still lags behind pkgr's own applies waits for the watch to catch up, then takes
+/// the digest short-cut: it does not take its own writes for someone else's edits, re-fetch and
+/// re-apply everything.
+#[tokio::test]
+async fn a_reconcile_while_the_watch_lags_behind_pkgr_own_applies_waits_for_it() {
+    let api = FakeApiServer::start().await;
+    api.create(
+        "v1/secrets",
+        Some(NS),
+        "creds",
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds", "namespace": NS},
+               "stringData": {"username": "u", "password": "p"}}),
+    );
+    let source = Arc::new(RecordingSource::default());
+    let metrics = Arc::new(Metrics::default());
+    let running = Running::start(
+        &api,
+        source.clone(),
+        Options {
+            metrics: metrics.clone(),
+            ..Options::default()
+        },
+    )
+    .await;
+    // The Package watch delivers nothing of the first reconcile's applies for now.
+    api.hold_watch_events(PACKAGES);
+    api.create(
+        REPOS,
+        None,
+        "bundle",
+        json!({"apiVersion": "install.package.carvel.dev/v1alpha1",
+        "kind": "PackageRepository", "metadata": {"name": "bundle"},
+        "spec": {"fetch": {"imgpkgBundle": {"image": BUNDLE, "secretRef": {"name": "creds"}}}}}),
+    );
+    wait_succeeded(&api, "bundle", Duration::from_secs(20)).await;
+    wait_until("the first reconcile to end", || {
+        outcomes(&metrics, "succeeded") == 1
+    })
+    .await;
+    assert_eq!(api.all(PACKAGES).len(), 3);
+
+    api.clear_log();
+    let before = source.requests.load(Ordering::SeqCst);
+    api.edit(
+        "v1/secrets",
+        Some(NS),
+        "creds",
+        json!({"metadata": {"annotations": {"rotated-by": "external-secrets"}}}),
+    );
+    // The resync has asked the registry for the digest: it now compares what it applied with
+    // the caches, which have not seen those applies yet. Then the watch catches up.
+    wait_until("the resync's manifest request", || {
+        source.requests.load(Ordering::SeqCst) > before
+    })
+    .await;
+    api.release_watch_events();
+    wait_until("the resync to end", || {
+        outcomes(&metrics, "unchanged") + outcomes(&metrics, "succeeded") == 2
+    })
+    .await;
+    assert_eq!(
+        outcomes(&metrics, "unchanged"),
+        1,
+        "the resync takes the short-cut"
+    );
+    let writes: Vec<String> = api
+        .log()
+        .iter()
+        .filter(|l| l.is_write())
+        .map(|l| format!("{} {}", l.method, l.path))
+        .collect();
+    assert!(writes.is_empty(), "the resync writes nothing: {writes:?}");
+    assert_eq!(
+        source.requests.load(Ordering::SeqCst) - before,
+        1,
+        "one manifest request, no pull"
+    );
+    running.stop().await;
 }

@@ -7,8 +7,7 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The one field manager of every pkgr write.
 pub const FIELD_MANAGER: &str = "pkgr";
@@ -276,37 +275,6 @@ pub fn first_difference(a: &Value, b: &Value, path: &str) -> Option<String> {
     }
 }
 
-/// What pkgr itself last did to each object: `Some(rv)` applied at that version, `None` deleted.
-/// A watch event that only echoes one of these is not worth a reconcile.
-#[derive(Default)]
-pub struct OwnWrites(Mutex<HashMap<(Kind, String), Option<String>>>);
-
-/// Whether a watch event reports an object's change or its deletion.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Change {
-    Applied,
-    Deleted,
-}
-
-impl OwnWrites {
-    pub fn record(&self, kind: Kind, name: &str, version: Option<String>) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert((kind, name.to_string()), version);
-    }
-
-    /// Is this event the echo of pkgr's own write?
-    pub fn is_echo(&self, kind: Kind, name: &str, version: Option<&str>, change: Change) -> bool {
-        let own = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        match (own.get(&(kind, name.to_string())), change) {
-            (Some(Some(written)), Change::Applied) => Some(written.as_str()) == version,
-            (Some(None), Change::Deleted) => true,
-            _ => false,
-        }
-    }
-}
-
 /// One object written and the resourceVersion the server returned.
 type Written = ((Kind, String), Option<String>);
 
@@ -315,7 +283,7 @@ pub async fn apply_all(
     client: &kube::Client,
     objects: Vec<Desired>,
     concurrency: usize,
-    own: &OwnWrites,
+    own: &super::own_writes::OwnWrites,
 ) -> Result<BTreeMap<(Kind, String), Option<String>>, ReconcileError> {
     let packages: Api<Package> = Api::all(client.clone());
     let metadatas: Api<PackageMetadata> = Api::all(client.clone());
@@ -423,7 +391,7 @@ pub async fn prune(
     client: &kube::Client,
     repository: &str,
     keep: &BTreeSet<(Kind, String)>,
-    own: &OwnWrites,
+    own: &super::own_writes::OwnWrites,
     sharer: &(dyn Fn(Kind, &str) -> Option<String> + Sync),
 ) -> Result<Pruned, ReconcileError> {
     let packages: Api<Package> = Api::all(client.clone());
@@ -487,7 +455,7 @@ async fn hand_over(
     kind: Kind,
     name: &str,
     to: &str,
-    own: &OwnWrites,
+    own: &super::own_writes::OwnWrites,
 ) -> Result<(), ReconcileError> {
     let failed = |source| ReconcileError::HandOver {
         kind: kind.as_str(),
@@ -640,25 +608,6 @@ mod tests {
                 theirs: "other".into()
             }
         );
-    }
-
-    #[test]
-    fn own_writes_are_recognised_as_echoes() {
-        let own = OwnWrites::default();
-        own.record(Kind::Package, "p", Some("7".into()));
-        own.record(Kind::Package, "gone", None);
-        assert!(own.is_echo(Kind::Package, "p", Some("7"), Change::Applied));
-        assert!(
-            !own.is_echo(Kind::Package, "p", Some("8"), Change::Applied),
-            "someone else changed it"
-        );
-        assert!(
-            !own.is_echo(Kind::Package, "p", Some("7"), Change::Deleted),
-            "someone else deleted it"
-        );
-        assert!(!own.is_echo(Kind::PackageMetadata, "p", Some("7"), Change::Applied));
-        assert!(own.is_echo(Kind::Package, "gone", Some("3"), Change::Deleted));
-        assert!(!own.is_echo(Kind::Package, "unknown", Some("1"), Change::Applied));
     }
 
     #[test]

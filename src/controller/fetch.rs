@@ -59,7 +59,7 @@ pub(super) async fn fetch_from_registry(
     let credentials = credentials_note(ctx, secret);
     let session = ctx.source.session(&auth).map_err(ReconcileError::Session)?;
     let fetched = resolve(session.as_ref(), image, selection, &credentials).await?;
-    if unchanged(ctx, repo, &fetched) {
+    if unchanged(ctx, repo, &fetched).await {
         return Ok(None);
     }
     let contents = pull(session.as_ref(), &fetched, expect_bundle, &credentials).await?;

@@ -9,6 +9,7 @@ pub mod error;
 mod fetch;
 pub mod leader;
 pub mod metrics;
+pub mod own_writes;
 mod ownership;
 pub mod reconcile;
 mod run;
@@ -108,7 +109,7 @@ pub struct Context {
     pub secrets: Option<Store<Secret>>,
     pub memo: Arc<Mutex<HashMap<String, Memo>>>,
     /// pkgr's own writes, so their watch echoes do not trigger reconciles.
-    pub own_writes: Arc<apply::OwnWrites>,
+    pub own_writes: Arc<own_writes::OwnWrites>,
     /// Asks the controller to reconcile another repository (one that shared an object this one
     /// just deleted); `None` outside `run`.
     pub requeue: Option<tokio::sync::mpsc::UnboundedSender<ObjectRef<PackageRepository>>>,

@@ -269,7 +269,7 @@ async fn run_pipeline(repo: &PackageRepository, ctx: &Context) -> Result<Option<
     let (fetched, contents) = match source {
         SourceSpec::Inline(inline) => {
             let fetched = INLINE.to_string();
-            if unchanged(ctx, repo, &fetched) {
+            if unchanged(ctx, repo, &fetched).await {
                 return Ok(None);
             }
             (

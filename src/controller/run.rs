@@ -2,6 +2,7 @@
 //! `kapp-controller-config` tracker, and kube-runtime's `Controller` over them.
 use super::apply::{self, Kind};
 use super::config::{self, ControllerConfig};
+use super::own_writes::{Change, OwnWrites};
 use super::watch::{self, WatchHealth};
 use super::{
     Cached, Context, Settings, default_builder, error, interested, metrics, secret_dependents, source,
@@ -55,24 +56,41 @@ where
 /// each). A later re-list (after a watch expired) does count: changes made while the watch was
 /// down arrive only that way.
 pub(super) fn external_changes<K: Resource>(
-    own: Arc<apply::OwnWrites>,
+    own: Arc<OwnWrites>,
     kind: Kind,
 ) -> impl FnMut(Event<K>) -> std::future::Ready<Option<Result<K, watcher::Error>>> {
     let mut listed = false;
+    // A (re-)list's objects reach the cache together at its end: they are shown to `own` then.
+    let mut listing: Vec<(String, Option<String>)> = Vec::new();
     move |event| {
-        let keep = |object: K, change: apply::Change| {
+        // Every event is shown to `own` once the cache holds it, echo or not.
+        let echo = |object: &K, change: Change| {
             let meta = object.meta();
             let name = meta.name.as_deref().unwrap_or_default();
-            (!own.is_echo(kind, name, meta.resource_version.as_deref(), change)).then_some(Ok(object))
+            let pkgr_only = apply::written_only_by_pkgr(meta);
+            own.observe(kind, name, meta.resource_version.as_deref(), change, pkgr_only)
         };
         std::future::ready(match event {
-            // Written by pkgr alone: the echo of an apply, even one whose reply (and so its
-            // resourceVersion) has not arrived yet.
-            Event::Apply(o) if apply::written_only_by_pkgr(o.meta()) => None,
-            Event::Apply(o) => keep(o, apply::Change::Applied),
-            Event::Delete(o) => keep(o, apply::Change::Deleted),
-            Event::InitApply(o) => listed.then_some(Ok(o)),
+            Event::Apply(o) => {
+                // Written by pkgr alone: the echo of an apply, even one whose reply (and so its
+                // resourceVersion) has not arrived yet.
+                let ours = echo(&o, Change::Applied) || apply::written_only_by_pkgr(o.meta());
+                (!ours).then_some(Ok(o))
+            }
+            Event::Delete(o) => (!echo(&o, Change::Deleted)).then_some(Ok(o)),
+            Event::InitApply(o) => {
+                let meta = o.meta();
+                listing.push((
+                    meta.name.clone().unwrap_or_default(),
+                    meta.resource_version.clone(),
+                ));
+                listed.then_some(Ok(o))
+            }
             Event::InitDone => {
+                for (name, version) in listing.drain(..) {
+                    own.observe(kind, &name, version.as_deref(), Change::Applied, false);
+                }
+                listing.shrink_to_fit();
                 listed = true;
                 None
             }
@@ -377,7 +395,7 @@ mod tests {
 
     #[test]
     fn own_echoes_and_the_first_list_are_not_triggers() {
-        let own = Arc::new(apply::OwnWrites::default());
+        let own = Arc::new(OwnWrites::default());
         own.record(Kind::Package, "mine", Some("5".into()));
         own.record(Kind::Package, "pruned", None);
         let package = |name: &str, rv: &str| -> Package {

@@ -6,6 +6,7 @@
 //! drop, new ones are refused), started again answering 503 for a while, and compacted, as a
 //! control-plane restart does. kube-runtime's real watcher, reflector and Controller run against it.
 #![allow(dead_code)]
+pub mod controller;
 pub mod patch;
 pub mod store;
 
@@ -55,6 +56,8 @@ struct Shared {
     gone_as_http: AtomicBool,
     /// Send a BOOKMARK every this many milliseconds to watches that allow them (0: never).
     bookmark_ms: AtomicUsize,
+    /// Changes of one resource held back from open watches (a slow watch), and that resource.
+    held: Mutex<Option<(String, Vec<Change>)>>,
     log: Mutex<Vec<Logged>>,
 }
 
@@ -225,6 +228,7 @@ impl FakeApiServer {
             unready: AtomicUsize::new(0),
             gone_as_http: AtomicBool::new(false),
             bookmark_ms: AtomicUsize::new(500),
+            held: Mutex::default(),
             log: Mutex::default(),
         });
         let server = FakeApiServer {
@@ -291,6 +295,22 @@ impl FakeApiServer {
         )
         .unwrap();
         file
+    }
+
+    /// Open watches of `resource` (e.g. `data.packaging.carvel.dev/v1alpha1/packages`) get no
+    /// events until `release_watch_events`, as from an API server under load: writes succeed and
+    /// reads see them, the watchers lag behind. (A watch opened meanwhile replays the held changes
+    /// from history and then gets them again on release.)
+    pub fn hold_watch_events(&self, resource: &str) {
+        *self.shared.held.lock().unwrap() = Some((resource.to_string(), Vec::new()));
+    }
+
+    /// Deliver the held events, in order, and stop holding.
+    pub fn release_watch_events(&self) {
+        let held = self.shared.held.lock().unwrap().take();
+        for change in held.map(|(_, queue)| queue).unwrap_or_default() {
+            let _ = self.shared.changes.send(change);
+        }
     }
 
     /// The control plane goes away: open connections drop, new ones are refused.
@@ -448,9 +468,16 @@ impl FakeApiServer {
 }
 
 fn publish(shared: &Shared, changes: Vec<Change>) {
+    let mut held = shared.held.lock().unwrap();
     for change in changes {
-        let _ = shared.changes.send(change);
+        match held.as_mut() {
+            Some((resource, queue)) if change.key.resource == *resource => queue.push(change),
+            _ => {
+                let _ = shared.changes.send(change);
+            }
+        }
     }
+    drop(held);
     shared.revision.send_modify(|r| *r += 1);
 }
 

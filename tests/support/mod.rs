@@ -4,3 +4,4 @@ pub mod data;
 pub mod go;
 pub mod hostile;
 pub mod registry;
+pub mod token;

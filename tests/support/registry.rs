@@ -25,12 +25,26 @@ pub struct TestRegistry {
 impl TestRegistry {
     /// Anonymous plain-HTTP registry.
     pub fn start() -> TestRegistry {
-        Self::launch(false, None)
+        Self::launch(false, None, None)
     }
 
     /// HTTPS registry with a CA made for this test and Basic auth for `username`/`password`.
     pub fn start_tls_auth(username: &str, password: &str) -> TestRegistry {
-        Self::launch(true, Some((username.to_string(), password.to_string())))
+        Self::launch(true, Some((username.to_string(), password.to_string())), None)
+    }
+
+    /// Plain-HTTP registry with Bearer token auth from `token` (which holds the credentials:
+    /// `credentials` here names them for the tests).
+    pub fn start_token_auth(
+        token: &super::token::TokenServer,
+        username: &str,
+        password: &str,
+    ) -> TestRegistry {
+        Self::launch(
+            false,
+            Some((username.to_string(), password.to_string())),
+            Some(token.registry_auth_config()),
+        )
     }
 
     /// `host/repository` for a repository in this registry.
@@ -44,7 +58,7 @@ impl TestRegistry {
         format!("{scheme}://{}", self.host)
     }
 
-    fn launch(tls: bool, credentials: Option<(String, String)>) -> TestRegistry {
+    fn launch(tls: bool, credentials: Option<(String, String)>, token_auth: Option<String>) -> TestRegistry {
         let binary = "/usr/bin/docker-registry";
         assert!(
             Path::new(binary).exists(),
@@ -70,7 +84,9 @@ impl TestRegistry {
                 ));
                 ca_pem = Some(ca);
             }
-            if let Some((user, pass)) = &credentials {
+            if let Some(auth) = &token_auth {
+                config.push_str(auth);
+            } else if let Some((user, pass)) = &credentials {
                 let htpasswd = dir.path().join("htpasswd");
                 let out = Command::new("htpasswd")
                     .args(["-Bbn", "-C", "5", user, pass])
