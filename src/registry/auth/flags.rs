@@ -122,8 +122,9 @@ impl RegistryAuthFlags {
         env: &HashMap<String, String>,
         docker_config: Option<&Path>,
     ) -> Result<ClientOptions, RegistryError> {
-        // imgpkg's priority: env keychain, then flags (every registry), then Docker config.
-        let mut keychain = Keychain::from_imgpkg_env(env)?;
+        // imgpkg's priority: env keychain, IaaS keychains, then flags (every registry), then
+        // Docker config.
+        let mut keychain = Keychain::from_imgpkg_env(env)?.then(Keychain::from_imgpkg_iaas_env(env)?);
         let flag_credentials = self.flag_credentials()?;
         match flag_credentials {
             Some(c) => keychain = keychain.then(Keychain::for_all(c)),

@@ -1,9 +1,12 @@
 //! Credentials and where they come from: imgpkg flags and env vars, Docker config, Secrets.
 mod flags;
+mod gce_metadata;
 mod helpers;
+mod iaas;
 mod keychain;
 
 pub use flags::{RegistryAuthFlags, parse_go_duration};
+pub use iaas::{IaasKeychainKind, UnknownKeychain, active_keychains};
 pub use keychain::Keychain;
 
 use std::collections::HashMap;

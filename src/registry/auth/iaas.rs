@@ -1,0 +1,457 @@
+//! imgpkg's IaaS keychains (`IMGPKG_ACTIVE_KEYCHAINS`, `IMGPKG_ENABLE_IAAS_AUTH`): credentials
+//! from GitHub Actions, Google Cloud, AWS and Azure, consulted after the `IMGPKG_REGISTRY_*`
+//! variables and before the flags and the Docker config, as imgpkg does.
+//!
+//! What is a plain HTTP call or a variable runs in-process (the GitHub token, the GCE metadata
+//! server); what needs a cloud SDK (ECR's signed API call, Azure AD) goes to the credential
+//! helper imgpkg links in, as a program on the PATH.
+use super::Credentials;
+use super::gce_metadata;
+use super::helpers::ask_credential_helper;
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One of imgpkg's keychain names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum IaasKeychainKind {
+    /// `gke`: Google Container Registry and Artifact Registry.
+    Gke,
+    /// `ecr`: Amazon Elastic Container Registry.
+    Ecr,
+    /// `aks`: Azure Container Registry.
+    Aks,
+    /// `github`: GitHub Container Registry (`ghcr.io`).
+    Github,
+}
+
+impl IaasKeychainKind {
+    /// The order `IMGPKG_ENABLE_IAAS_AUTH=true` turns them on in (imgpkg's).
+    pub const ALL: [IaasKeychainKind; 4] = [
+        IaasKeychainKind::Gke,
+        IaasKeychainKind::Ecr,
+        IaasKeychainKind::Aks,
+        IaasKeychainKind::Github,
+    ];
+
+    /// The name in `IMGPKG_ACTIVE_KEYCHAINS`.
+    pub fn name(self) -> &'static str {
+        match self {
+            IaasKeychainKind::Gke => "gke",
+            IaasKeychainKind::Ecr => "ecr",
+            IaasKeychainKind::Aks => "aks",
+            IaasKeychainKind::Github => "github",
+        }
+    }
+
+    /// The Docker credential helper (`docker-credential-<name>`) that stands in for the SDK
+    /// imgpkg links in: the ECR and ACR helpers, and Google's for what the metadata server
+    /// does not cover (service-account key files, gcloud logins).
+    fn helper(self) -> Option<&'static str> {
+        match self {
+            IaasKeychainKind::Gke => Some("gcr"),
+            IaasKeychainKind::Ecr => Some("ecr-login"),
+            IaasKeychainKind::Aks => Some("acr-env"),
+            IaasKeychainKind::Github => None,
+        }
+    }
+}
+
+/// An `IMGPKG_ACTIVE_KEYCHAINS` entry that names no keychain. The text is imgpkg's, to the
+/// letter (its doubled `]]` included), because scripts match on it.
+#[derive(Debug, thiserror::Error)]
+#[error("Unable to load keychain for {name}, available keychains [aks, ecr, gke, github]]")]
+pub struct UnknownKeychain {
+    pub name: String,
+}
+
+/// The keychains the environment turns on, in the order they are consulted.
+///
+/// As imgpkg: `IMGPKG_ENABLE_IAAS_AUTH=true` (any case) turns on all four and
+/// `IMGPKG_ACTIVE_KEYCHAINS` is then not read; otherwise `IMGPKG_ACTIVE_KEYCHAINS` is a
+/// comma-separated list of lower-case names, each trimmed of spaces; an empty entry or an
+/// unknown name is refused.
+pub fn active_keychains(env: &HashMap<String, String>) -> Result<Vec<IaasKeychainKind>, UnknownKeychain> {
+    if let Some(value) = env.get("IMGPKG_ENABLE_IAAS_AUTH") {
+        if value.eq_ignore_ascii_case("true") {
+            return Ok(IaasKeychainKind::ALL.to_vec());
+        }
+        if !value.eq_ignore_ascii_case("false") && !value.is_empty() {
+            tracing::warn!(
+                "IMGPKG_ENABLE_IAAS_AUTH={value:?} is not \"true\", so the IaaS keychains stay off \
+                 (imgpkg reads only the word true); set it to true to turn them all on, or name \
+                 them in IMGPKG_ACTIVE_KEYCHAINS"
+            );
+        }
+    }
+    let Some(list) = env.get("IMGPKG_ACTIVE_KEYCHAINS").filter(|l| !l.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let mut kinds = Vec::new();
+    for entry in list.split(',') {
+        let name = entry.trim();
+        let kind = IaasKeychainKind::ALL
+            .into_iter()
+            .find(|k| k.name() == name)
+            .ok_or_else(|| UnknownKeychain { name: name.to_string() })?;
+        // A name given twice adds nothing: the first copy already answered.
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    Ok(kinds)
+}
+
+/// Whether go-containerregistry's Google keychain answers for `registry`.
+fn is_google_registry(registry: &str) -> bool {
+    registry == "gcr.io"
+        || registry.ends_with(".gcr.io")
+        || registry.ends_with(".pkg.dev")
+        || registry.ends_with(".google.com")
+}
+
+/// Whether go-containerregistry's GitHub keychain answers for `registry` (any port).
+fn is_github_registry(registry: &str) -> bool {
+    let host = match registry.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => registry,
+    };
+    host.eq_ignore_ascii_case("ghcr.io")
+}
+
+/// A cached answer; metadata tokens carry their expiry.
+#[derive(Clone)]
+struct Cached {
+    credentials: Option<Credentials>,
+    valid_until: Option<Instant>,
+}
+
+/// The active IaaS keychains with what they read from the environment.
+#[derive(Clone)]
+pub(super) struct IaasKeychains {
+    kinds: Vec<IaasKeychainKind>,
+    /// `GITHUB_ACTOR` (or `unset`, as go-containerregistry) and `GITHUB_TOKEN`.
+    github: Option<(String, String)>,
+    /// `GCE_METADATA_HOST`, else the link-local address.
+    metadata_host: String,
+    /// `PATH` from the environment given, for the helpers.
+    search_path: Option<OsString>,
+    cache: Arc<Mutex<HashMap<(IaasKeychainKind, String), Cached>>>,
+    /// Helpers already reported missing (one warning each).
+    missing_reported: Arc<Mutex<HashSet<&'static str>>>,
+}
+
+impl fmt::Debug for IaasKeychains {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IaasKeychains")
+            .field("kinds", &self.kinds)
+            .field(
+                "github",
+                &self.github.as_ref().map(|(user, _)| format!("{user}:<redacted>")),
+            )
+            .field("metadata_host", &self.metadata_host)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Tokens are renewed this long before they expire, so a request never carries a dead one.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
+
+impl IaasKeychains {
+    /// The keychains `env` turns on, or `None` when it turns on none.
+    pub(super) fn from_env(env: &HashMap<String, String>) -> Result<Option<IaasKeychains>, UnknownKeychain> {
+        let kinds = active_keychains(env)?;
+        if kinds.is_empty() {
+            return Ok(None);
+        }
+        let github = env.get("GITHUB_TOKEN").filter(|t| !t.is_empty()).map(|token| {
+            let user = env
+                .get("GITHUB_ACTOR")
+                .filter(|u| !u.is_empty())
+                .cloned()
+                .unwrap_or_else(|| "unset".to_string());
+            (user, token.clone())
+        });
+        Ok(Some(IaasKeychains {
+            kinds,
+            github,
+            metadata_host: env
+                .get("GCE_METADATA_HOST")
+                .filter(|h| !h.is_empty())
+                .cloned()
+                .unwrap_or_else(|| gce_metadata::DEFAULT_HOST.to_string()),
+            search_path: env.get("PATH").map(OsString::from),
+            cache: Arc::default(),
+            missing_reported: Arc::default(),
+        }))
+    }
+
+    /// The first keychain's credentials for `registry`, in order; `None` when none has any.
+    pub(super) fn resolve(&self, registry: &str) -> Option<Credentials> {
+        self.kinds.iter().find_map(|&kind| self.resolve_one(kind, registry))
+    }
+
+    fn resolve_one(&self, kind: IaasKeychainKind, registry: &str) -> Option<Credentials> {
+        if kind == IaasKeychainKind::Github {
+            // A variable: nothing to cache.
+            return match &self.github {
+                Some((user, token)) if is_github_registry(registry) => Some(Credentials::Basic {
+                    username: user.clone(),
+                    password: token.clone(),
+                }),
+                _ => None,
+            };
+        }
+        if kind == IaasKeychainKind::Gke && !is_google_registry(registry) {
+            return None;
+        }
+        let key = (kind, registry.to_string());
+        // Held across the lookup so that parallel transfers ask each source once.
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(hit) = cache.get(&key)
+            && hit.valid_until.is_none_or(|t| Instant::now() < t)
+        {
+            return hit.credentials.clone();
+        }
+        let fresh = self.look_up(kind, registry);
+        cache.insert(key, fresh.clone());
+        fresh.credentials
+    }
+
+    fn look_up(&self, kind: IaasKeychainKind, registry: &str) -> Cached {
+        let mut metadata_error = None;
+        if kind == IaasKeychainKind::Gke {
+            match gce_metadata::fetch_token(&self.metadata_host) {
+                Ok(token) => {
+                    return Cached {
+                        // What go-containerregistry's Google keychain sends.
+                        credentials: Some(Credentials::Basic {
+                            username: "_token".into(),
+                            password: token.access_token,
+                        }),
+                        valid_until: token
+                            .expires_in
+                            .map(|d| Instant::now() + d.saturating_sub(EXPIRY_MARGIN)),
+                    };
+                }
+                Err(e) => metadata_error = Some(e),
+            }
+        }
+        let helper = kind.helper().expect("every keychain but github has a helper");
+        // As go-containerregistry's helper keychain: the registry host on stdin, no scheme.
+        let credentials = match ask_credential_helper(helper, registry, self.search_path.as_deref()) {
+            Ok(found) => found,
+            Err(not_runnable) => {
+                let first = self
+                    .missing_reported
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(helper);
+                if first {
+                    tracing::warn!(
+                        "the {name} keychain (IMGPKG_ACTIVE_KEYCHAINS / IMGPKG_ENABLE_IAAS_AUTH) could not run \
+                         {program}: {error}; install it on the PATH or leave {name} out of IMGPKG_ACTIVE_KEYCHAINS. \
+                         Continuing without {name} credentials",
+                        name = kind.name(),
+                        program = not_runnable.program,
+                        error = not_runnable.error,
+                    );
+                }
+                None
+            }
+        };
+        if credentials.is_none()
+            && let Some(error) = metadata_error
+        {
+            tracing::warn!(
+                "the gke keychain found no Google credentials for {registry}: the metadata server \
+                 (set GCE_METADATA_HOST to move it) failed: {error}; and docker-credential-gcr had \
+                 none. Continuing with the next source of credentials"
+            );
+        }
+        Cached {
+            credentials,
+            valid_until: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::auth::gce_metadata::tests::{fake_metadata, ok_reply};
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn names(env_pairs: &[(&str, &str)]) -> Result<Vec<&'static str>, String> {
+        active_keychains(&env(env_pairs))
+            .map(|kinds| kinds.into_iter().map(IaasKeychainKind::name).collect())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn active_keychains_parse_as_imgpkg() {
+        assert_eq!(names(&[]), Ok(vec![]));
+        assert_eq!(names(&[("IMGPKG_ACTIVE_KEYCHAINS", "")]), Ok(vec![]));
+        assert_eq!(names(&[("IMGPKG_ACTIVE_KEYCHAINS", "ecr")]), Ok(vec!["ecr"]));
+        assert_eq!(
+            names(&[("IMGPKG_ACTIVE_KEYCHAINS", " github , gke,aks ,ecr,gke")]),
+            Ok(vec!["github", "gke", "aks", "ecr"]),
+            "order kept, spaces trimmed, repeats dropped"
+        );
+        assert_eq!(
+            names(&[("IMGPKG_ACTIVE_KEYCHAINS", "gke,random-name")]),
+            Err("Unable to load keychain for random-name, available keychains [aks, ecr, gke, github]]".into())
+        );
+        // Names are case-sensitive, and an empty entry is a name too (imgpkg's split).
+        assert!(names(&[("IMGPKG_ACTIVE_KEYCHAINS", "GKE")]).unwrap_err().contains("for GKE,"));
+        assert!(names(&[("IMGPKG_ACTIVE_KEYCHAINS", "gke,")]).unwrap_err().contains("for , available"));
+        assert!(names(&[("IMGPKG_ACTIVE_KEYCHAINS", "  ")]).unwrap_err().contains("for , available"));
+        // The old names kapp-controller documents (gcr, acr) are not imgpkg's.
+        assert!(names(&[("IMGPKG_ACTIVE_KEYCHAINS", "gcr")]).is_err());
+    }
+
+    #[test]
+    fn enable_iaas_auth_turns_on_all_and_ignores_the_list() {
+        let all = Ok(vec!["gke", "ecr", "aks", "github"]);
+        assert_eq!(names(&[("IMGPKG_ENABLE_IAAS_AUTH", "true")]), all);
+        assert_eq!(
+            names(&[("IMGPKG_ENABLE_IAAS_AUTH", "TRUE"), ("IMGPKG_ACTIVE_KEYCHAINS", "nonsense")]),
+            all
+        );
+        assert_eq!(names(&[("IMGPKG_ENABLE_IAAS_AUTH", "false")]), Ok(vec![]));
+        // imgpkg compares with "true" only: 1 or yes leave them off (with a warning here).
+        assert_eq!(names(&[("IMGPKG_ENABLE_IAAS_AUTH", "1")]), Ok(vec![]));
+        assert_eq!(
+            names(&[("IMGPKG_ENABLE_IAAS_AUTH", "false"), ("IMGPKG_ACTIVE_KEYCHAINS", "aks")]),
+            Ok(vec!["aks"])
+        );
+        assert!(names(&[("IMGPKG_ENABLE_IAAS_AUTH", "no"), ("IMGPKG_ACTIVE_KEYCHAINS", "x")]).is_err());
+    }
+
+    #[test]
+    fn hosts_each_keychain_answers_for() {
+        for google in ["gcr.io", "eu.gcr.io", "us-docker.pkg.dev", "europe-west1-docker.pkg.dev", "x.google.com"] {
+            assert!(is_google_registry(google), "{google}");
+        }
+        for other in ["gcr.io.evil.com", "mygcr.io", "pkg.dev.example.com", "127.0.0.1:5000", "index.docker.io"] {
+            assert!(!is_google_registry(other), "{other}");
+        }
+        assert!(is_github_registry("ghcr.io"));
+        assert!(is_github_registry("ghcr.io:443"));
+        for other in ["docker.pkg.github.com", "ghcr.io.example.com", "gcr.io", "127.0.0.1:5000"] {
+            assert!(!is_github_registry(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn github_token_for_ghcr_only() {
+        let k = IaasKeychains::from_env(&env(&[
+            ("IMGPKG_ACTIVE_KEYCHAINS", "github"),
+            ("GITHUB_TOKEN", "ghs_secret"),
+            ("GITHUB_ACTOR", "octocat"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            k.resolve("ghcr.io"),
+            Some(Credentials::Basic {
+                username: "octocat".into(),
+                password: "ghs_secret".into()
+            })
+        );
+        assert_eq!(k.resolve("gcr.io"), None);
+        assert!(!format!("{k:?}").contains("ghs_secret"));
+        let unset = IaasKeychains::from_env(&env(&[
+            ("IMGPKG_ACTIVE_KEYCHAINS", "github"),
+            ("GITHUB_TOKEN", "t"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            unset.resolve("ghcr.io"),
+            Some(Credentials::Basic {
+                username: "unset".into(),
+                password: "t".into()
+            })
+        );
+        let no_token = IaasKeychains::from_env(&env(&[("IMGPKG_ACTIVE_KEYCHAINS", "github")]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(no_token.resolve("ghcr.io"), None);
+        assert!(IaasKeychains::from_env(&env(&[])).unwrap().is_none());
+    }
+
+    #[test]
+    fn gke_uses_the_metadata_server_for_google_hosts_once() {
+        let (host, seen) = fake_metadata(ok_reply(r#"{"access_token":"ya29.meta","expires_in":3600}"#));
+        let k = IaasKeychains::from_env(&env(&[
+            ("IMGPKG_ACTIVE_KEYCHAINS", "gke"),
+            ("GCE_METADATA_HOST", &host),
+            // No helper anywhere: the metadata server alone answers.
+            ("PATH", "/nonexistent"),
+        ]))
+        .unwrap()
+        .unwrap();
+        // Not a Google host: the metadata server is not asked (the fake answers only once, so
+        // the gcr.io lookup below would fail had it been).
+        assert_eq!(k.resolve("127.0.0.1:5000"), None);
+        let expected = Some(Credentials::Basic {
+            username: "_token".into(),
+            password: "ya29.meta".into(),
+        });
+        assert_eq!(k.resolve("gcr.io"), expected);
+        assert!(seen.recv().unwrap().contains("Metadata-Flavor: Google"));
+        // Cached until it nears expiry: the one-shot fake is gone, yet the answer stands.
+        assert_eq!(k.resolve("gcr.io"), expected);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn helpers_get_the_registry_host_and_may_decline() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let calls = dir.path().join("calls");
+        let script = format!(
+            "#!/bin/sh\nread server\necho \"$0 $1 $server\" >> {calls}\ncase \"$server\" in\n  \
+             123456789012.dkr.ecr.us-east-1.amazonaws.com) echo '{{\"Username\":\"AWS\",\"Secret\":\"ecr-pw\"}}' ;;\n  \
+             *) echo 'credentials not found in native keychain'; exit 1 ;;\nesac\n",
+            calls = calls.display()
+        );
+        let helper = dir.path().join("docker-credential-ecr-login");
+        std::fs::write(&helper, script).unwrap();
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!("{}:/usr/bin:/bin", dir.path().display());
+        let k = IaasKeychains::from_env(&env(&[("IMGPKG_ACTIVE_KEYCHAINS", "aks,ecr"), ("PATH", &path)]))
+            .unwrap()
+            .unwrap();
+        let ecr = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+        assert_eq!(
+            k.resolve(ecr),
+            Some(Credentials::Basic {
+                username: "AWS".into(),
+                password: "ecr-pw".into()
+            })
+        );
+        assert_eq!(k.resolve(ecr), k.resolve(ecr));
+        assert_eq!(k.resolve("other.io"), None);
+        let log = std::fs::read_to_string(&calls).unwrap();
+        let lines: Vec<&str> = log.lines().collect();
+        assert_eq!(
+            lines,
+            vec![
+                format!("{} get {ecr}", helper.display()),
+                format!("{} get other.io", helper.display())
+            ],
+            "one call per registry; the aks helper is not installed and is skipped"
+        );
+        assert!(k.missing_reported.lock().unwrap().contains("acr-env"));
+    }
+}
