@@ -20,8 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use support::registry::TestRegistry;
 
-const UNKNOWN: &str =
-    "Unable to load keychain for random-name, available keychains [aks, ecr, gke, github]]";
+const UNKNOWN: &str = "Unable to load keychain for random-name, available keychains [aks, ecr, gke, github]]";
 
 /// A private HOME, a `bin/` for fake helpers and `imgpkg` → the pkgr binary.
 struct Sandbox {
@@ -161,7 +160,10 @@ fn unknown_keychain_is_refused_before_any_request_in_both_voices() {
     let out = sandbox.run("imgpkg", &commands[0], &[("IMGPKG_ACTIVE_KEYCHAINS", "ecr,")]);
     assert!(stderr(&out).contains("Unable to load keychain for , available keychains"));
     assert!(!was_contacted(&registry), "no request may reach the registry");
-    assert!(!was_contacted(&metadata), "no request may reach the metadata server");
+    assert!(
+        !was_contacted(&metadata),
+        "no request may reach the metadata server"
+    );
     assert!(!Path::new(out_dir).exists());
 }
 
@@ -173,12 +175,23 @@ fn ecr_keychain_gets_credentials_from_its_helper_before_flags() {
     let calls = sandbox.helper("ecr-login", &reg.host, "AWS", "ecr-password");
     let image = reg.repo("apps/app:v1");
     let content = sandbox.content("from the ecr keychain");
-    let push = ["push", "-i", &image, "-f", &content, "--registry-ca-cert-path", &ca];
+    let push = [
+        "push",
+        "-i",
+        &image,
+        "-f",
+        &content,
+        "--registry-ca-cert-path",
+        &ca,
+    ];
 
     // Without the keychain the registry refuses: the credentials below come from the helper.
     let out = sandbox.run("pkgr", &push, &[]);
     assert!(!out.status.success(), "an anonymous push must fail");
-    assert!(lines(&calls).is_empty(), "the helper is not asked unless ecr is active");
+    assert!(
+        lines(&calls).is_empty(),
+        "the helper is not asked unless ecr is active"
+    );
 
     let ecr = [("IMGPKG_ACTIVE_KEYCHAINS", "ecr")];
     assert_ok(&sandbox.run("pkgr", &push, &ecr), "push with the ecr keychain");
@@ -222,7 +235,15 @@ fn aks_keychain_and_enable_iaas_auth() {
     );
     let image = reg.repo("apps/app:v1");
     let content = sandbox.content("from the aks keychain");
-    let push = ["push", "-i", &image, "-f", &content, "--registry-ca-cert-path", &ca];
+    let push = [
+        "push",
+        "-i",
+        &image,
+        "-f",
+        &content,
+        "--registry-ca-cert-path",
+        &ca,
+    ];
     assert_ok(
         &sandbox.run("imgpkg", &push, &[("IMGPKG_ACTIVE_KEYCHAINS", "aks")]),
         "push with the aks keychain",
@@ -234,7 +255,14 @@ fn aks_keychain_and_enable_iaas_auth() {
     // registry that is not Google's.
     let metadata = TcpListener::bind("127.0.0.1:0").unwrap();
     let metadata_host = metadata.local_addr().unwrap().to_string();
-    let tags = ["tag", "list", "-i", &reg.repo("apps/app"), "--registry-ca-cert-path", &ca];
+    let tags = [
+        "tag",
+        "list",
+        "-i",
+        &reg.repo("apps/app"),
+        "--registry-ca-cert-path",
+        &ca,
+    ];
     let out = sandbox.run(
         "imgpkg",
         &tags,
@@ -269,7 +297,14 @@ fn github_and_gke_send_nothing_to_other_registries() {
     let gcr_calls = sandbox.helper("gcr", &reg.host, "octocat", "ghs_token");
     let metadata = TcpListener::bind("127.0.0.1:0").unwrap();
     let metadata_host = metadata.local_addr().unwrap().to_string();
-    let tags = ["tag", "list", "-i", &reg.repo("apps/app"), "--registry-ca-cert-path", &ca];
+    let tags = [
+        "tag",
+        "list",
+        "-i",
+        &reg.repo("apps/app"),
+        "--registry-ca-cert-path",
+        &ca,
+    ];
     // The token variable holds exactly what this registry accepts, yet it is meant for ghcr.io
     // only: sending it here would leak a GitHub token to any registry.
     let out = sandbox.run(
@@ -282,12 +317,24 @@ fn github_and_gke_send_nothing_to_other_registries() {
             ("GCE_METADATA_HOST", &metadata_host),
         ],
     );
-    assert!(!out.status.success(), "credentials were sent to a registry that is not ghcr.io");
+    assert!(
+        !out.status.success(),
+        "credentials were sent to a registry that is not ghcr.io"
+    );
     let err = stderr(&out);
-    assert!(err.contains("401") || err.to_lowercase().contains("unauthorized"), "{err}");
+    assert!(
+        err.contains("401") || err.to_lowercase().contains("unauthorized"),
+        "{err}"
+    );
     assert!(!err.contains("ghs_token"), "{err}");
-    assert!(!was_contacted(&metadata), "gke asked the metadata server about a loopback registry");
-    assert!(lines(&gcr_calls).is_empty(), "gke asked docker-credential-gcr about a loopback registry");
+    assert!(
+        !was_contacted(&metadata),
+        "gke asked the metadata server about a loopback registry"
+    );
+    assert!(
+        lines(&gcr_calls).is_empty(),
+        "gke asked docker-credential-gcr about a loopback registry"
+    );
 }
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
@@ -312,7 +359,10 @@ fn github_keychain_credentials_for_ghcr() {
             password: "ghs_token".into()
         }
     );
-    assert_eq!(k.resolve("index.docker.io", "library/busybox"), Credentials::Anonymous);
+    assert_eq!(
+        k.resolve("index.docker.io", "library/busybox"),
+        Credentials::Anonymous
+    );
 }
 
 /// A fake metadata server on loopback answering one token request; returns its host and the
@@ -374,7 +424,11 @@ fn gke_keychain_falls_back_to_docker_credential_gcr() {
     let sandbox = Sandbox::new();
     let calls = sandbox.helper("gcr", "eu.gcr.io", "_dcgcr_2_0_0_token", "ya29.from-helper");
     // Nothing listens on this port: the metadata server is unreachable, as off Google Cloud.
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
     let path = format!("{}:/usr/bin:/bin", sandbox.path("bin").display());
     let k = Keychain::from_imgpkg_iaas_env(&env(&[
         ("IMGPKG_ACTIVE_KEYCHAINS", "gke"),

@@ -12,8 +12,8 @@ mod manifest;
 mod reference;
 
 pub use auth::{
-    Credentials, IaasKeychainKind, Keychain, RegistryAuthFlags, UnknownKeychain, active_keychains, docker_config_path,
-    parse_go_duration,
+    Credentials, IaasKeychainKind, Keychain, RegistryAuthFlags, UnknownKeychain, active_keychains,
+    docker_config_path, parse_go_duration,
 };
 pub use client::{BlobStream, Client, ClientOptions, ManifestHead};
 pub use error::RegistryError;

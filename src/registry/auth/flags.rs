@@ -391,12 +391,18 @@ mod tests {
             password: p.into(),
         };
         // The env keychain wins where it has credentials (ghcr.io:443)...
-        assert_eq!(o.keychain.resolve("ghcr.io:443", "x"), basic("env-user", "env-pw"));
+        assert_eq!(
+            o.keychain.resolve("ghcr.io:443", "x"),
+            basic("env-user", "env-pw")
+        );
         // ...an env entry without credentials falls through, and the GitHub keychain beats the flags...
         assert_eq!(o.keychain.resolve("ghcr.io", "x"), basic("octocat", "gh-token"));
         // ...and the flags answer for the rest.
         assert_eq!(o.keychain.resolve("other.io", "x"), basic("flag-user", "flag-pw"));
-        assert!(o.keychain.runs_programs(), "IaaS lookups run on the blocking pool");
+        assert!(
+            o.keychain.runs_programs(),
+            "IaaS lookups run on the blocking pool"
+        );
         let err = RegistryAuthFlags::default()
             .client_options_from(&env(&[("IMGPKG_ACTIVE_KEYCHAINS", "gcr")]), None)
             .unwrap_err();

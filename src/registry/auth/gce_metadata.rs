@@ -41,8 +41,8 @@ pub(super) fn fetch_token(host: &str) -> Result<MetadataToken, String> {
         access_token: String,
         expires_in: Option<u64>,
     }
-    let reply: TokenReply = serde_json::from_slice(&body)
-        .map_err(|e| format!("GET {url}: the reply is not a token ({e})"))?;
+    let reply: TokenReply =
+        serde_json::from_slice(&body).map_err(|e| format!("GET {url}: the reply is not a token ({e})"))?;
     if reply.access_token.is_empty() {
         return Err(format!("GET {url}: the reply holds an empty access_token"));
     }
@@ -135,10 +135,7 @@ fn parse_reply(reply: &[u8]) -> Result<Vec<u8>, String> {
         return dechunk(body);
     }
     match length {
-        Some(n) if body.len() < n => Err(format!(
-            "the reply ended after {} of {n} body bytes",
-            body.len()
-        )),
+        Some(n) if body.len() < n => Err(format!("the reply ended after {} of {n} body bytes", body.len())),
         Some(n) => Ok(body[..n].to_vec()),
         None => Ok(body.to_vec()),
     }
@@ -153,8 +150,8 @@ fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
         };
         let size_text = String::from_utf8_lossy(&body[..end]);
         let size_text = size_text.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_text, 16)
-            .map_err(|_| format!("bad chunk size {size_text:?}"))?;
+        let size =
+            usize::from_str_radix(size_text, 16).map_err(|_| format!("bad chunk size {size_text:?}"))?;
         body = &body[end + 2..];
         if size == 0 {
             return Ok(out);
@@ -202,7 +199,9 @@ pub(super) mod tests {
         let host = listener.local_addr().unwrap().to_string();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
-            let Ok((stream, _)) = listener.accept() else { return };
+            let Ok((stream, _)) = listener.accept() else {
+                return;
+            };
             let mut reader = std::io::BufReader::new(stream);
             let mut head = String::new();
             loop {
@@ -278,7 +277,11 @@ pub(super) mod tests {
         let (host, _seen) = fake_metadata(ok_reply(r#"{"access_token":""}"#));
         assert!(fetch_token(&host).err().unwrap().contains("empty access_token"));
         // Nothing listening: a connection error, quickly (loopback refuses at once).
-        let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+        let closed = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .to_string();
         let err = fetch_token(&closed).err().unwrap();
         assert!(err.contains("cannot connect"), "{err}");
     }

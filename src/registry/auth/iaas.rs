@@ -95,7 +95,9 @@ pub fn active_keychains(env: &HashMap<String, String>) -> Result<Vec<IaasKeychai
         let kind = IaasKeychainKind::ALL
             .into_iter()
             .find(|k| k.name() == name)
-            .ok_or_else(|| UnknownKeychain { name: name.to_string() })?;
+            .ok_or_else(|| UnknownKeychain {
+                name: name.to_string(),
+            })?;
         // A name given twice adds nothing: the first copy already answered.
         if !kinds.contains(&kind) {
             kinds.push(kind);
@@ -190,7 +192,9 @@ impl IaasKeychains {
 
     /// The first keychain's credentials for `registry`, in order; `None` when none has any.
     pub(super) fn resolve(&self, registry: &str) -> Option<Credentials> {
-        self.kinds.iter().find_map(|&kind| self.resolve_one(kind, registry))
+        self.kinds
+            .iter()
+            .find_map(|&kind| self.resolve_one(kind, registry))
     }
 
     fn resolve_one(&self, kind: IaasKeychainKind, registry: &str) -> Option<Credentials> {
@@ -308,12 +312,27 @@ mod tests {
         );
         assert_eq!(
             names(&[("IMGPKG_ACTIVE_KEYCHAINS", "gke,random-name")]),
-            Err("Unable to load keychain for random-name, available keychains [aks, ecr, gke, github]]".into())
+            Err(
+                "Unable to load keychain for random-name, available keychains [aks, ecr, gke, github]]"
+                    .into()
+            )
         );
         // Names are case-sensitive, and an empty entry is a name too (imgpkg's split).
-        assert!(names(&[("IMGPKG_ACTIVE_KEYCHAINS", "GKE")]).unwrap_err().contains("for GKE,"));
-        assert!(names(&[("IMGPKG_ACTIVE_KEYCHAINS", "gke,")]).unwrap_err().contains("for , available"));
-        assert!(names(&[("IMGPKG_ACTIVE_KEYCHAINS", "  ")]).unwrap_err().contains("for , available"));
+        assert!(
+            names(&[("IMGPKG_ACTIVE_KEYCHAINS", "GKE")])
+                .unwrap_err()
+                .contains("for GKE,")
+        );
+        assert!(
+            names(&[("IMGPKG_ACTIVE_KEYCHAINS", "gke,")])
+                .unwrap_err()
+                .contains("for , available")
+        );
+        assert!(
+            names(&[("IMGPKG_ACTIVE_KEYCHAINS", "  ")])
+                .unwrap_err()
+                .contains("for , available")
+        );
         // The old names kapp-controller documents (gcr, acr) are not imgpkg's.
         assert!(names(&[("IMGPKG_ACTIVE_KEYCHAINS", "gcr")]).is_err());
     }
@@ -323,30 +342,59 @@ mod tests {
         let all = Ok(vec!["gke", "ecr", "aks", "github"]);
         assert_eq!(names(&[("IMGPKG_ENABLE_IAAS_AUTH", "true")]), all);
         assert_eq!(
-            names(&[("IMGPKG_ENABLE_IAAS_AUTH", "TRUE"), ("IMGPKG_ACTIVE_KEYCHAINS", "nonsense")]),
+            names(&[
+                ("IMGPKG_ENABLE_IAAS_AUTH", "TRUE"),
+                ("IMGPKG_ACTIVE_KEYCHAINS", "nonsense")
+            ]),
             all
         );
         assert_eq!(names(&[("IMGPKG_ENABLE_IAAS_AUTH", "false")]), Ok(vec![]));
         // imgpkg compares with "true" only: 1 or yes leave them off (with a warning here).
         assert_eq!(names(&[("IMGPKG_ENABLE_IAAS_AUTH", "1")]), Ok(vec![]));
         assert_eq!(
-            names(&[("IMGPKG_ENABLE_IAAS_AUTH", "false"), ("IMGPKG_ACTIVE_KEYCHAINS", "aks")]),
+            names(&[
+                ("IMGPKG_ENABLE_IAAS_AUTH", "false"),
+                ("IMGPKG_ACTIVE_KEYCHAINS", "aks")
+            ]),
             Ok(vec!["aks"])
         );
-        assert!(names(&[("IMGPKG_ENABLE_IAAS_AUTH", "no"), ("IMGPKG_ACTIVE_KEYCHAINS", "x")]).is_err());
+        assert!(
+            names(&[
+                ("IMGPKG_ENABLE_IAAS_AUTH", "no"),
+                ("IMGPKG_ACTIVE_KEYCHAINS", "x")
+            ])
+            .is_err()
+        );
     }
 
     #[test]
     fn hosts_each_keychain_answers_for() {
-        for google in ["gcr.io", "eu.gcr.io", "us-docker.pkg.dev", "europe-west1-docker.pkg.dev", "x.google.com"] {
+        for google in [
+            "gcr.io",
+            "eu.gcr.io",
+            "us-docker.pkg.dev",
+            "europe-west1-docker.pkg.dev",
+            "x.google.com",
+        ] {
             assert!(is_google_registry(google), "{google}");
         }
-        for other in ["gcr.io.evil.com", "mygcr.io", "pkg.dev.example.com", "127.0.0.1:5000", "index.docker.io"] {
+        for other in [
+            "gcr.io.evil.com",
+            "mygcr.io",
+            "pkg.dev.example.com",
+            "127.0.0.1:5000",
+            "index.docker.io",
+        ] {
             assert!(!is_google_registry(other), "{other}");
         }
         assert!(is_github_registry("ghcr.io"));
         assert!(is_github_registry("ghcr.io:443"));
-        for other in ["docker.pkg.github.com", "ghcr.io.example.com", "gcr.io", "127.0.0.1:5000"] {
+        for other in [
+            "docker.pkg.github.com",
+            "ghcr.io.example.com",
+            "gcr.io",
+            "127.0.0.1:5000",
+        ] {
             assert!(!is_github_registry(other), "{other}");
         }
     }

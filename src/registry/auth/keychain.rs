@@ -238,7 +238,8 @@ impl Keychain {
     /// `GCE_METADATA_HOST` and `PATH` from `env` too. An unknown keychain name is refused here,
     /// before any request, with imgpkg's message.
     pub fn from_imgpkg_iaas_env(env: &HashMap<String, String>) -> Result<Keychain, RegistryError> {
-        Ok(match IaasKeychains::from_env(env).map_err(RegistryError::Keychain)? {
+        let keychains = IaasKeychains::from_env(env).map_err(RegistryError::Keychain)?;
+        Ok(match keychains {
             Some(keychains) => Keychain {
                 layers: vec![Layer::Iaas(keychains)],
             },
