@@ -123,12 +123,18 @@ fn is_github_registry(registry: &str) -> bool {
     host.eq_ignore_ascii_case("ghcr.io")
 }
 
-/// A cached answer; metadata tokens carry their expiry.
+/// The metadata server's token and when to stop using it.
 #[derive(Clone)]
-struct Cached {
-    credentials: Option<Credentials>,
+struct MetadataToken {
+    credentials: Credentials,
     valid_until: Option<Instant>,
 }
+
+/// The metadata server's last answer: a token, or why there is none.
+type MetadataAnswer = Option<Result<MetadataToken, String>>;
+
+/// What each keychain's helper said about each registry (`None`: nothing).
+type HelperAnswers = HashMap<(IaasKeychainKind, String), Option<Credentials>>;
 
 /// The active IaaS keychains with what they read from the environment.
 #[derive(Clone)]
@@ -140,7 +146,12 @@ pub(super) struct IaasKeychains {
     metadata_host: String,
     /// `PATH` from the environment given, for the helpers.
     search_path: Option<OsString>,
-    cache: Arc<Mutex<HashMap<(IaasKeychainKind, String), Cached>>>,
+    /// One answer for every Google registry, as go-containerregistry asks once per process: off
+    /// Google Cloud the connection attempt costs its timeout once, not once per registry. A
+    /// token is asked again when it nears expiry; a failure stands for the keychain's life.
+    metadata: Arc<Mutex<MetadataAnswer>>,
+    /// Helper answers per (keychain, registry): a helper runs once per registry.
+    helper_answers: Arc<Mutex<HelperAnswers>>,
     /// Helpers already reported missing (one warning each).
     missing_reported: Arc<Mutex<HashSet<&'static str>>>,
 }
@@ -185,9 +196,16 @@ impl IaasKeychains {
                 .cloned()
                 .unwrap_or_else(|| gce_metadata::DEFAULT_HOST.to_string()),
             search_path: env.get("PATH").map(OsString::from),
-            cache: Arc::default(),
+            metadata: Arc::default(),
+            helper_answers: Arc::default(),
             missing_reported: Arc::default(),
         }))
+    }
+
+    /// Whether [`resolve`](Self::resolve) may block (run a helper, ask the metadata server);
+    /// the GitHub keychain only reads a variable.
+    pub(super) fn may_block(&self) -> bool {
+        self.kinds.iter().any(|&k| k != IaasKeychainKind::Github)
     }
 
     /// The first keychain's credentials for `registry`, in order; `None` when none has any.
@@ -198,54 +216,68 @@ impl IaasKeychains {
     }
 
     fn resolve_one(&self, kind: IaasKeychainKind, registry: &str) -> Option<Credentials> {
-        if kind == IaasKeychainKind::Github {
-            // A variable: nothing to cache.
-            return match &self.github {
+        match kind {
+            IaasKeychainKind::Github => match &self.github {
                 Some((user, token)) if is_github_registry(registry) => Some(Credentials::Basic {
                     username: user.clone(),
                     password: token.clone(),
                 }),
                 _ => None,
-            };
+            },
+            IaasKeychainKind::Gke if !is_google_registry(registry) => None,
+            IaasKeychainKind::Gke => match self.metadata_credentials() {
+                Ok(credentials) => Some(credentials),
+                Err(metadata_error) => {
+                    let found = self.helper_credentials(kind, registry);
+                    if found.is_none() {
+                        tracing::warn!(
+                            "the gke keychain found no Google credentials for {registry}: the metadata \
+                             server (set GCE_METADATA_HOST to move it) failed: {metadata_error}; and \
+                             docker-credential-gcr had none. Continuing with the next source of credentials"
+                        );
+                    }
+                    found
+                }
+            },
+            IaasKeychainKind::Ecr | IaasKeychainKind::Aks => self.helper_credentials(kind, registry),
         }
-        if kind == IaasKeychainKind::Gke && !is_google_registry(registry) {
-            return None;
-        }
-        let key = (kind, registry.to_string());
-        // Held across the lookup so that parallel transfers ask each source once.
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(hit) = cache.get(&key)
-            && hit.valid_until.is_none_or(|t| Instant::now() < t)
-        {
-            return hit.credentials.clone();
-        }
-        let fresh = self.look_up(kind, registry);
-        cache.insert(key, fresh.clone());
-        fresh.credentials
     }
 
-    fn look_up(&self, kind: IaasKeychainKind, registry: &str) -> Cached {
-        let mut metadata_error = None;
-        if kind == IaasKeychainKind::Gke {
-            match gce_metadata::fetch_token(&self.metadata_host) {
-                Ok(token) => {
-                    return Cached {
-                        // What go-containerregistry's Google keychain sends.
-                        credentials: Some(Credentials::Basic {
-                            username: "_token".into(),
-                            password: token.access_token,
-                        }),
-                        valid_until: token
-                            .expires_in
-                            .map(|d| Instant::now() + d.saturating_sub(EXPIRY_MARGIN)),
-                    };
-                }
-                Err(e) => metadata_error = Some(e),
+    /// The metadata server's token as go-containerregistry's Google keychain sends it.
+    fn metadata_credentials(&self) -> Result<Credentials, String> {
+        // Held across the request so that parallel transfers ask once.
+        let mut slot = self.metadata.lock().unwrap_or_else(|p| p.into_inner());
+        match slot.as_ref() {
+            Some(Ok(token)) if token.valid_until.is_none_or(|t| Instant::now() < t) => {
+                return Ok(token.credentials.clone());
             }
+            Some(Err(e)) => return Err(e.clone()),
+            _ => {}
+        }
+        let fresh = gce_metadata::fetch_token(&self.metadata_host).map(|token| MetadataToken {
+            credentials: Credentials::Basic {
+                username: "_token".into(),
+                password: token.access_token,
+            },
+            valid_until: token
+                .expires_in
+                .map(|d| Instant::now() + d.saturating_sub(EXPIRY_MARGIN)),
+        });
+        *slot = Some(fresh.clone());
+        fresh.map(|t| t.credentials)
+    }
+
+    /// The keychain's credential helper's answer for `registry`, asked once.
+    fn helper_credentials(&self, kind: IaasKeychainKind, registry: &str) -> Option<Credentials> {
+        let key = (kind, registry.to_string());
+        // Held across the call so that parallel transfers run the helper once.
+        let mut answers = self.helper_answers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(hit) = answers.get(&key) {
+            return hit.clone();
         }
         let helper = kind.helper().expect("every keychain but github has a helper");
         // As go-containerregistry's helper keychain: the registry host on stdin, no scheme.
-        let credentials = match ask_credential_helper(helper, registry, self.search_path.as_deref()) {
+        let found = match ask_credential_helper(helper, registry, self.search_path.as_deref()) {
             Ok(found) => found,
             Err(not_runnable) => {
                 let first = self
@@ -266,19 +298,8 @@ impl IaasKeychains {
                 None
             }
         };
-        if credentials.is_none()
-            && let Some(error) = metadata_error
-        {
-            tracing::warn!(
-                "the gke keychain found no Google credentials for {registry}: the metadata server \
-                 (set GCE_METADATA_HOST to move it) failed: {error}; and docker-credential-gcr had \
-                 none. Continuing with the next source of credentials"
-            );
-        }
-        Cached {
-            credentials,
-            valid_until: None,
-        }
+        answers.insert(key, found.clone());
+        found
     }
 }
 
@@ -434,6 +455,10 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(no_token.resolve("ghcr.io"), None);
+        assert!(
+            !no_token.may_block(),
+            "reading a variable needs no blocking thread"
+        );
         assert!(IaasKeychains::from_env(&env(&[])).unwrap().is_none());
     }
 
@@ -457,8 +482,43 @@ mod tests {
         });
         assert_eq!(k.resolve("gcr.io"), expected);
         assert!(seen.recv().unwrap().contains("Metadata-Flavor: Google"));
-        // Cached until it nears expiry: the one-shot fake is gone, yet the answer stands.
+        // One token for every Google registry until it nears expiry: the one-shot fake is gone,
+        // yet the answer stands.
         assert_eq!(k.resolve("gcr.io"), expected);
+        assert_eq!(k.resolve("europe-docker.pkg.dev"), expected);
+        assert!(k.may_block());
+    }
+
+    #[test]
+    fn a_failed_metadata_server_is_asked_once() {
+        use std::io::{Read as _, Write as _};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counted = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                // Counted before the reply goes out, so the client sees it once it has the reply.
+                counted.fetch_add(1, Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let _ = stream.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
+            }
+        });
+        let k = IaasKeychains::from_env(&env(&[
+            ("IMGPKG_ACTIVE_KEYCHAINS", "gke"),
+            ("GCE_METADATA_HOST", &host),
+            ("PATH", "/nonexistent"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(k.resolve("gcr.io"), None);
+        assert_eq!(k.resolve("us.gcr.io"), None);
+        assert_eq!(k.resolve("us-docker.pkg.dev"), None);
+        assert_eq!(requests.load(Ordering::SeqCst), 1);
+        assert!(k.missing_reported.lock().unwrap().contains("gcr"));
     }
 
     #[cfg(unix)]

@@ -197,9 +197,11 @@ impl Keychain {
     /// Whether [`resolve`](Self::resolve) may block: run a Docker credential helper or ask
     /// the GCE metadata server.
     pub fn runs_programs(&self) -> bool {
-        self.layers
-            .iter()
-            .any(|l| matches!(l, Layer::Helpers(_) | Layer::Iaas(_)))
+        self.layers.iter().any(|l| match l {
+            Layer::Helpers(_) => true,
+            Layer::Iaas(k) => k.may_block(),
+            Layer::All(_) | Layer::Hosts(_) => false,
+        })
     }
     /// Credentials to use for `registry` / `repository`.
     ///
