@@ -4,10 +4,11 @@ mod gce_metadata;
 mod helpers;
 mod iaas;
 mod keychain;
+mod keychain_names;
 
 pub use flags::{RegistryAuthFlags, parse_go_duration};
-pub use iaas::{IaasKeychainKind, UnknownKeychain, active_keychains};
 pub use keychain::Keychain;
+pub use keychain_names::{IaasKeychainKind, UnknownKeychain, active_keychains};
 
 use std::collections::HashMap;
 use std::fmt;
