@@ -179,6 +179,11 @@ pub enum RegistryError {
     #[error("invalid registry configuration: {what}: {reason}")]
     Config { what: String, reason: String },
 
+    /// imgpkg's words (`Creating registry keychain: Unable to load keychain for …`): scripts
+    /// written for imgpkg match on them.
+    #[error("Creating registry keychain")]
+    Keychain(#[source] crate::registry::auth::UnknownKeychain),
+
     #[error("cannot read CA certificate file {}: {reason}", path.display())]
     CaCert { path: PathBuf, reason: String },
 

@@ -11,7 +11,10 @@ mod error;
 mod manifest;
 mod reference;
 
-pub use auth::{Credentials, Keychain, RegistryAuthFlags, docker_config_path, parse_go_duration};
+pub use auth::{
+    Credentials, IaasKeychainKind, Keychain, RegistryAuthFlags, UnknownKeychain, active_keychains,
+    docker_config_path, parse_go_duration,
+};
 pub use client::{BlobStream, Client, ClientOptions, ManifestHead};
 pub use error::RegistryError;
 pub use manifest::{

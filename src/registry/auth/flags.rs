@@ -122,8 +122,9 @@ impl RegistryAuthFlags {
         env: &HashMap<String, String>,
         docker_config: Option<&Path>,
     ) -> Result<ClientOptions, RegistryError> {
-        // imgpkg's priority: env keychain, then flags (every registry), then Docker config.
-        let mut keychain = Keychain::from_imgpkg_env(env)?;
+        // imgpkg's priority: env keychain, IaaS keychains, then flags (every registry), then
+        // Docker config.
+        let mut keychain = Keychain::from_imgpkg_env(env)?.then(Keychain::from_imgpkg_iaas_env(env)?);
         let flag_credentials = self.flag_credentials()?;
         match flag_credentials {
             Some(c) => keychain = keychain.then(Keychain::for_all(c)),
@@ -365,6 +366,57 @@ mod tests {
             o.keychain.resolve("any.io", "x"),
             Credentials::Bearer { token: "t".into() }
         );
+    }
+
+    /// imgpkg's order: `IMGPKG_REGISTRY_*`, then the IaaS keychains, then flags and Docker config.
+    #[test]
+    fn iaas_keychains_sit_between_env_and_flags() {
+        let e = env(&[
+            ("IMGPKG_ACTIVE_KEYCHAINS", "github"),
+            ("GITHUB_TOKEN", "gh-token"),
+            ("GITHUB_ACTOR", "octocat"),
+            ("IMGPKG_REGISTRY_HOSTNAME", "ghcr.io"),
+            ("IMGPKG_REGISTRY_HOSTNAME_1", "ghcr.io:443"),
+            ("IMGPKG_REGISTRY_USERNAME_1", "env-user"),
+            ("IMGPKG_REGISTRY_PASSWORD_1", "env-pw"),
+        ]);
+        let flags = RegistryAuthFlags {
+            username: Some("flag-user".into()),
+            password: Some("flag-pw".into()),
+            ..Default::default()
+        };
+        let o = flags.client_options_from(&e, None).unwrap();
+        let basic = |u: &str, p: &str| Credentials::Basic {
+            username: u.into(),
+            password: p.into(),
+        };
+        // The env keychain wins where it has credentials (ghcr.io:443)...
+        assert_eq!(
+            o.keychain.resolve("ghcr.io:443", "x"),
+            basic("env-user", "env-pw")
+        );
+        // ...an env entry without credentials falls through, and the GitHub keychain beats the flags...
+        assert_eq!(o.keychain.resolve("ghcr.io", "x"), basic("octocat", "gh-token"));
+        // ...and the flags answer for the rest.
+        assert_eq!(o.keychain.resolve("other.io", "x"), basic("flag-user", "flag-pw"));
+        assert!(
+            !o.keychain.runs_programs(),
+            "the GitHub keychain only reads a variable: no blocking pool needed"
+        );
+        let err = RegistryAuthFlags::default()
+            .client_options_from(&env(&[("IMGPKG_ACTIVE_KEYCHAINS", "gcr")]), None)
+            .unwrap_err();
+        assert_eq!(
+            go_style(&err),
+            "Creating registry keychain: Unable to load keychain for gcr, available keychains [aks, ecr, gke, github]]"
+        );
+    }
+
+    fn go_style(e: &(dyn std::error::Error + 'static)) -> String {
+        match e.source() {
+            Some(cause) => format!("{e}: {}", go_style(cause)),
+            None => e.to_string(),
+        }
     }
 
     #[test]

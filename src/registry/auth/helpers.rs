@@ -32,19 +32,45 @@ impl CredentialHelpers {
     }
 }
 
-/// `docker-credential-<name> get` with the server URL on stdin; `None` when it has nothing.
+/// A credential helper that could not be started (not installed, not executable).
+#[derive(Debug)]
+pub(super) struct HelperNotRunnable {
+    pub(super) program: String,
+    pub(super) error: std::io::Error,
+}
+
+/// `docker-credential-<name> get` with the server URL on stdin, as a Docker config names it
+/// (the Hub as `https://index.docker.io/v1/`); `None` when it has nothing.
 fn run_credential_helper(
     name: &str,
     registry: &str,
     search_path: Option<&std::ffi::OsStr>,
 ) -> Option<Credentials> {
+    let server = if registry == crate::registry::DOCKER_HUB {
+        "https://index.docker.io/v1/"
+    } else {
+        registry
+    };
+    match ask_credential_helper(name, server, search_path) {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(helper = %e.program, registry, error = %e.error, "cannot run Docker credential helper; using no credentials");
+            None
+        }
+    }
+}
+
+/// Runs `docker-credential-<name> get` with `server` on stdin.
+///
+/// `Ok(None)` when the helper has no credentials for it (non-zero exit or unexpected output);
+/// `Err` only when the program cannot be started, so callers can say how to install it.
+pub(super) fn ask_credential_helper(
+    name: &str,
+    server: &str,
+    search_path: Option<&std::ffi::OsStr>,
+) -> Result<Option<Credentials>, HelperNotRunnable> {
     use std::io::Write as _;
     use std::process::{Command, Stdio};
-    let server = if registry == crate::registry::DOCKER_HUB {
-        "https://index.docker.io/v1/".to_string()
-    } else {
-        registry.to_string()
-    };
     let program = format!("docker-credential-{name}");
     let mut command = Command::new(&program);
     if let Some(path) = search_path {
@@ -59,18 +85,17 @@ fn run_credential_helper(
         .spawn();
     let mut child = match child {
         Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(helper = %program, registry, error = %e, "cannot run Docker credential helper; using no credentials");
-            return None;
-        }
+        Err(error) => return Err(HelperNotRunnable { program, error }),
     };
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(server.as_bytes());
     }
-    let out = child.wait_with_output().ok()?;
+    let Ok(out) = child.wait_with_output() else {
+        return Ok(None);
+    };
     if !out.status.success() {
-        tracing::debug!(helper = %program, registry, "Docker credential helper has no credentials");
-        return None;
+        tracing::debug!(helper = %program, server, "Docker credential helper has no credentials");
+        return Ok(None);
     }
     #[derive(serde::Deserialize)]
     struct HelperReply {
@@ -82,18 +107,18 @@ fn run_credential_helper(
     let reply: HelperReply = match serde_json::from_slice(&out.stdout) {
         Ok(r) => r,
         Err(e) => {
-            tracing::warn!(helper = %program, registry, error = %e, "Docker credential helper answered with unexpected output");
-            return None;
+            tracing::warn!(helper = %program, server, error = %e, "Docker credential helper answered with unexpected output");
+            return Ok(None);
         }
     };
-    Some(if reply.username == "<token>" {
+    Ok(Some(if reply.username == "<token>" {
         Credentials::IdentityToken { token: reply.secret }
     } else {
         Credentials::Basic {
             username: reply.username,
             password: reply.secret,
         }
-    })
+    }))
 }
 #[cfg(test)]
 mod tests {

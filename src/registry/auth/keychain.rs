@@ -2,6 +2,7 @@
 //! `IMGPKG_REGISTRY_*` variables, flags and Docker config files.
 use super::Credentials;
 use super::helpers::CredentialHelpers;
+use super::iaas::IaasKeychains;
 use crate::registry::RegistryError;
 use base64::Engine as _;
 use std::collections::{BTreeMap, HashMap};
@@ -131,6 +132,8 @@ enum Layer {
     Hosts(Vec<HostEntry>),
     /// Docker credential helpers; no answer falls through to the next layer.
     Helpers(CredentialHelpers),
+    /// imgpkg's IaaS keychains (GitHub, GKE, ECR, AKS); no answer falls through.
+    Iaas(IaasKeychains),
 }
 
 /// Resolves credentials for a (registry, repository), most specific match first.
@@ -191,9 +194,14 @@ impl Keychain {
         self.layers.extend(fallback.layers);
         self
     }
-    /// Whether [`resolve`](Self::resolve) may run a Docker credential helper (a blocking call).
+    /// Whether [`resolve`](Self::resolve) may block: run a Docker credential helper or ask
+    /// the GCE metadata server.
     pub fn runs_programs(&self) -> bool {
-        self.layers.iter().any(|l| matches!(l, Layer::Helpers(_)))
+        self.layers.iter().any(|l| match l {
+            Layer::Helpers(_) => true,
+            Layer::Iaas(k) => k.may_block(),
+            Layer::All(_) | Layer::Hosts(_) => false,
+        })
     }
     /// Credentials to use for `registry` / `repository`.
     ///
@@ -217,9 +225,28 @@ impl Keychain {
                         return c;
                     }
                 }
+                Layer::Iaas(keychains) => {
+                    if let Some(c) = keychains.resolve(registry) {
+                        return c;
+                    }
+                }
             }
         }
         Credentials::Anonymous
+    }
+
+    /// imgpkg's IaaS keychains as `IMGPKG_ENABLE_IAAS_AUTH` and `IMGPKG_ACTIVE_KEYCHAINS` in
+    /// `env` turn them on (none by default), reading `GITHUB_TOKEN`, `GITHUB_ACTOR`,
+    /// `GCE_METADATA_HOST` and `PATH` from `env` too. An unknown keychain name is refused here,
+    /// before any request, with imgpkg's message.
+    pub fn from_imgpkg_iaas_env(env: &HashMap<String, String>) -> Result<Keychain, RegistryError> {
+        let keychains = IaasKeychains::from_env(env).map_err(RegistryError::Keychain)?;
+        Ok(match keychains {
+            Some(keychains) => Keychain {
+                layers: vec![Layer::Iaas(keychains)],
+            },
+            None => Keychain::anonymous(),
+        })
     }
 
     /// imgpkg's env keychain: `IMGPKG_REGISTRY_{HOSTNAME,USERNAME,PASSWORD,IDENTITY_TOKEN,REGISTRY_TOKEN}[_SUFFIX]`.

@@ -1,10 +1,14 @@
 //! Credentials and where they come from: imgpkg flags and env vars, Docker config, Secrets.
 mod flags;
+mod gce_metadata;
 mod helpers;
+mod iaas;
 mod keychain;
+mod keychain_names;
 
 pub use flags::{RegistryAuthFlags, parse_go_duration};
 pub use keychain::Keychain;
+pub use keychain_names::{IaasKeychainKind, UnknownKeychain, active_keychains};
 
 use std::collections::HashMap;
 use std::fmt;
