@@ -3,4 +3,5 @@
 pub mod data;
 pub mod go;
 pub mod hostile;
+pub mod images;
 pub mod registry;
