@@ -12,7 +12,8 @@ use support::images::{push_bundle, push_image, push_signature};
 use support::registry::TestRegistry;
 
 /// A long nested source path: its repo-based tag keeps only the last 49 characters.
-const LONG_PATH: &str = "src/a-very-long-organisation-name/with/several/nested/levels/of/image-repositories/img";
+const LONG_PATH: &str =
+    "src/a-very-long-organisation-name/with/several/nested/levels/of/image-repositories/img";
 
 fn client() -> Client {
     Client::new(ClientOptions::default()).unwrap()
@@ -45,7 +46,12 @@ async fn build(client: &Client, reg: &TestRegistry) -> Graph {
     let deep_ref = r(&format!("{LONG_PATH}:1"));
     let deep = push_image(client, &deep_ref, b"deep image layer").await;
     let nested_ref = r("src/nested/bundle:1");
-    let nested_bundle = push_bundle(client, &nested_ref, &[deep_ref.with_digest(deep.clone()).to_string()]).await;
+    let nested_bundle = push_bundle(
+        client,
+        &nested_ref,
+        &[deep_ref.with_digest(deep.clone()).to_string()],
+    )
+    .await;
     let root = r("src/root:v1");
     let root_digest = push_bundle(
         client,
@@ -79,9 +85,15 @@ async fn build(client: &Client, reg: &TestRegistry) -> Graph {
 }
 
 async fn copy(source: Source, destination: Destination, options: CopyOptions) -> CopySummary {
-    relocate::copy(&clients(), &source, &destination, &options, Arc::new(Progress::quiet()))
-        .await
-        .unwrap()
+    relocate::copy(
+        &clients(),
+        &source,
+        &destination,
+        &options,
+        Arc::new(Progress::quiet()),
+    )
+    .await
+    .unwrap()
 }
 
 fn with_signatures() -> CopyOptions {
@@ -153,7 +165,10 @@ async fn signatures_are_copied_registry_to_registry_only_when_asked() {
     assert_eq!(&back.digest, sig);
     assert_eq!(Digest::of(&back.bytes), *sig);
     // The rest of the copy is unchanged by the flag.
-    assert_eq!(digest_at(&signed.with_tag("v1")).await, Some(g.root_digest.clone()));
+    assert_eq!(
+        digest_at(&signed.with_tag("v1")).await,
+        Some(g.root_digest.clone())
+    );
 
     // A second copy finds every signature tag in place and writes nothing.
     let again = copy(
@@ -183,7 +198,12 @@ async fn signatures_travel_through_a_tarball() {
     )
     .await;
     let reader = TarballReader::open(&bare).unwrap();
-    assert!(!reader.images().iter().any(|i| i.tag.as_deref().is_some_and(|t| t.ends_with(".sig"))));
+    assert!(
+        !reader
+            .images()
+            .iter()
+            .any(|i| i.tag.as_deref().is_some_and(|t| t.ends_with(".sig")))
+    );
 
     let tar = dir.path().join("signed.tar");
     copy(
@@ -239,7 +259,10 @@ async fn an_image_copy_keeps_its_tag_and_its_signature_through_a_tarball() {
     )
     .await;
     assert_eq!(digest_at(&direct.with_tag("1")).await, Some(g.signed.clone()));
-    assert_eq!(digest_at(&direct.with_tag(&sig_tag(&g.signed))).await.as_ref(), Some(sig));
+    assert_eq!(
+        digest_at(&direct.with_tag(&sig_tag(&g.signed))).await.as_ref(),
+        Some(sig)
+    );
 
     // Two top-level entries (image and signature), no root bundle: both tags still arrive.
     let dir = tempfile::tempdir().unwrap();
@@ -261,7 +284,10 @@ async fn an_image_copy_keeps_its_tag_and_its_signature_through_a_tarball() {
     )
     .await;
     assert_eq!(digest_at(&via_tar.with_tag("1")).await, Some(g.signed.clone()));
-    assert_eq!(digest_at(&via_tar.with_tag(&sig_tag(&g.signed))).await.as_ref(), Some(sig));
+    assert_eq!(
+        digest_at(&via_tar.with_tag(&sig_tag(&g.signed))).await.as_ref(),
+        Some(sig)
+    );
 }
 
 /// imgpkg's repo-based tag for `digest` first reached through a repository at `path`.
@@ -286,19 +312,22 @@ async fn assert_repo_based_tags(dst: &Reference, g: &Graph) {
         assert!(tags.contains(tag), "{tag} missing in {tags:?}");
         assert!(tag.len() <= 128);
     }
-    assert_eq!(
-        digest_at(&dst.with_tag(&expected[4])).await,
-        Some(g.deep.clone())
-    );
+    assert_eq!(digest_at(&dst.with_tag(&expected[4])).await, Some(g.deep.clone()));
     // They replace imgpkg's digest tags; the locations images and kept tags are as before.
     for d in [&g.root_digest, &g.signed, &g.unsigned, &g.nested_bundle, &g.deep] {
         assert!(!tags.contains(&format!("{}.imgpkg", d.dashed())), "{tags:?}");
     }
     for bundle in [&g.root_digest, &g.nested_bundle] {
-        assert!(tags.contains(&format!("{}.image-locations.imgpkg", bundle.dashed())), "{tags:?}");
+        assert!(
+            tags.contains(&format!("{}.image-locations.imgpkg", bundle.dashed())),
+            "{tags:?}"
+        );
     }
     assert_eq!(digest_at(&dst.with_tag("v1")).await, Some(g.root_digest.clone()));
-    assert_eq!(digest_at(&dst.with_tag(&sig_tag(&g.signed))).await.as_ref(), Some(sig_of_signed));
+    assert_eq!(
+        digest_at(&dst.with_tag(&sig_tag(&g.signed))).await.as_ref(),
+        Some(sig_of_signed)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -321,14 +350,15 @@ async fn repo_based_tags_name_the_source_repositories_directly_and_through_a_tar
     .await;
     assert_repo_based_tags(&direct, &g).await;
     // The relocated bundle still resolves every image from its new repository.
-    let pulled = pkgr::bundle::describe::describe(
-        &client(),
-        &direct.with_tag("v1"),
-        Default::default(),
-    )
-    .await
-    .unwrap();
-    assert!(pulled.images.values().all(|i| i.image.starts_with(&direct.repository_name())));
+    let pulled = pkgr::bundle::describe::describe(&client(), &direct.with_tag("v1"), Default::default())
+        .await
+        .unwrap();
+    assert!(
+        pulled
+            .images
+            .values()
+            .all(|i| i.image.starts_with(&direct.repository_name()))
+    );
 
     // The tag is derived on import, from the OrigRef the tarball records.
     let dir = tempfile::tempdir().unwrap();
@@ -344,7 +374,12 @@ async fn repo_based_tags_name_the_source_repositories_directly_and_through_a_tar
     .await;
     drop(src);
     let via_tar = Reference::parse_repository(&dst.repo("tar/bundle")).unwrap();
-    copy(Source::Tarball(tar), Destination::Repository(via_tar.clone()), options).await;
+    copy(
+        Source::Tarball(tar),
+        Destination::Repository(via_tar.clone()),
+        options,
+    )
+    .await;
     assert_repo_based_tags(&via_tar, &g).await;
 }
 
@@ -380,7 +415,10 @@ async fn the_cli_flags_reach_the_copy() {
     .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let at_to = tags(&to).await;
-    assert!(at_to.contains(&repo_tag("src-apps-signed", &g.signed)), "{at_to:?}");
+    assert!(
+        at_to.contains(&repo_tag("src-apps-signed", &g.signed)),
+        "{at_to:?}"
+    );
     assert!(at_to.contains(&sig_tag(&g.signed)), "{at_to:?}");
 
     // Go-style `=false` turns them off, as an imgpkg script may spell it.
@@ -402,6 +440,9 @@ async fn the_cli_flags_reach_the_copy() {
     .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let at_off = tags(&off).await;
-    assert!(at_off.contains(&format!("{}.imgpkg", g.signed.dashed())), "{at_off:?}");
+    assert!(
+        at_off.contains(&format!("{}.imgpkg", g.signed.dashed())),
+        "{at_off:?}"
+    );
     assert!(!at_off.iter().any(|t| t.ends_with(".sig")), "{at_off:?}");
 }

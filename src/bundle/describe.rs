@@ -222,9 +222,9 @@ fn describe_bundle<'a>(
 
 /// The cosign signature of `subject` (which carries a digest), described as imgpkg lists it.
 async fn signature(client: &Client, subject: &Reference) -> Result<Option<(String, ImageInfo)>, BundleError> {
-    let found = find_signature(client, subject).await.map_err(|e| {
-        BundleError::registry("checking for a cosign signature of", subject, e)
-    })?;
+    let found = find_signature(client, subject)
+        .await
+        .map_err(|e| BundleError::registry("checking for a cosign signature of", subject, e))?;
     let Some(found) = found else {
         return Ok(None);
     };

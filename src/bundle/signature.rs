@@ -19,7 +19,10 @@ pub struct Signature {
 /// The signature of `subject` (a digest reference), or `None` when its repository has no
 /// `sha256-<hex>.sig` tag for it. Any answer other than found / not found is an error: a
 /// registry that refuses the lookup must not make a copy silently drop signatures.
-pub async fn find_signature(client: &Client, subject: &Reference) -> Result<Option<Signature>, RegistryError> {
+pub async fn find_signature(
+    client: &Client,
+    subject: &Reference,
+) -> Result<Option<Signature>, RegistryError> {
     let Some(digest) = subject.digest() else {
         return Ok(None);
     };

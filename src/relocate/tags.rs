@@ -101,11 +101,17 @@ mod tests {
     #[test]
     fn long_paths_keep_their_last_49_characters() {
         let long = "index.docker.io/test-path/sample-path/verification-path/sample-path/test-repo/test-repo/simple-app-test";
-        assert_eq!(tag(long), expected("h-sample-path-test-repo-test-repo-simple-app-test"));
+        assert_eq!(
+            tag(long),
+            expected("h-sample-path-test-repo-test-repo-simple-app-test")
+        );
         assert_eq!(tag(long).len(), 128);
         // Characters a tag cannot hold are dropped before the cut.
         let odd = "index.docker.io/tes%t-path/sample-path/verific&*ation-path*&^%$/sample-pa(th/test-repo/t)est-repo/simple-app-test";
-        assert_eq!(tag(odd), expected("h-sample-path-test-repo-test-repo-simple-app-test"));
+        assert_eq!(
+            tag(odd),
+            expected("h-sample-path-test-repo-test-repo-simple-app-test")
+        );
         // Exactly 49 characters of path are kept whole.
         assert_eq!(
             tag("index.docker.io/test-path/dev-pkg-apiextensions-storageversion-cmd-migratee"),
