@@ -5,3 +5,4 @@ pub mod go;
 pub mod hostile;
 pub mod images;
 pub mod registry;
+pub mod signed_graph;
