@@ -184,3 +184,95 @@ async fn an_image_copy_keeps_its_tag_and_its_signature_through_a_tarball() {
         Some(sig)
     );
 }
+
+/// A registry that serves one image but answers 403 to any signature lookup: the copy fails,
+/// naming the image and how to copy without signatures, instead of silently leaving them out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_signature_lookup_fails_the_copy_naming_the_image() {
+    use support::hostile::{HostileServer, Reply};
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"config":{}}"#;
+    let config_digest = Digest::of(config);
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":{},"digest":"{config_digest}"}},"layers":[]}}"#,
+        support::images::DOCKER_MANIFEST,
+        config.len()
+    );
+    let digest = Digest::of(manifest.as_bytes());
+    let server = {
+        let (manifest, digest, config_digest) =
+            (manifest.clone(), digest.to_string(), config_digest.to_string());
+        HostileServer::start(move |req| {
+            let path = req.path();
+            if path.ends_with(".sig") {
+                Reply::with(
+                    403,
+                    &[("Content-Type", "application/json")],
+                    r#"{"errors":[{"code":"DENIED","message":"no"}]}"#,
+                )
+            } else if path.ends_with(&format!("/manifests/{digest}")) {
+                let headers = [
+                    ("Content-Type", support::images::DOCKER_MANIFEST),
+                    ("Docker-Content-Digest", digest.as_str()),
+                ];
+                let body = if req.method == "HEAD" {
+                    Vec::new()
+                } else {
+                    manifest.clone().into_bytes()
+                };
+                Reply::Respond {
+                    status: 200,
+                    headers: headers
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                    body,
+                }
+            } else if path.ends_with(&format!("/blobs/{config_digest}")) {
+                Reply::ok(&[], config.to_vec())
+            } else {
+                Reply::status(404)
+            }
+        })
+        .await
+    };
+    let image = Reference::parse(&server.repo("apps/app"))
+        .unwrap()
+        .with_digest(digest.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("app.tar");
+    let destination = Destination::Tarball {
+        path: tar.clone(),
+        resume: false,
+    };
+    let err = pkgr::relocate::copy(
+        &clients(),
+        &Source::Image(image.clone()),
+        &destination,
+        &with_signatures(),
+        std::sync::Arc::new(pkgr::relocate::Progress::quiet()),
+    )
+    .await
+    .unwrap_err();
+    let message = support_chain(&err);
+    assert!(message.contains(&image.to_string()), "{message}");
+    assert!(message.contains("--cosign-signatures"), "{message}");
+    assert!(
+        message.contains("403") || message.to_lowercase().contains("denied"),
+        "{message}"
+    );
+    // Without the flag nothing asks for signatures and the same copy succeeds.
+    copy(Source::Image(image), destination, CopyOptions::default()).await;
+    assert!(tar.exists());
+}
+
+fn support_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
