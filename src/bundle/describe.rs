@@ -6,6 +6,7 @@ use super::fetch::{
 };
 use super::layer::Limits;
 use super::lock::ImagesLock;
+use super::signature::find_signature;
 use crate::registry::{Client, Reference};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -219,28 +220,22 @@ fn describe_bundle<'a>(
     })
 }
 
-/// The cosign signature of `subject` (which carries a digest): the `sha256-<hex>.sig` tag in its
-/// repository, if there is one.
+/// The cosign signature of `subject` (which carries a digest), described as imgpkg lists it.
 async fn signature(client: &Client, subject: &Reference) -> Result<Option<(String, ImageInfo)>, BundleError> {
-    let Some(digest) = subject.digest() else {
-        return Ok(None);
-    };
-    let tag = format!("{}.sig", digest.dashed());
-    let at = subject.with_tag(&tag);
-    let Some(head) = client
-        .head_manifest(&at)
+    let found = find_signature(client, subject)
         .await
-        .map_err(|e| BundleError::registry("checking for a cosign signature at", &at, e))?
-    else {
+        .map_err(|e| BundleError::registry("checking for a cosign signature of", subject, e))?;
+    let Some(found) = found else {
         return Ok(None);
     };
-    let image = subject.with_digest(head.digest.clone()).to_string();
+    let digest = found.image.digest().map(ToString::to_string).unwrap_or_default();
+    let image = found.image.to_string();
     Ok(Some((
-        head.digest.to_string(),
+        digest,
         ImageInfo {
             origin: image.clone(),
             image,
-            annotations: BTreeMap::from([("tag".to_string(), tag)]),
+            annotations: BTreeMap::from([("tag".to_string(), found.tag)]),
             image_type: ImageType::Signature,
             layers: Vec::new(),
             size: 0,

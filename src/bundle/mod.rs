@@ -10,6 +10,7 @@ mod layer_write;
 pub mod lock;
 pub mod pull;
 pub mod push;
+pub mod signature;
 pub mod tarball;
 
 mod error;

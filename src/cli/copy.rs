@@ -2,7 +2,9 @@
 use super::CommandResult;
 use crate::bundle::lock::{BundleLock, ImagesLock};
 use crate::registry::{Client, Reference, RegistryAuthFlags};
-use crate::relocate::{self, Clients, CopyOptions, Destination, LockOutput, Progress, ProgressMode, Source};
+use crate::relocate::{
+    self, Clients, CopyOptions, Destination, LockOutput, Progress, ProgressMode, Source, TagStyle,
+};
 use clap::ArgGroup;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +46,17 @@ pub struct CopyArgs {
     /// Copy non-distributable (foreign) layers too.
     #[arg(long = "include-non-distributable-layers")]
     include_non_distributable_layers: bool,
+    /// Find and copy the cosign signature (tag sha256-<hex>.sig) of every copied image (imgpkg's
+    /// default: off). Signatures already inside a --tar file are always imported.
+    // Go-style booleans (`--flag`, `--flag=true|false`), as imgpkg's scripts pass them.
+    #[arg(long = "cosign-signatures", default_value_t = false, action = clap::ArgAction::Set,
+          num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    cosign_signatures: bool,
+    /// Tag each copied image after the repository it came from (<path>-sha256-<hex>.imgpkg, the
+    /// path cut to its last 49 characters, as imgpkg does) instead of sha256-<hex>.imgpkg.
+    #[arg(long = "repo-based-tags", default_value_t = false, action = clap::ArgAction::Set,
+          num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    repo_based_tags: bool,
     #[command(flatten)]
     registry: Box<RegistryAuthFlags>,
 }
@@ -130,6 +143,12 @@ pub async fn run(args: CopyArgs) -> CommandResult {
     let options = CopyOptions {
         concurrency: args.concurrency,
         include_non_distributable: args.include_non_distributable_layers,
+        cosign_signatures: args.cosign_signatures,
+        tag_style: if args.repo_based_tags {
+            TagStyle::RepoBased
+        } else {
+            TagStyle::Digest
+        },
         ..CopyOptions::default()
     };
     // As imgpkg, the binary narrates milestones on stdout (`copy | importing 2 images...`)

@@ -7,11 +7,14 @@ mod error;
 mod plan;
 mod progress;
 mod push;
+mod signatures;
+mod tags;
 mod tar_export;
 
 pub use error::RelocateError;
 pub use plan::{Node, NodeKind, Plan, Root, Top, plan_from_registry, plan_from_tarball};
 pub use progress::{Milestone, Progress, ProgressMode};
+pub use tags::{TagStyle, repo_based_tag};
 
 use crate::bundle::lock::{BundleLock, ImagesLock, LockedImage};
 use crate::registry::{Client, Reference};
@@ -53,6 +56,11 @@ pub struct CopyOptions {
     pub blob_attempts: u32,
     /// Largest bundle layer read while planning (it is held in memory to read images.yml).
     pub max_bundle_layer_bytes: u64,
+    /// The tag each top-level image gets at a destination repository (`--repo-based-tags`).
+    pub tag_style: TagStyle,
+    /// Copy the cosign signature (`sha256-<hex>.sig`) of every image found in a source registry
+    /// (`--cosign-signatures`); signatures inside a tarball are always imported.
+    pub cosign_signatures: bool,
 }
 
 impl Default for CopyOptions {
@@ -62,6 +70,8 @@ impl Default for CopyOptions {
             include_non_distributable: false,
             blob_attempts: 3,
             max_bundle_layer_bytes: 256 * 1024 * 1024,
+            tag_style: TagStyle::Digest,
+            cosign_signatures: false,
         }
     }
 }

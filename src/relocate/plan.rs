@@ -52,11 +52,15 @@ impl Node {
     }
 }
 
-/// Something tagged `sha256-<hex>.imgpkg` at the destination: the root and every images.yml entry.
+/// Something tagged `sha256-<hex>.imgpkg` at the destination: the root, every images.yml entry,
+/// and each cosign signature copied with them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Top {
     pub digest: Digest,
     pub orig_ref: String,
+    /// A tag it keeps at the destination besides imgpkg's (a signature's `sha256-<hex>.sig`, a
+    /// tagged entry of a tarball); the root's own tag is in [`Root`].
+    pub tag: Option<String>,
 }
 
 /// The root of a `-b`/`-i`/BundleLock copy and the tag it keeps.
@@ -163,7 +167,7 @@ pub fn is_distributable(media_type: &str) -> bool {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Expect {
+pub(super) enum Expect {
     Bundle,
     Image,
     /// An ImagesLock entry of `--lock`: a bundle is refused.
@@ -171,12 +175,14 @@ enum Expect {
     Any,
 }
 
-struct Item {
+pub(super) struct Item {
     /// Locations to try in order (the first that exists is used).
-    candidates: Vec<Reference>,
-    orig_ref: String,
-    expect: Expect,
-    top: bool,
+    pub(super) candidates: Vec<Reference>,
+    pub(super) orig_ref: String,
+    pub(super) expect: Expect,
+    pub(super) top: bool,
+    /// See [`Top::tag`].
+    pub(super) tag: Option<String>,
 }
 
 struct Fetched {
@@ -212,6 +218,7 @@ pub async fn plan_from_registry(
                     Expect::Image
                 },
                 top: true,
+                tag: None,
             });
         }
         Source::BundleLock(lock) => {
@@ -231,6 +238,7 @@ pub async fn plan_from_registry(
                 orig_ref: String::new(),
                 expect: Expect::Bundle,
                 top: true,
+                tag: None,
             });
         }
         Source::ImagesLock(lock) => {
@@ -243,6 +251,7 @@ pub async fn plan_from_registry(
                     orig_ref: image.image.clone(),
                     expect: Expect::LockedImage,
                     top: true,
+                    tag: None,
                 });
             }
         }
@@ -255,6 +264,28 @@ pub async fn plan_from_registry(
     }
 
     let mut requested: HashSet<Digest> = HashSet::new();
+    let root = root_ref.map(|_| root_tag);
+    drain(client, &mut plan, pending, &mut requested, &root, options).await?;
+    if options.cosign_signatures {
+        // imgpkg looks signatures up for what it copies (not for index children, nor for the
+        // signatures themselves), once the whole graph is known.
+        let signatures = super::signatures::signature_items(client, &plan, options).await?;
+        drain(client, &mut plan, signatures, &mut requested, &root, options).await?;
+    }
+    plan.finish()?;
+    Ok(plan)
+}
+
+/// Read every pending item and what it leads to (nested bundles, index children) into `plan`.
+/// `root`: `Some(tag)` when the first node read is the copy's root.
+async fn drain(
+    client: &Client,
+    plan: &mut Plan,
+    mut pending: Vec<Item>,
+    requested: &mut HashSet<Digest>,
+    root: &Option<Option<String>>,
+    options: &CopyOptions,
+) -> Result<(), RelocateError> {
     let parallel = (options.concurrency * 2).max(4);
     while !pending.is_empty() {
         let mut batch = Vec::new();
@@ -265,12 +296,16 @@ pub async fn plan_from_registry(
             };
             if requested.insert(d.clone()) {
                 batch.push(item);
-            } else if item.top && !plan.tops.iter().any(|t| t.digest == d) {
-                // Already read through another path; it still gets its own tag.
-                plan.tops.push(Top {
-                    digest: d,
-                    orig_ref: item.orig_ref,
-                });
+            } else if item.top {
+                // Already read through another path; it still gets its own tag(s).
+                add_top(
+                    plan,
+                    Top {
+                        digest: d,
+                        orig_ref: item.orig_ref,
+                        tag: item.tag,
+                    },
+                );
             }
         }
         let results: Vec<Result<Fetched, RelocateError>> = futures_util::stream::iter(batch)
@@ -281,27 +316,35 @@ pub async fn plan_from_registry(
         for result in results {
             let fetched = result?;
             let digest = fetched.node.manifest.digest.clone();
-            if let Some(top) = fetched.top
-                && !plan.tops.iter().any(|t| t.digest == top.digest)
-            {
-                plan.tops.push(top);
+            if let Some(top) = fetched.top {
+                add_top(plan, top);
             }
             if plan.nodes.contains_key(&digest) {
                 continue;
             }
             requested.insert(digest.clone());
-            if root_ref.is_some() && plan.root.is_none() {
+            if let Some(tag) = root
+                && plan.root.is_none()
+            {
                 plan.root = Some(Root {
                     digest: digest.clone(),
-                    tag: root_tag.clone(),
+                    tag: tag.clone(),
                 });
             }
             pending.extend(fetched.next);
             plan.nodes.insert(digest, fetched.node);
         }
     }
-    plan.finish()?;
-    Ok(plan)
+    Ok(())
+}
+
+/// Record a top-level image once; a later path may add the extra tag an earlier one lacked.
+fn add_top(plan: &mut Plan, top: Top) {
+    match plan.tops.iter_mut().find(|t| t.digest == top.digest) {
+        Some(existing) if existing.tag.is_none() => existing.tag = top.tag,
+        Some(_) => {}
+        None => plan.tops.push(top),
+    }
 }
 
 async fn fetch_item(client: &Client, item: Item, options: &CopyOptions) -> Result<Fetched, RelocateError> {
@@ -338,6 +381,7 @@ async fn fetch_item(client: &Client, item: Item, options: &CopyOptions) -> Resul
     let top = item.top.then(|| Top {
         digest: digest.clone(),
         orig_ref: orig_ref.clone(),
+        tag: item.tag.clone(),
     });
     match body {
         ManifestBody::Index(index) => {
@@ -352,6 +396,7 @@ async fn fetch_item(client: &Client, item: Item, options: &CopyOptions) -> Resul
                     orig_ref: orig_ref.clone(),
                     expect: Expect::Any,
                     top: false,
+                    tag: None,
                 })
                 .collect();
             Ok(Fetched {
@@ -441,6 +486,7 @@ fn lock_items(lock: &ImagesLock, bundle_repo: &Reference) -> Result<Vec<Item>, R
             orig_ref: entry.image.clone(),
             expect: Expect::Any,
             top: true,
+            tag: None,
         });
     }
     Ok(items)
@@ -528,6 +574,7 @@ pub async fn plan_from_tarball(path: &Path, options: &CopyOptions) -> Result<Pla
         tarball: Some(reader.clone()),
         ..Plan::default()
     };
+    let root_digest = reader.root().map(|r| r.manifest.digest.clone());
     for image in reader.images() {
         let display = if image.orig_ref.is_empty() {
             image.manifest.digest.to_string()
@@ -580,9 +627,19 @@ pub async fn plan_from_tarball(path: &Path, options: &CopyOptions) -> Result<Pla
             lock = Some(parse_images_yml(&display, &files)?);
         }
         if image.top_level {
+            // imgpkg names an entry without OrigRef (a signature, an `-i` copy) by where it was
+            // read from; repo-based tags are derived from that.
+            let orig_ref = match (image.orig_ref.is_empty(), image.refs.first()) {
+                (true, Some(read_from)) => read_from.clone(),
+                _ => image.orig_ref.clone(),
+            };
+            // The root's tag is written as the root's (see `Root`); any other tagged entry keeps
+            // its tag too, as imgpkg tags every entry that has one.
+            let is_root = root_digest.as_ref() == Some(&image.manifest.digest);
             plan.tops.push(Top {
                 digest: image.manifest.digest.clone(),
-                orig_ref: image.orig_ref.clone(),
+                orig_ref,
+                tag: image.tag.clone().filter(|_| !is_root),
             });
         }
         plan.nodes.insert(

@@ -1,7 +1,7 @@
 //! Transfer a planned graph into one destination repository: blobs (HEAD → mount → streamed
 //! upload, each digest once, in parallel), manifests bottom-up as raw bytes, imgpkg's tags,
 //! locations images, the root tag. Whatever the destination already has is not written again.
-use super::plan::{Node, NodeKind, Plan, is_distributable};
+use super::plan::{Node, NodeKind, Plan, Top, is_distributable};
 use super::{CopyOptions, CopySummary, Progress, RelocateError};
 use crate::bundle::lock::{ImageLocation, ImageLocations};
 use crate::registry::{Client, Descriptor, Digest, Reference};
@@ -86,11 +86,12 @@ pub(super) async fn push_plan(
         stats: Stats::default(),
     });
     futures_util::stream::iter(plan.tops.iter())
-        .map(|top| pusher.clone().ensure_top(top.digest.clone()))
+        .map(|top| pusher.clone().ensure_top(top.clone()))
         .buffer_unordered(options.concurrency)
         .try_collect::<Vec<()>>()
         .await?;
     pusher.write_locations().await?;
+    pusher.tag_tops().await?;
     pusher.tag_root(root_tag_digest).await?;
     let s = &pusher.stats;
     Ok(CopySummary {
@@ -103,11 +104,6 @@ pub(super) async fn push_plan(
         non_distributable_skipped: s.non_distributable.load(Ordering::Relaxed),
         ..CopySummary::default()
     })
-}
-
-/// `sha256-<hex>.imgpkg`: the tag imgpkg gives every copied image.
-pub fn imgpkg_tag(digest: &Digest) -> String {
-    format!("{}.imgpkg", digest.dashed())
 }
 
 impl Pusher {
@@ -127,13 +123,19 @@ impl Pusher {
     }
 
     /// A top-level image: skipped whole when its imgpkg tag already names it.
-    fn ensure_top(self: Arc<Self>, digest: Digest) -> LocalBoxFuture<'static, Result<(), RelocateError>> {
-        async move { self.ensure_top_inner(&digest).await }.boxed_local()
+    fn ensure_top(self: Arc<Self>, top: Top) -> LocalBoxFuture<'static, Result<(), RelocateError>> {
+        async move { self.ensure_top_inner(&top).await }.boxed_local()
     }
 
-    async fn ensure_top_inner(self: &Arc<Self>, digest: &Digest) -> Result<(), RelocateError> {
+    async fn ensure_top_inner(self: &Arc<Self>, top: &Top) -> Result<(), RelocateError> {
+        let digest = &top.digest;
         let node = self.node(digest)?;
-        let tag = self.repo.with_tag(&imgpkg_tag(digest));
+        let origin = if top.orig_ref.is_empty() {
+            node.display_name()
+        } else {
+            top.orig_ref.clone()
+        };
+        let tag = self.repo.with_tag(&self.options.tag_style.tag(&origin, digest));
         if self.present(&tag, digest).await? {
             self.stats.manifests_skipped.fetch_add(1, Ordering::Relaxed);
             self.progress.skip(self.subtree_bytes(node));
@@ -500,6 +502,27 @@ impl Pusher {
             self.stats.manifests_written.fetch_add(1, Ordering::Relaxed);
             self.progress.item(&format!("wrote the locations image of {at}"));
             Ok::<(), RelocateError>(())
+        });
+        futures_util::stream::iter(jobs)
+            .buffer_unordered(self.options.concurrency)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    /// Top-level images that keep a tag of their own (cosign signatures): written once they and
+    /// everything else are in place, unless the tag already names them.
+    async fn tag_tops(&self) -> Result<(), RelocateError> {
+        let jobs = self.plan.tops.iter().filter_map(|top| {
+            let tag = top.tag.as_ref()?;
+            Some(async move {
+                let target = self.repo.with_tag(tag);
+                if self.present(&target, &top.digest).await? {
+                    self.stats.manifests_skipped.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                self.put_manifest(self.node(&top.digest)?, &target).await
+            })
         });
         futures_util::stream::iter(jobs)
             .buffer_unordered(self.options.concurrency)

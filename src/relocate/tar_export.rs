@@ -26,7 +26,7 @@ pub(super) fn tar_images(plan: &Plan) -> Result<Vec<TarImage>, RelocateError> {
     let mut queue: Vec<(Digest, Provenance)> = Vec::new();
     for top in &plan.tops {
         let mut p = Provenance {
-            tag: None,
+            tag: top.tag.clone(),
             orig_ref: top.orig_ref.clone(),
             labels: BTreeMap::new(),
         };

@@ -3,5 +3,7 @@
 pub mod data;
 pub mod go;
 pub mod hostile;
+pub mod images;
 pub mod registry;
+pub mod signed_graph;
 pub mod token;
