@@ -52,6 +52,22 @@ impl<W: Write> Write for HashingWriter<W> {
 const BLOCK: usize = 512;
 /// Largest size a 12-byte octal field holds (11 digits).
 const MAX_OCTAL_SIZE: u64 = 0o77777777777;
+/// Largest mode an 8-byte octal field holds (7 digits); Go's archive/tar writes anything larger
+/// in a GNU header, base-256 encoded.
+const MAX_OCTAL_MODE: u64 = 0o7777777;
+
+/// Which modes go into the layer's headers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Permissions {
+    /// imgpkg's default: directories `0700`, files `mode & 0700`, so that the digest does not
+    /// depend on the umask of whoever checked the files out.
+    #[default]
+    Normalised,
+    /// `push --preserve-permissions`: each file's Go `os.FileMode`, all of it (group and other
+    /// bits, setuid/setgid/sticky in Go's high bits); every directory gets the mode of the `-f`
+    /// directory it came from, as imgpkg does (it stats the walk's root, not each directory).
+    Preserved,
+}
 
 /// Write imgpkg's layer for `inputs` (each `-f` path) as gzip to `out`.
 ///
@@ -64,15 +80,30 @@ pub fn write_layer(
     exclusions: &[String],
     out: impl Write,
 ) -> Result<LayerInfo, BundleError> {
+    write_layer_with(inputs, exclusions, Permissions::Normalised, out)
+}
+
+/// [`write_layer`] with a choice of [`Permissions`].
+pub fn write_layer_with(
+    inputs: &[PathBuf],
+    exclusions: &[String],
+    permissions: Permissions,
+    out: impl Write,
+) -> Result<LayerInfo, BundleError> {
     let mut tar = TarWriter {
         out: layer_sink(out),
         seen_files: HashSet::new(),
         exclusions,
+        permissions,
+        dir_mode: 0o700,
     };
     for input in inputs {
         let meta =
             fs::symlink_metadata(input).map_err(|e| BundleError::io("reading the input path", input, e))?;
         if meta.is_dir() {
+            if permissions == Permissions::Preserved {
+                tar.dir_mode = go_file_mode(&meta);
+            }
             tar.dir_entry(".", input)?;
             tar.walk(input, "")?;
         } else if meta.is_file() {
@@ -137,7 +168,7 @@ pub fn write_single_file_layer(
     let fail = |e| BundleError::io("writing the in-memory layer for", name, e);
     sink.write_all(&header_blocks(".", 0o700, 0, b'5'))
         .map_err(fail)?;
-    sink.write_all(&header_blocks(name, mode & 0o777, data.len() as u64, b'0'))
+    sink.write_all(&header_blocks(name, u64::from(mode & 0o777), data.len() as u64, b'0'))
         .map_err(fail)?;
     sink.write_all(data).map_err(fail)?;
     let pad = (BLOCK - (data.len() % BLOCK)) % BLOCK;
@@ -150,6 +181,9 @@ struct TarWriter<'a, W: Write> {
     out: LayerSink<W>,
     seen_files: HashSet<String>,
     exclusions: &'a [String],
+    permissions: Permissions,
+    /// The mode every directory entry of the current input gets.
+    dir_mode: u64,
 }
 
 impl<W: Write> TarWriter<'_, W> {
@@ -201,7 +235,7 @@ impl<W: Write> TarWriter<'_, W> {
     }
 
     fn dir_entry(&mut self, name: &str, source: &Path) -> Result<(), BundleError> {
-        let blocks = header_blocks(name, 0o700, 0, b'5');
+        let blocks = header_blocks(name, self.dir_mode, 0, b'5');
         self.write_all(&blocks, source)
     }
 
@@ -212,7 +246,10 @@ impl<W: Write> TarWriter<'_, W> {
             )));
         }
         use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o700;
+        let mode = match self.permissions {
+            Permissions::Normalised => u64::from(meta.permissions().mode() & 0o700),
+            Permissions::Preserved => go_file_mode(meta),
+        };
         let size = meta.len();
         let blocks = header_blocks(name, mode, size, b'0');
         self.write_all(&blocks, source)?;
@@ -229,9 +266,39 @@ impl<W: Write> TarWriter<'_, W> {
     }
 }
 
+/// Go's `os.FileMode` of a file as imgpkg puts it in `tar.Header.Mode` unconverted: the
+/// permission bits, plus Go's own high bits for a directory and for setuid, setgid and sticky.
+fn go_file_mode(meta: &fs::Metadata) -> u64 {
+    use std::os::unix::fs::PermissionsExt;
+    const GO_MODE_DIR: u64 = 1 << 31;
+    const GO_MODE_SETUID: u64 = 1 << 23;
+    const GO_MODE_SETGID: u64 = 1 << 22;
+    const GO_MODE_STICKY: u64 = 1 << 20;
+    let unix = u64::from(meta.permissions().mode());
+    let mut mode = unix & 0o777;
+    for (bit, go_bit) in [
+        (0o4000, GO_MODE_SETUID),
+        (0o2000, GO_MODE_SETGID),
+        (0o1000, GO_MODE_STICKY),
+    ] {
+        if unix & bit != 0 {
+            mode |= go_bit;
+        }
+    }
+    if meta.is_dir() {
+        mode |= GO_MODE_DIR;
+    }
+    mode
+}
+
 /// One or more 512-byte blocks for an entry: a PAX extended header first when the name or size
-/// does not fit USTAR (as Go's archive/tar does), then the USTAR header.
-fn header_blocks(name: &str, mode: u32, size: u64, typeflag: u8) -> Vec<u8> {
+/// does not fit USTAR (as Go's archive/tar does), then the USTAR header. A mode too large for
+/// octal (only with [`Permissions::Preserved`]) rules out USTAR and PAX, so Go writes a GNU
+/// header instead.
+fn header_blocks(name: &str, mode: u64, size: u64, typeflag: u8) -> Vec<u8> {
+    if mode > MAX_OCTAL_MODE {
+        return gnu_header_blocks(name, mode, size, typeflag);
+    }
     let mut records = Vec::new();
     let (prefix, short) = match ustar_split(name) {
         Some(split) => split,
@@ -255,7 +322,7 @@ fn header_blocks(name: &str, mode: u32, size: u64, typeflag: u8) -> Vec<u8> {
         };
         out.extend_from_slice(&ustar_header(
             "",
-            &ascii_truncated(&pax_name, 100),
+            ascii_truncated(&pax_name, 100).as_bytes(),
             0,
             data.len() as u64,
             b'x',
@@ -263,7 +330,29 @@ fn header_blocks(name: &str, mode: u32, size: u64, typeflag: u8) -> Vec<u8> {
         out.extend_from_slice(&data);
         out.resize(out.len().div_ceil(BLOCK) * BLOCK, 0);
     }
-    out.extend_from_slice(&ustar_header(&prefix, &short, mode, size_field, typeflag));
+    out.extend_from_slice(&ustar_header(&prefix, short.as_bytes(), mode, size_field, typeflag));
+    out
+}
+
+/// Go's GNU-format entry: a `././@LongLink` entry carrying a name longer than 100 bytes, then a
+/// header whose numeric fields are octal when they fit and base-256 otherwise.
+fn gnu_header_blocks(name: &str, mode: u64, size: u64, typeflag: u8) -> Vec<u8> {
+    let mut out = Vec::with_capacity(BLOCK);
+    if name.len() > 100 {
+        let data = format!("{name}\0");
+        let mut long = header_fields(b"././@LongLink", 0, data.len() as u64, b'L');
+        finish_header(&mut long, Format::Gnu);
+        out.extend_from_slice(&long);
+        out.extend_from_slice(data.as_bytes());
+        out.resize(out.len().div_ceil(BLOCK) * BLOCK, 0);
+    }
+    // Go copies as much of the name as fits; the long-link entry above holds all of it.
+    let short = &name.as_bytes()[..name.len().min(100)];
+    let mut h = header_fields(short, mode, size, typeflag);
+    octal(&mut h[329..337], 0);
+    octal(&mut h[337..345], 0);
+    finish_header(&mut h, Format::Gnu);
+    out.extend_from_slice(&h);
     out
 }
 
@@ -306,28 +395,69 @@ fn pax_record(key: &str, value: &str) -> Vec<u8> {
 
 /// A USTAR header exactly as Go's archive/tar formats it: octal fields zero-padded with a NUL
 /// terminator, empty uname/gname, devmajor/devminor `0000000\0`, checksum `%06o\0 `.
-fn ustar_header(prefix: &str, name: &str, mode: u32, size: u64, typeflag: u8) -> [u8; BLOCK] {
-    let mut h = [0u8; BLOCK];
-    h[..name.len()].copy_from_slice(name.as_bytes());
-    octal(&mut h[100..108], mode as u64);
-    octal(&mut h[108..116], 0);
-    octal(&mut h[116..124], 0);
-    octal(&mut h[124..136], size);
-    octal(&mut h[136..148], 0);
-    h[156] = typeflag;
-    h[257..263].copy_from_slice(b"ustar\0");
-    h[263..265].copy_from_slice(b"00");
+fn ustar_header(prefix: &str, name: &[u8], mode: u64, size: u64, typeflag: u8) -> [u8; BLOCK] {
+    let mut h = header_fields(name, mode, size, typeflag);
     // Go leaves devmajor/devminor empty in PAX extended headers and zero-filled in USTAR ones.
     if typeflag != b'x' {
         octal(&mut h[329..337], 0);
         octal(&mut h[337..345], 0);
     }
     h[345..345 + prefix.len()].copy_from_slice(prefix.as_bytes());
+    finish_header(&mut h, Format::Ustar);
+    h
+}
+
+#[derive(Clone, Copy)]
+enum Format {
+    Ustar,
+    Gnu,
+}
+
+/// The fields every header format shares: name, mode, uid/gid 0, size, mtime 0, type.
+fn header_fields(name: &[u8], mode: u64, size: u64, typeflag: u8) -> [u8; BLOCK] {
+    let mut h = [0u8; BLOCK];
+    h[..name.len()].copy_from_slice(name);
+    numeric(&mut h[100..108], mode);
+    octal(&mut h[108..116], 0);
+    octal(&mut h[116..124], 0);
+    numeric(&mut h[124..136], size);
+    octal(&mut h[136..148], 0);
+    h[156] = typeflag;
+    h
+}
+
+/// The magic and version of `format`, then the checksum (`%06o\0 `) over the whole block.
+fn finish_header(h: &mut [u8; BLOCK], format: Format) {
+    match format {
+        Format::Ustar => {
+            h[257..263].copy_from_slice(b"ustar\0");
+            h[263..265].copy_from_slice(b"00");
+        }
+        Format::Gnu => {
+            h[257..263].copy_from_slice(b"ustar ");
+            h[263..265].copy_from_slice(b" \0");
+        }
+    }
     h[148..156].copy_from_slice(b"        ");
     let sum: u64 = h.iter().map(|&b| b as u64).sum();
     octal(&mut h[148..155], sum);
     h[155] = b' ';
-    h
+}
+
+/// Go's numeric field: octal when the value fits, otherwise base-256 (big-endian with the top
+/// bit of the first byte set). The writer only asks for base-256 in GNU headers.
+fn numeric(field: &mut [u8], value: u64) {
+    let digits = (field.len() - 1) as u32;
+    if value < 1u64 << (3 * digits) {
+        octal(field, value);
+        return;
+    }
+    let mut v = value;
+    for byte in field.iter_mut().rev() {
+        *byte = v as u8;
+        v >>= 8;
+    }
+    field[0] |= 0x80;
 }
 
 fn octal(field: &mut [u8], value: u64) {
