@@ -2,6 +2,7 @@
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use std::process::ExitCode;
 
+mod completion;
 mod controller;
 mod copy;
 mod crd;
@@ -18,10 +19,15 @@ use voice::Voice;
 
 /// Kubernetes controller and relocation tool for Carvel package repositories.
 #[derive(Parser, Debug)]
-#[command(name = "pkgr", version, about, long_about = None)]
+// clap's own version flag prints `pkgr 0.1.0`; imgpkg's root `--version`/`-v` (cobra's) prints
+// what `imgpkg version` prints, so the flag is pkgr's own and runs the `version` command.
+#[command(name = "pkgr", version, about, long_about = None, disable_version_flag = true)]
 pub struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    /// Print the version, as the `version` command does.
+    #[arg(short = 'v', long = "version")]
+    version: bool,
     #[command(flatten)]
     ui: UiFlags,
 }
@@ -47,6 +53,8 @@ enum Command {
     Tag(tag::TagCommand),
     /// Print the client version (`pkgr version X`, or `imgpkg version X` when invoked as imgpkg).
     Version,
+    /// Generate a shell completion script (bash, zsh, fish or powershell).
+    Completion(completion::CompletionArgs),
 }
 
 /// What a subcommand returns: its exit code, or an error to print with its causes.
@@ -59,19 +67,42 @@ pub fn main() -> ExitCode {
         Ok(matches) => matches,
         Err(e) => usage_error(voice, e),
     };
-    let cli = match Cli::from_arg_matches(&matches) {
+    let mut cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => usage_error(voice, e),
     };
+    cli.command = match (cli.command.take(), cli.version) {
+        (None, true) => Some(Command::Version),
+        (Some(command), false) => Some(command),
+        // As cobra: the root's --version belongs to the root alone.
+        (Some(_), true) => usage_error(
+            voice,
+            command(voice).error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--version (-v) cannot be used with a subcommand; run `version` instead",
+            ),
+        ),
+        (None, false) => usage_error(
+            voice,
+            command(voice).error(
+                clap::error::ErrorKind::MissingSubcommand,
+                "a subcommand is required (push, pull, copy, tag, describe, version, ...); see --help",
+            ),
+        ),
+    };
+    let root_version = cli.version;
+    let Some(command) = cli.command else {
+        unreachable!("set just above")
+    };
     let ui = Ui::install(voice, &cli.ui);
     // The controller sets up its own logging (--log-format json).
-    if !matches!(cli.command, Command::Controller(_)) {
+    if !matches!(command, Command::Controller(_)) {
         init_logging(&cli.ui);
     }
     // The controller serves many repositories at once; every other command is one pipeline whose
     // heavy lifting (gzip, tar, hashing) runs on the blocking pool, so one async thread keeps
     // their memory small.
-    let mut builder = if matches!(cli.command, Command::Controller(_)) {
+    let mut builder = if matches!(command, Command::Controller(_)) {
         tokio::runtime::Builder::new_multi_thread()
     } else {
         tokio::runtime::Builder::new_current_thread()
@@ -85,7 +116,7 @@ pub fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        match cli.command {
+        match command {
             Command::Push(args) => push::run(args).await,
             Command::Pull(args) => pull::run(args).await,
             Command::Copy(args) => copy::run(args).await,
@@ -94,9 +125,14 @@ pub fn main() -> ExitCode {
             Command::Crd(args) => crd::run(args).await,
             Command::Tag(command) => tag::run(command).await,
             Command::Describe(args) => describe::run(args).await,
+            Command::Completion(args) => completion::run(args).await,
             Command::Version => {
                 ui.block(&format!("{}\n", voice.version_line()));
-                ui.succeeded();
+                // cobra answers the root's --version before imgpkg sets up its UI, so not even
+                // --tty brings the final `Succeeded` there.
+                if !(root_version && voice == Voice::Imgpkg) {
+                    ui.succeeded();
+                }
                 Ok(ExitCode::SUCCESS)
             }
         }
