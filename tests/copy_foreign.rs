@@ -43,7 +43,10 @@ struct Foreign {
 async fn push_image(client: &Client, reference: &Reference, foreign: &[Foreign], oci: bool) -> Digest {
     let repo = Reference::parse_repository(&reference.repository_name()).unwrap();
     let own = noise(7, 5_000);
-    client.push_blob_bytes(&repo, Bytes::from(own.clone())).await.unwrap();
+    client
+        .push_blob_bytes(&repo, Bytes::from(own.clone()))
+        .await
+        .unwrap();
     let (manifest_type, config_type, layer_type, foreign_type) = if oci {
         (
             OCI_MANIFEST,
@@ -61,7 +64,12 @@ async fn push_image(client: &Client, reference: &Reference, foreign: &[Foreign],
     };
     let mut layers = Vec::new();
     for f in foreign {
-        let urls = f.urls.iter().map(|u| format!("\"{u}\"")).collect::<Vec<_>>().join(",");
+        let urls = f
+            .urls
+            .iter()
+            .map(|u| format!("\"{u}\""))
+            .collect::<Vec<_>>()
+            .join(",");
         layers.push(format!(
             r#"{{"mediaType":"{foreign_type}","size":{},"digest":"{}","urls":[{urls}]}}"#,
             f.bytes.len(),
@@ -158,17 +166,28 @@ async fn foreign_layers_come_from_their_urls_in_order_to_a_registry_and_through_
             .unwrap();
         assert_eq!(summary.non_distributable_skipped, 0);
         assert_eq!(
-            client().head_manifest(&to.with_tag("ltsc")).await.unwrap().map(|h| h.digest),
+            client()
+                .head_manifest(&to.with_tag("ltsc"))
+                .await
+                .unwrap()
+                .map(|h| h.digest),
             Some(digest.clone()),
             "{name}: the manifest is copied unchanged"
         );
         for blob in [&small, &large] {
-            let got = client().get_blob_bytes(&to, &Digest::of(blob), 2_000_000).await.unwrap();
+            let got = client()
+                .get_blob_bytes(&to, &Digest::of(blob), 2_000_000)
+                .await
+                .unwrap();
             assert_eq!(&got[..], &blob[..], "{name}: the foreign layer arrived whole");
         }
         let mut asked = seen.lock().unwrap().clone();
         asked.sort();
-        assert_eq!(asked, ["/good/0", "/good/1", "/missing/0"], "{name}: URLs in order, first success wins");
+        assert_eq!(
+            asked,
+            ["/good/0", "/good/1", "/missing/0"],
+            "{name}: URLs in order, first success wins"
+        );
 
         // Through a tarball: the layers are fetched into it, then imported with no source.
         let dir = tempfile::tempdir().unwrap();
@@ -188,9 +207,18 @@ async fn foreign_layers_come_from_their_urls_in_order_to_a_registry_and_through_
         copy(Source::Tarball(tar), Destination::Repository(imported.clone()))
             .await
             .unwrap();
-        assert!(client().blob_exists(&imported, &Digest::of(&large)).await.unwrap());
+        assert!(
+            client()
+                .blob_exists(&imported, &Digest::of(&large))
+                .await
+                .unwrap()
+        );
         assert_eq!(
-            client().head_manifest(&imported.with_tag("ltsc")).await.unwrap().map(|h| h.digest),
+            client()
+                .head_manifest(&imported.with_tag("ltsc"))
+                .await
+                .unwrap()
+                .map(|h| h.digest),
             Some(digest)
         );
     }

@@ -42,8 +42,13 @@ fn layer(root: &Path, permissions: Permissions) -> (Vec<u8>, String) {
     let mut gz = Vec::new();
     let info = write_layer_with(&[root.to_path_buf()], &[".git".into()], permissions, &mut gz).unwrap();
     let mut tar = Vec::new();
-    flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut tar).unwrap();
-    assert_eq!(info.diff_id.to_string(), format!("sha256:{}", hex::encode(Sha256::digest(&tar))));
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut tar)
+        .unwrap();
+    assert_eq!(
+        info.diff_id.to_string(),
+        format!("sha256:{}", hex::encode(Sha256::digest(&tar)))
+    );
     (tar, info.diff_id.to_string())
 }
 
@@ -182,7 +187,9 @@ fn the_tar_is_byte_for_byte_what_go_writes_for_imgpkg() {
     let dir = tree();
     for (permissions, keep) in [(Permissions::Normalised, false), (Permissions::Preserved, true)] {
         let (ours, _) = layer(dir.path(), permissions);
-        let Some(go) = go_tar(dir.path(), keep) else { return };
+        let Some(go) = go_tar(dir.path(), keep) else {
+            return;
+        };
         assert_eq!(
             hex::encode(Sha256::digest(&ours)),
             hex::encode(Sha256::digest(&go)),

@@ -168,8 +168,13 @@ pub fn write_single_file_layer(
     let fail = |e| BundleError::io("writing the in-memory layer for", name, e);
     sink.write_all(&header_blocks(".", 0o700, 0, b'5'))
         .map_err(fail)?;
-    sink.write_all(&header_blocks(name, u64::from(mode & 0o777), data.len() as u64, b'0'))
-        .map_err(fail)?;
+    sink.write_all(&header_blocks(
+        name,
+        u64::from(mode & 0o777),
+        data.len() as u64,
+        b'0',
+    ))
+    .map_err(fail)?;
     sink.write_all(data).map_err(fail)?;
     let pad = (BLOCK - (data.len() % BLOCK)) % BLOCK;
     sink.write_all(&[0u8; BLOCK][..pad]).map_err(fail)?;
@@ -330,7 +335,13 @@ fn header_blocks(name: &str, mode: u64, size: u64, typeflag: u8) -> Vec<u8> {
         out.extend_from_slice(&data);
         out.resize(out.len().div_ceil(BLOCK) * BLOCK, 0);
     }
-    out.extend_from_slice(&ustar_header(&prefix, short.as_bytes(), mode, size_field, typeflag));
+    out.extend_from_slice(&ustar_header(
+        &prefix,
+        short.as_bytes(),
+        mode,
+        size_field,
+        typeflag,
+    ));
     out
 }
 

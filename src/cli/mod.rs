@@ -9,6 +9,7 @@ mod crd;
 mod describe;
 mod pull;
 mod push;
+mod refusals;
 mod render;
 mod tag;
 pub mod ui;
@@ -67,6 +68,17 @@ pub fn main() -> ExitCode {
         Ok(matches) => matches,
         Err(e) => usage_error(voice, e),
     };
+    // Before the arguments are read into `Cli`: one of imgpkg's refusals is a missing -o, which
+    // `Cli` would reject in clap's words. Reported through the UI, so `--json` holds it.
+    if voice == Voice::Imgpkg
+        && let Some(message) = refusals::check(&matches)
+    {
+        let ui = Ui::install(voice, &UiFlags::from_arg_matches(&matches).unwrap_or_default());
+        let error: Box<dyn std::error::Error + Send + Sync> = message.into();
+        ui.error(error.as_ref());
+        ui.finish();
+        return ExitCode::FAILURE;
+    }
     let mut cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => usage_error(voice, e),
@@ -157,7 +169,11 @@ pub fn command(voice: Voice) -> clap::Command {
     fn override_self(command: clap::Command) -> clap::Command {
         command.args_override_self(true).mut_subcommands(override_self)
     }
-    override_self(Cli::command().name(voice.program()).bin_name(voice.program()))
+    let command = override_self(Cli::command().name(voice.program()).bin_name(voice.program()));
+    match voice {
+        Voice::Imgpkg => refusals::relax(command),
+        Voice::Pkgr => command,
+    }
 }
 
 /// A command line that does not parse. As imgpkg: `imgpkg: Error: <what>` and exit 1, as its
@@ -165,10 +181,9 @@ pub fn command(voice: Voice) -> clap::Command {
 /// as asked.
 fn usage_error(voice: Voice, error: clap::Error) -> ! {
     if voice == Voice::Imgpkg && error.use_stderr() {
-        eprintln!(
-            "imgpkg: Error: {}",
-            voice::clap_message(&error.render().to_string())
-        );
+        let message = refusals::clap_error_message(&error)
+            .unwrap_or_else(|| voice::clap_message(&error.render().to_string()));
+        eprintln!("imgpkg: Error: {message}");
         std::process::exit(1);
     }
     error.exit()

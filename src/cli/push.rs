@@ -1,7 +1,7 @@
 //! `pkgr push`: push directories as an imgpkg bundle (`-b`) or plain image (`-i`).
 use super::CommandResult;
-use crate::bundle::lock::{BundleLock, ImagesLock, LockedImage};
 use crate::bundle::layer::Permissions;
+use crate::bundle::lock::{BundleLock, ImagesLock, LockedImage};
 use crate::bundle::push::{PushKind, push_dir};
 use crate::registry::{Client, Reference};
 use std::collections::BTreeMap;

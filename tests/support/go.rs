@@ -55,7 +55,8 @@ func main() {
 /// The compiled Go program, or None (with a note on stderr) when Go is not installed.
 pub fn go_gzip() -> Option<&'static Path> {
     static BIN: OnceLock<Option<PathBuf>> = OnceLock::new();
-    BIN.get_or_init(|| build_go_program("go-gzip", GO_PROGRAM)).as_deref()
+    BIN.get_or_init(|| build_go_program("go-gzip", GO_PROGRAM))
+        .as_deref()
 }
 
 /// Compile the one-file Go program `source` under the target dir (so the build cache survives

@@ -142,7 +142,11 @@ fn short_reason(e: &RegistryError) -> String {
     }
 }
 
-fn foreign_error(repository: &Reference, descriptor: &Descriptor, tried: Vec<(String, String)>) -> RegistryError {
+fn foreign_error(
+    repository: &Reference,
+    descriptor: &Descriptor,
+    tried: Vec<(String, String)>,
+) -> RegistryError {
     RegistryError::ForeignBlob {
         digest: descriptor.digest.to_string(),
         repository: repository.repository_name(),
