@@ -6,7 +6,7 @@ mod support;
 
 use bytes::Bytes;
 use pkgr::bundle::tarball::TarballReader;
-use pkgr::registry::{Client, ClientOptions, Digest, Reference};
+use pkgr::registry::{Client, ClientOptions, Credentials, Digest, Keychain, Reference};
 use pkgr::relocate::{self, Clients, CopyOptions, CopySummary, Destination, Progress, RelocateError, Source};
 use std::sync::{Arc, Mutex};
 use support::hostile::{HostileServer, Reply};
@@ -121,8 +121,16 @@ async fn copy(source: Source, destination: Destination) -> Result<CopySummary, R
         source: client(),
         destination: client(),
     };
+    copy_with(&clients, source, destination).await
+}
+
+async fn copy_with(
+    clients: &Clients,
+    source: Source,
+    destination: Destination,
+) -> Result<CopySummary, RelocateError> {
     relocate::copy(
-        &clients,
+        clients,
         &source,
         &destination,
         &CopyOptions {
@@ -289,4 +297,59 @@ async fn urls_that_fail_or_lie_are_named_with_the_layer_and_the_image() {
     ] {
         assert!(msg.contains(&needle), "missing {needle:?} in:\n{msg}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_source_registrys_credentials_never_reach_a_layer_url() {
+    let src = TestRegistry::start_tls_auth("puller", "s3cret");
+    let dst = TestRegistry::start();
+    let mut options = ClientOptions::default();
+    options.keychain = Keychain::anonymous().with_host(
+        &src.host,
+        Credentials::Basic {
+            username: "puller".into(),
+            password: "s3cret".into(),
+        },
+    );
+    options
+        .ca_certs_pem
+        .push(std::fs::read(src.ca_pem.as_ref().unwrap()).unwrap());
+    let source = Client::new(options).unwrap();
+
+    let layer = noise(5, 40_000);
+    let headers: Arc<Mutex<Vec<Vec<(String, String)>>>> = Arc::default();
+    let record = headers.clone();
+    let served = layer.clone();
+    let server = HostileServer::start(move |req| {
+        record.lock().unwrap().push(req.headers.clone());
+        Reply::ok(&[], served.clone())
+    })
+    .await;
+    let image = Reference::parse(&format!("{}/src/private:1", src.host)).unwrap();
+    let foreign = [Foreign {
+        bytes: layer.clone(),
+        urls: vec![format!("http://{}/layer", server.host)],
+    }];
+    push_image(&source, &image, &foreign, false).await;
+    let to = Reference::parse_repository(&format!("{}/dst/private", dst.host)).unwrap();
+    let clients = Clients {
+        source,
+        destination: client(),
+    };
+    copy_with(
+        &clients,
+        Source::Image(image),
+        Destination::Repository(to.clone()),
+    )
+    .await
+    .unwrap();
+    assert!(client().blob_exists(&to, &Digest::of(&layer)).await.unwrap());
+    let headers = headers.lock().unwrap().clone();
+    assert_eq!(headers.len(), 1, "one GET of the layer URL");
+    assert!(
+        headers[0]
+            .iter()
+            .all(|(k, _)| !k.eq_ignore_ascii_case("authorization") && !k.eq_ignore_ascii_case("cookie")),
+        "{headers:?}"
+    );
 }

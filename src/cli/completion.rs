@@ -46,9 +46,11 @@ pub async fn run(args: CompletionArgs) -> CommandResult {
     clap_complete::generate(Shell::from(args.shell), &mut command, program, &mut bytes);
     use std::io::Write as _;
     let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(&bytes)
-        .and_then(|()| stdout.flush())
-        .map_err(|e| format!("writing the completion script to stdout: {e}"))?;
+    match stdout.write_all(&bytes).and_then(|()| stdout.flush()) {
+        // `pkgr completion bash | head` closes the pipe early: nothing to report.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => return Err(format!("writing the completion script to stdout: {e}").into()),
+        Ok(()) => {}
+    }
     Ok(ExitCode::SUCCESS)
 }
