@@ -70,6 +70,13 @@ fn root_version_flag_prints_what_the_version_command_prints() {
             run.stdout
         );
     }
+    // Bare, imgpkg prints its help and succeeds; pkgr asks for a subcommand.
+    let run = installed.run(&installed.imgpkg(), &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("Usage: imgpkg"), "{}", run.stdout);
+    let run = installed.run(&pkgr(), &[]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("a subcommand is required"), "{}", run.stderr);
     // The flag belongs to the root alone.
     let run = installed.run(&installed.imgpkg(), &["--version", "version"]);
     assert_eq!(run.code, 1);

@@ -199,3 +199,61 @@ fn the_tar_is_byte_for_byte_what_go_writes_for_imgpkg() {
         );
     }
 }
+
+/// The layer the registry holds for `reference`, uncompressed.
+async fn pushed_tar(client: &pkgr::registry::Client, reference: &str) -> Vec<u8> {
+    use pkgr::registry::{ManifestBody, Reference};
+    let reference = Reference::parse(reference).unwrap();
+    let manifest = client.get_manifest(&reference).await.unwrap();
+    let ManifestBody::Image(image) = manifest.parse().unwrap() else {
+        panic!("{reference} is not an image manifest")
+    };
+    let gz = client
+        .get_blob_bytes(&reference, &image.layers[0].digest, 10 << 20)
+        .await
+        .unwrap();
+    let mut tar = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut tar)
+        .unwrap();
+    tar
+}
+
+#[tokio::test]
+async fn the_push_flag_reaches_the_layer_in_the_registry() {
+    let reg = support::registry::TestRegistry::start();
+    let client = pkgr::registry::Client::new(pkgr::registry::ClientOptions::default()).unwrap();
+    let dir = tree();
+    let input = dir.path().join("config");
+    let plain = reg.repo("apps/plain:1");
+    let kept = reg.repo("apps/kept:1");
+    for (target, extra) in [(&plain, None), (&kept, Some("--preserve-permissions"))] {
+        let out = Command::new(env!("CARGO_BIN_EXE_pkgr"))
+            .args(["push", "-i", target, "-f"])
+            .arg(&input)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let plain = modes(&pushed_tar(&client, &plain).await);
+    let kept = modes(&pushed_tar(&client, &kept).await);
+    assert_eq!(mode_of(&plain, "values.yml"), 0o600);
+    assert_eq!(mode_of(&kept, "values.yml"), 0o644);
+    // -f config: its directories take config's own mode (0750).
+    assert_eq!(mode_of(&plain, "."), 0o700);
+    assert_eq!(mode_of(&kept, "."), GO_MODE_DIR | 0o750);
+
+    // The GNU headers read back: pkgr pulls what it pushed.
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pkgr"))
+        .args(["pull", "-i", &reg.repo("apps/kept:1"), "-o"])
+        .arg(out_dir.path().join("kept"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        fs::read(out_dir.path().join("kept/values.yml")).unwrap(),
+        b"a: 1\n"
+    );
+}

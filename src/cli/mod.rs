@@ -94,6 +94,11 @@ pub fn main() -> ExitCode {
                 "--version (-v) cannot be used with a subcommand; run `version` instead",
             ),
         ),
+        // cobra answers a bare `imgpkg` with the help, successfully.
+        (None, false) if voice == Voice::Imgpkg => {
+            let _ = command(voice).print_help();
+            std::process::exit(0);
+        }
         (None, false) => usage_error(
             voice,
             command(voice).error(
