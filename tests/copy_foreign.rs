@@ -303,21 +303,24 @@ async fn urls_that_fail_or_lie_are_named_with_the_layer_and_the_image() {
 async fn the_source_registrys_credentials_never_reach_a_layer_url() {
     let src = TestRegistry::start_tls_auth("puller", "s3cret");
     let dst = TestRegistry::start();
-    let mut options = ClientOptions::default();
-    options.keychain = Keychain::anonymous().with_host(
-        &src.host,
-        Credentials::Basic {
-            username: "puller".into(),
-            password: "s3cret".into(),
-        },
-    );
+    let mut options = ClientOptions {
+        keychain: Keychain::anonymous().with_host(
+            &src.host,
+            Credentials::Basic {
+                username: "puller".into(),
+                password: "s3cret".into(),
+            },
+        ),
+        ..ClientOptions::default()
+    };
     options
         .ca_certs_pem
         .push(std::fs::read(src.ca_pem.as_ref().unwrap()).unwrap());
     let source = Client::new(options).unwrap();
 
     let layer = noise(5, 40_000);
-    let headers: Arc<Mutex<Vec<Vec<(String, String)>>>> = Arc::default();
+    type Headers = Vec<(String, String)>;
+    let headers: Arc<Mutex<Vec<Headers>>> = Arc::default();
     let record = headers.clone();
     let served = layer.clone();
     let server = HostileServer::start(move |req| {
