@@ -10,6 +10,7 @@ mod layer_write;
 pub mod lock;
 pub mod pull;
 pub mod push;
+mod tar_header;
 pub mod tarball;
 
 mod error;
