@@ -5,7 +5,7 @@ use bytes::Bytes;
 use pkgr::bundle::BundleError;
 use pkgr::bundle::fetch::{fetch_contents, locations_reference, read_locations, write_locations};
 use pkgr::bundle::image::{config_json, manifest_json};
-use pkgr::bundle::layer::{Limits, write_single_file_layer};
+use pkgr::bundle::layer::{Limits, Permissions, write_single_file_layer};
 use pkgr::bundle::lock::{ImageLocation, ImageLocations};
 use pkgr::bundle::pull::{PullOptions, PullSource, pull};
 use pkgr::bundle::push::{PushKind, push_dir};
@@ -42,6 +42,7 @@ async fn push_bundle(c: &Client, target: &str, images_yml: &str, files: &[(&str,
         &[dir.path().to_path_buf()],
         &[],
         &BTreeMap::new(),
+        Permissions::Normalised,
     )
     .await
     .unwrap();

@@ -711,10 +711,12 @@ async fn non_distributable_layers_are_left_out_unless_asked_for() {
         .await
         .unwrap();
     let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"{DOCKER_MANIFEST}","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":{},"digest":"{config_digest}"}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip","size":{},"digest":"{}","urls":["https://example.invalid/layer"]}},{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":{},"digest":"{}"}}]}}"#,
+        r#"{{"schemaVersion":2,"mediaType":"{DOCKER_MANIFEST}","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":{},"digest":"{config_digest}"}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip","size":{},"digest":"{}","urls":["http://127.0.0.1:{}/layer"]}},{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":{},"digest":"{}"}}]}}"#,
         config.len(),
         foreign.len(),
         sha(&foreign),
+        // Nothing listens there (the port was free a moment ago): the URL fails on loopback.
+        support::registry::free_port(),
         layer.len(),
         sha(&layer)
     );

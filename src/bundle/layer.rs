@@ -8,7 +8,9 @@ use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-pub use super::layer_write::{LayerInfo, write_layer, write_single_file_layer};
+pub use super::layer_write::{
+    LayerInfo, Permissions, write_layer, write_layer_with, write_single_file_layer,
+};
 
 /// Hard limits on what a layer may expand to.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -2,6 +2,7 @@
 //! modes and PAX rules), gzip-compressed exactly as Go's BestSpeed, with its digests.
 use super::BundleError;
 use super::gogzip::GoGzipWriter;
+use super::tar_header::{BLOCK, header_blocks};
 use crate::registry::Digest;
 use sha2::{Digest as _, Sha256};
 use std::collections::HashSet;
@@ -49,9 +50,18 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-const BLOCK: usize = 512;
-/// Largest size a 12-byte octal field holds (11 digits).
-const MAX_OCTAL_SIZE: u64 = 0o77777777777;
+/// Which modes go into the layer's headers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Permissions {
+    /// imgpkg's default: directories `0700`, files `mode & 0700`, so that the digest does not
+    /// depend on the umask of whoever checked the files out.
+    #[default]
+    Normalised,
+    /// `push --preserve-permissions`: each file's Go `os.FileMode`, all of it (group and other
+    /// bits, setuid/setgid/sticky in Go's high bits); every directory gets the mode of the `-f`
+    /// directory it came from, as imgpkg does (it stats the walk's root, not each directory).
+    Preserved,
+}
 
 /// Write imgpkg's layer for `inputs` (each `-f` path) as gzip to `out`.
 ///
@@ -64,15 +74,30 @@ pub fn write_layer(
     exclusions: &[String],
     out: impl Write,
 ) -> Result<LayerInfo, BundleError> {
+    write_layer_with(inputs, exclusions, Permissions::Normalised, out)
+}
+
+/// [`write_layer`] with a choice of [`Permissions`].
+pub fn write_layer_with(
+    inputs: &[PathBuf],
+    exclusions: &[String],
+    permissions: Permissions,
+    out: impl Write,
+) -> Result<LayerInfo, BundleError> {
     let mut tar = TarWriter {
         out: layer_sink(out),
         seen_files: HashSet::new(),
         exclusions,
+        permissions,
+        dir_mode: 0o700,
     };
     for input in inputs {
         let meta =
             fs::symlink_metadata(input).map_err(|e| BundleError::io("reading the input path", input, e))?;
         if meta.is_dir() {
+            if permissions == Permissions::Preserved {
+                tar.dir_mode = go_file_mode(&meta);
+            }
             tar.dir_entry(".", input)?;
             tar.walk(input, "")?;
         } else if meta.is_file() {
@@ -137,8 +162,13 @@ pub fn write_single_file_layer(
     let fail = |e| BundleError::io("writing the in-memory layer for", name, e);
     sink.write_all(&header_blocks(".", 0o700, 0, b'5'))
         .map_err(fail)?;
-    sink.write_all(&header_blocks(name, mode & 0o777, data.len() as u64, b'0'))
-        .map_err(fail)?;
+    sink.write_all(&header_blocks(
+        name,
+        u64::from(mode & 0o777),
+        data.len() as u64,
+        b'0',
+    ))
+    .map_err(fail)?;
     sink.write_all(data).map_err(fail)?;
     let pad = (BLOCK - (data.len() % BLOCK)) % BLOCK;
     sink.write_all(&[0u8; BLOCK][..pad]).map_err(fail)?;
@@ -150,6 +180,9 @@ struct TarWriter<'a, W: Write> {
     out: LayerSink<W>,
     seen_files: HashSet<String>,
     exclusions: &'a [String],
+    permissions: Permissions,
+    /// The mode every directory entry of the current input gets.
+    dir_mode: u64,
 }
 
 impl<W: Write> TarWriter<'_, W> {
@@ -201,7 +234,7 @@ impl<W: Write> TarWriter<'_, W> {
     }
 
     fn dir_entry(&mut self, name: &str, source: &Path) -> Result<(), BundleError> {
-        let blocks = header_blocks(name, 0o700, 0, b'5');
+        let blocks = header_blocks(name, self.dir_mode, 0, b'5');
         self.write_all(&blocks, source)
     }
 
@@ -212,7 +245,10 @@ impl<W: Write> TarWriter<'_, W> {
             )));
         }
         use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o700;
+        let mode = match self.permissions {
+            Permissions::Normalised => u64::from(meta.permissions().mode() & 0o700),
+            Permissions::Preserved => go_file_mode(meta),
+        };
         let size = meta.len();
         let blocks = header_blocks(name, mode, size, b'0');
         self.write_all(&blocks, source)?;
@@ -229,110 +265,27 @@ impl<W: Write> TarWriter<'_, W> {
     }
 }
 
-/// One or more 512-byte blocks for an entry: a PAX extended header first when the name or size
-/// does not fit USTAR (as Go's archive/tar does), then the USTAR header.
-fn header_blocks(name: &str, mode: u32, size: u64, typeflag: u8) -> Vec<u8> {
-    let mut records = Vec::new();
-    let (prefix, short) = match ustar_split(name) {
-        Some(split) => split,
-        None => {
-            records.push(pax_record("path", name));
-            (String::new(), ascii_truncated(name, 100))
+/// Go's `os.FileMode` of a file as imgpkg puts it in `tar.Header.Mode` unconverted: the
+/// permission bits, plus Go's own high bits for a directory and for setuid, setgid and sticky.
+fn go_file_mode(meta: &fs::Metadata) -> u64 {
+    use std::os::unix::fs::PermissionsExt;
+    const GO_MODE_DIR: u64 = 1 << 31;
+    const GO_MODE_SETUID: u64 = 1 << 23;
+    const GO_MODE_SETGID: u64 = 1 << 22;
+    const GO_MODE_STICKY: u64 = 1 << 20;
+    let unix = u64::from(meta.permissions().mode());
+    let mut mode = unix & 0o777;
+    for (bit, go_bit) in [
+        (0o4000, GO_MODE_SETUID),
+        (0o2000, GO_MODE_SETGID),
+        (0o1000, GO_MODE_STICKY),
+    ] {
+        if unix & bit != 0 {
+            mode |= go_bit;
         }
-    };
-    let size_field = if size > MAX_OCTAL_SIZE {
-        records.push(pax_record("size", &size.to_string()));
-        0
-    } else {
-        size
-    };
-    let mut out = Vec::with_capacity(BLOCK);
-    if !records.is_empty() {
-        let data: Vec<u8> = records.concat();
-        let pax_name = match name.rsplit_once('/') {
-            Some((dir, base)) => format!("{dir}/PaxHeaders.0/{base}"),
-            None => format!("PaxHeaders.0/{name}"),
-        };
-        out.extend_from_slice(&ustar_header(
-            "",
-            &ascii_truncated(&pax_name, 100),
-            0,
-            data.len() as u64,
-            b'x',
-        ));
-        out.extend_from_slice(&data);
-        out.resize(out.len().div_ceil(BLOCK) * BLOCK, 0);
     }
-    out.extend_from_slice(&ustar_header(&prefix, &short, mode, size_field, typeflag));
-    out
-}
-
-/// Go's `splitUSTARPath`: names up to 100 bytes go whole; longer ASCII names split at a `/` into
-/// a prefix (at most 155 bytes) and a name (at most 100 bytes).
-fn ustar_split(name: &str) -> Option<(String, String)> {
-    if !name.is_ascii() {
-        return None;
+    if meta.is_dir() {
+        mode |= GO_MODE_DIR;
     }
-    if name.len() <= 100 {
-        return Some((String::new(), name.to_string()));
-    }
-    let mut length = name.len();
-    if length > 156 {
-        length = 156;
-    } else if name.as_bytes()[length - 1] == b'/' {
-        length -= 1;
-    }
-    let i = name[..length].rfind('/')?;
-    let (plen, nlen) = (i, name.len() - i - 1);
-    if i == 0 || nlen == 0 || nlen > 100 || plen > 155 {
-        return None;
-    }
-    Some((name[..i].to_string(), name[i + 1..].to_string()))
-}
-
-fn ascii_truncated(s: &str, max: usize) -> String {
-    s.chars().filter(|c| c.is_ascii()).take(max).collect()
-}
-
-/// A PAX record `"<len> <key>=<value>\n"`, where `<len>` counts the whole record.
-fn pax_record(key: &str, value: &str) -> Vec<u8> {
-    let body = key.len() + value.len() + 3; // ' ', '=', '\n'
-    let mut len = body + body.to_string().len();
-    if len.to_string().len() != body.to_string().len() {
-        len += 1;
-    }
-    format!("{len} {key}={value}\n").into_bytes()
-}
-
-/// A USTAR header exactly as Go's archive/tar formats it: octal fields zero-padded with a NUL
-/// terminator, empty uname/gname, devmajor/devminor `0000000\0`, checksum `%06o\0 `.
-fn ustar_header(prefix: &str, name: &str, mode: u32, size: u64, typeflag: u8) -> [u8; BLOCK] {
-    let mut h = [0u8; BLOCK];
-    h[..name.len()].copy_from_slice(name.as_bytes());
-    octal(&mut h[100..108], mode as u64);
-    octal(&mut h[108..116], 0);
-    octal(&mut h[116..124], 0);
-    octal(&mut h[124..136], size);
-    octal(&mut h[136..148], 0);
-    h[156] = typeflag;
-    h[257..263].copy_from_slice(b"ustar\0");
-    h[263..265].copy_from_slice(b"00");
-    // Go leaves devmajor/devminor empty in PAX extended headers and zero-filled in USTAR ones.
-    if typeflag != b'x' {
-        octal(&mut h[329..337], 0);
-        octal(&mut h[337..345], 0);
-    }
-    h[345..345 + prefix.len()].copy_from_slice(prefix.as_bytes());
-    h[148..156].copy_from_slice(b"        ");
-    let sum: u64 = h.iter().map(|&b| b as u64).sum();
-    octal(&mut h[148..155], sum);
-    h[155] = b' ';
-    h
-}
-
-fn octal(field: &mut [u8], value: u64) {
-    let digits = field.len() - 1;
-    let text = format!("{value:0digits$o}");
-    field[..digits].copy_from_slice(&text.as_bytes()[text.len() - digits..]);
-    field[digits] = 0;
+    mode
 }

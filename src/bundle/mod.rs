@@ -11,6 +11,7 @@ pub mod lock;
 pub mod pull;
 pub mod push;
 pub mod signature;
+mod tar_header;
 pub mod tarball;
 
 mod error;

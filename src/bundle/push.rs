@@ -209,6 +209,7 @@ pub async fn push_dir(
     inputs: &[PathBuf],
     exclusions: &[String],
     labels: &BTreeMap<String, String>,
+    permissions: super::layer::Permissions,
 ) -> Result<Digest, BundleError> {
     if reference.digest().is_some() {
         return Err(BundleError::Input(format!(
@@ -235,7 +236,7 @@ pub async fn push_dir(
         .map_err(|e| BundleError::io("opening the temporary layer file", temp.path(), e))?;
     let info = tokio::task::spawn_blocking(move || {
         let mut out = std::io::BufWriter::with_capacity(256 * 1024, file);
-        let info = super::layer::write_layer(&inputs_owned, &exclusions_owned, &mut out)?;
+        let info = super::layer::write_layer_with(&inputs_owned, &exclusions_owned, permissions, &mut out)?;
         std::io::Write::flush(&mut out)
             .map_err(|e| BundleError::io("writing the temporary layer file", "<temp>", e))?;
         Ok::<_, BundleError>(info)

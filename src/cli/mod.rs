@@ -2,12 +2,14 @@
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use std::process::ExitCode;
 
+mod completion;
 mod controller;
 mod copy;
 mod crd;
 mod describe;
 mod pull;
 mod push;
+mod refusals;
 mod render;
 mod tag;
 pub mod ui;
@@ -18,10 +20,15 @@ use voice::Voice;
 
 /// Kubernetes controller and relocation tool for Carvel package repositories.
 #[derive(Parser, Debug)]
-#[command(name = "pkgr", version, about, long_about = None)]
+// clap's own version flag prints `pkgr 0.1.0`; imgpkg's root `--version`/`-v` (cobra's) prints
+// what `imgpkg version` prints, so the flag is pkgr's own and runs the `version` command.
+#[command(name = "pkgr", version, about, long_about = None, disable_version_flag = true)]
 pub struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    /// Print the version, as the `version` command does.
+    #[arg(short = 'v', long = "version")]
+    version: bool,
     #[command(flatten)]
     ui: UiFlags,
 }
@@ -47,6 +54,8 @@ enum Command {
     Tag(tag::TagCommand),
     /// Print the client version (`pkgr version X`, or `imgpkg version X` when invoked as imgpkg).
     Version,
+    /// Generate a shell completion script (bash, zsh, fish or powershell).
+    Completion(completion::CompletionArgs),
 }
 
 /// What a subcommand returns: its exit code, or an error to print with its causes.
@@ -59,19 +68,58 @@ pub fn main() -> ExitCode {
         Ok(matches) => matches,
         Err(e) => usage_error(voice, e),
     };
-    let cli = match Cli::from_arg_matches(&matches) {
+    // Before the arguments are read into `Cli`: one of imgpkg's refusals is a missing -o, which
+    // `Cli` would reject in clap's words. Reported through the UI, so `--json` holds it.
+    if voice == Voice::Imgpkg
+        && let Some(message) = refusals::check(&matches)
+    {
+        let ui = Ui::install(voice, &UiFlags::from_arg_matches(&matches).unwrap_or_default());
+        let error: Box<dyn std::error::Error + Send + Sync> = message.into();
+        ui.error(error.as_ref());
+        ui.finish();
+        return ExitCode::FAILURE;
+    }
+    let mut cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => usage_error(voice, e),
     };
+    cli.command = match (cli.command.take(), cli.version) {
+        (None, true) => Some(Command::Version),
+        (Some(command), false) => Some(command),
+        // As cobra: the root's --version belongs to the root alone.
+        (Some(_), true) => usage_error(
+            voice,
+            command(voice).error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--version (-v) cannot be used with a subcommand; run `version` instead",
+            ),
+        ),
+        // cobra answers a bare `imgpkg` with the help, successfully.
+        (None, false) if voice == Voice::Imgpkg => {
+            let _ = command(voice).print_help();
+            std::process::exit(0);
+        }
+        (None, false) => usage_error(
+            voice,
+            command(voice).error(
+                clap::error::ErrorKind::MissingSubcommand,
+                "a subcommand is required (push, pull, copy, tag, describe, version, ...); see --help",
+            ),
+        ),
+    };
+    let root_version = cli.version;
+    let Some(command) = cli.command else {
+        unreachable!("set just above")
+    };
     let ui = Ui::install(voice, &cli.ui);
     // The controller sets up its own logging (--log-format json).
-    if !matches!(cli.command, Command::Controller(_)) {
+    if !matches!(command, Command::Controller(_)) {
         init_logging(&cli.ui);
     }
     // The controller serves many repositories at once; every other command is one pipeline whose
     // heavy lifting (gzip, tar, hashing) runs on the blocking pool, so one async thread keeps
     // their memory small.
-    let mut builder = if matches!(cli.command, Command::Controller(_)) {
+    let mut builder = if matches!(command, Command::Controller(_)) {
         tokio::runtime::Builder::new_multi_thread()
     } else {
         tokio::runtime::Builder::new_current_thread()
@@ -85,7 +133,7 @@ pub fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        match cli.command {
+        match command {
             Command::Push(args) => push::run(args).await,
             Command::Pull(args) => pull::run(args).await,
             Command::Copy(args) => copy::run(args).await,
@@ -94,9 +142,14 @@ pub fn main() -> ExitCode {
             Command::Crd(args) => crd::run(args).await,
             Command::Tag(command) => tag::run(command).await,
             Command::Describe(args) => describe::run(args).await,
+            Command::Completion(args) => completion::run(args).await,
             Command::Version => {
                 ui.block(&format!("{}\n", voice.version_line()));
-                ui.succeeded();
+                // cobra answers the root's --version before imgpkg sets up its UI, so not even
+                // --tty brings the final `Succeeded` there.
+                if !(root_version && voice == Voice::Imgpkg) {
+                    ui.succeeded();
+                }
                 Ok(ExitCode::SUCCESS)
             }
         }
@@ -121,7 +174,11 @@ pub fn command(voice: Voice) -> clap::Command {
     fn override_self(command: clap::Command) -> clap::Command {
         command.args_override_self(true).mut_subcommands(override_self)
     }
-    override_self(Cli::command().name(voice.program()).bin_name(voice.program()))
+    let command = override_self(Cli::command().name(voice.program()).bin_name(voice.program()));
+    match voice {
+        Voice::Imgpkg => refusals::relax(command),
+        Voice::Pkgr => command,
+    }
 }
 
 /// A command line that does not parse. As imgpkg: `imgpkg: Error: <what>` and exit 1, as its
@@ -129,10 +186,9 @@ pub fn command(voice: Voice) -> clap::Command {
 /// as asked.
 fn usage_error(voice: Voice, error: clap::Error) -> ! {
     if voice == Voice::Imgpkg && error.use_stderr() {
-        eprintln!(
-            "imgpkg: Error: {}",
-            voice::clap_message(&error.render().to_string())
-        );
+        let message = refusals::clap_error_message(&error)
+            .unwrap_or_else(|| voice::clap_message(&error.render().to_string()));
+        eprintln!("imgpkg: Error: {message}");
         std::process::exit(1);
     }
     error.exit()

@@ -1,5 +1,6 @@
 //! `pkgr push`: push directories as an imgpkg bundle (`-b`) or plain image (`-i`).
 use super::CommandResult;
+use crate::bundle::layer::Permissions;
 use crate::bundle::lock::{BundleLock, ImagesLock, LockedImage};
 use crate::bundle::push::{PushKind, push_dir};
 use crate::registry::{Client, Reference};
@@ -25,6 +26,10 @@ pub struct PushArgs {
     /// Label to add to the image config, key=value (repeatable).
     #[arg(short = 'l', long = "labels", value_name = "KEY=VALUE", value_parser = parse_label)]
     labels: Vec<(String, String)>,
+    /// Keep each file's full mode (group and other bits too) instead of imgpkg's normalised
+    /// 0700/0600; directories take the mode of their -f directory, as imgpkg does.
+    #[arg(long = "preserve-permissions")]
+    preserve_permissions: bool,
     /// Write a BundleLock (-b) or ImagesLock (-i) for what was pushed to this file.
     #[arg(long = "lock-output", value_name = "FILE")]
     lock_output: Option<PathBuf>,
@@ -55,6 +60,11 @@ pub async fn run(args: PushArgs) -> CommandResult {
         &args.files,
         &args.file_exclusions,
         &labels,
+        if args.preserve_permissions {
+            Permissions::Preserved
+        } else {
+            Permissions::Normalised
+        },
     )
     .await?;
     let pushed = reference.with_digest(digest);

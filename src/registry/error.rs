@@ -189,6 +189,27 @@ pub enum RegistryError {
 
     #[error("cannot build the HTTP client: {0}")]
     ClientBuild(String),
+
+    /// A foreign (non-distributable) layer that neither its repository nor any of its URLs
+    /// provided.
+    #[error(
+        "foreign layer {digest} is not in {repository}, and no URL of its descriptor served it: {}; \
+         make one of these URLs reachable from here, or push the layer into {repository}",
+        tried_list(tried)
+    )]
+    ForeignBlob {
+        digest: String,
+        repository: String,
+        tried: Vec<(String, String)>,
+    },
+}
+
+fn tried_list(tried: &[(String, String)]) -> String {
+    tried
+        .iter()
+        .map(|(url, why)| format!("{url}: {why}"))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn detail_suffix(message: &str) -> String {

@@ -419,7 +419,7 @@ impl Pusher {
             (Some(config), _) => Some(config),
             (None, Some(from)) if self.plan.tarball.is_none() && descriptor.size <= SMALL_BLOB => Some(
                 self.source
-                    .get_blob_bytes(from, &descriptor.digest, descriptor.size)
+                    .get_blob_bytes_or_urls(from, descriptor, descriptor.size)
                     .await
                     .map_err(|e| format!("reading it from {}: {}", from.repository_name(), chain(&e)))?,
             ),
@@ -449,7 +449,7 @@ impl Pusher {
                 .ok_or_else(|| format!("no source for {}", node.display_name()))?;
             let stream = self
                 .source
-                .get_blob(from, descriptor)
+                .get_blob_or_urls(from, descriptor)
                 .await
                 .map_err(|e| format!("reading it from {}: {}", from.repository_name(), chain(&e)))?;
             let stream = stream.map(|r| r.map_err(|e| chain(&e))).map(counted);

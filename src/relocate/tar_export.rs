@@ -248,7 +248,7 @@ async fn fill_once(
     sent: Arc<AtomicU64>,
 ) -> Result<(), String> {
     let mut stream = source
-        .get_blob(from, descriptor)
+        .get_blob_or_urls(from, descriptor)
         .await
         .map_err(|e| format!("reading it from {}: {}", from.repository_name(), chain(&e)))?;
     // The blob stream checks size and digest at its end; the slot only counts once it has.

@@ -55,42 +55,44 @@ func main() {
 /// The compiled Go program, or None (with a note on stderr) when Go is not installed.
 pub fn go_gzip() -> Option<&'static Path> {
     static BIN: OnceLock<Option<PathBuf>> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if Command::new("go").arg("version").output().is_err() {
-            // Straight to stderr: the test harness would swallow eprintln! of a passing test.
-            let _ = writeln!(
-                std::io::stderr(),
-                "NOTE: `go` is not on the PATH, so pkgr's gzip was compared only with the \
-                 imgpkg fixture, not with Go on varied inputs. Install Go (Debian: \
-                 `apt-get install golang-go`) to run the differential test."
-            );
-            return None;
-        }
-        // Under the target dir, so the build cache survives between runs and no temp dir leaks.
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-gzip");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("main.go"), GO_PROGRAM).unwrap();
-        let bin = dir.join("gogzip");
-        let out = Command::new("go")
-            .current_dir(&dir)
-            .args(["build", "-o"])
-            .arg(&bin)
-            .arg("main.go")
-            .env("GOCACHE", dir.join("cache"))
-            .env("GOPATH", dir.join("gopath"))
-            .env("GOTOOLCHAIN", "local")
-            .env("GO111MODULE", "off")
-            .output()
-            .expect("run go build");
-        assert!(
-            out.status.success(),
-            "building the Go reference program in {} failed:\n{}",
-            dir.display(),
-            String::from_utf8_lossy(&out.stderr)
+    BIN.get_or_init(|| build_go_program("go-gzip", GO_PROGRAM))
+        .as_deref()
+}
+
+/// Compile the one-file Go program `source` under the target dir (so the build cache survives
+/// between runs and no temp dir leaks), or None with a note on stderr when Go is not installed.
+pub fn build_go_program(name: &str, source: &str) -> Option<PathBuf> {
+    if Command::new("go").arg("version").output().is_err() {
+        // Straight to stderr: the test harness would swallow eprintln! of a passing test.
+        let _ = writeln!(
+            std::io::stderr(),
+            "NOTE: `go` is not on the PATH, so the differential test against Go ({name}) was \
+             skipped. Install Go (Debian: `apt-get install golang-go`) to run it."
         );
-        Some(bin)
-    })
-    .as_deref()
+        return None;
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("main.go"), source).unwrap();
+    let bin = dir.join(name);
+    let out = Command::new("go")
+        .current_dir(&dir)
+        .args(["build", "-o"])
+        .arg(&bin)
+        .arg("main.go")
+        .env("GOCACHE", dir.join("cache"))
+        .env("GOPATH", dir.join("gopath"))
+        .env("GOTOOLCHAIN", "local")
+        .env("GO111MODULE", "off")
+        .output()
+        .expect("run go build");
+    assert!(
+        out.status.success(),
+        "building the Go reference program in {} failed:\n{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(bin)
 }
 
 /// Go's gzip of the bytes `input` writes into a pipe, fed to the writer in `chunk`-byte writes.

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 mod challenge;
 mod classify;
 mod debug;
+mod foreign;
 mod options;
 mod retry;
 mod stream;
