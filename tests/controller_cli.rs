@@ -149,10 +149,17 @@ fn version_flag_prints_the_crate_version() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert_eq!(
-        String::from_utf8(output.stdout).unwrap(),
-        format!("pkgr {}\n", env!("CARGO_PKG_VERSION"))
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        text.starts_with(&format!("pkgr version {}\n", env!("CARGO_PKG_VERSION"))),
+        "{text}"
     );
+    // The flag and the command say the same (imgpkg's cobra root does the same).
+    let command = Command::new(env!("CARGO_BIN_EXE_pkgr"))
+        .arg("version")
+        .output()
+        .unwrap();
+    assert_eq!(text, String::from_utf8(command.stdout).unwrap());
 }
 
 /// A loopback "API server" with the CRDs installed and nothing else: GETs of the CRDs answer

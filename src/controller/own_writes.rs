@@ -55,6 +55,7 @@ impl OwnWrites {
         let early = self.early.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
         // The watch delivered this very write before its reply came back.
         let seen = early.is_some() && early == version;
+        tracing::trace!(object = name, ?version, ?early, "pkgr wrote");
         self.writes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -92,8 +93,16 @@ impl OwnWrites {
             }
         }
         let Some(written) = writes.get_mut(&key) else {
+            tracing::trace!(
+                object = name,
+                ?version,
+                ?change,
+                pkgr_only,
+                "watch event, no write of pkgr's recorded"
+            );
             return false;
         };
+        tracing::trace!(object = name, ?version, ?change, pkgr_only, written = ?written.version, seen = written.seen, "watch event");
         let echo = match (&written.version, change) {
             (Some(v), Change::Applied) => Some(v.as_str()) == version,
             (None, Change::Deleted) => true,

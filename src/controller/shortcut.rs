@@ -155,6 +155,7 @@ pub fn applied_set_intact(ctx: &Context, repository: &str, memo: &Memo) -> Appli
                 if !lagging() {
                     return AppliedSet::Changed;
                 }
+                tracing::trace!(object = %name, cached = ?seen, written = %written, "the cache is behind pkgr's apply");
                 behind = true;
             }
             // Kept by another repository that has since been deleted: ours to apply now.

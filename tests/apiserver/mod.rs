@@ -392,10 +392,6 @@ impl FakeApiServer {
             .collect()
     }
 
-    fn publish(&self, changes: Vec<Change>) {
-        publish(&self.shared, changes);
-    }
-
     /// Create an object as another client would (kubectl create), with watch events.
     pub fn create(&self, resource: &str, namespace: Option<&str>, name: &str, object: Value) -> Value {
         let key = Key {
@@ -403,14 +399,10 @@ impl FakeApiServer {
             namespace: namespace.map(str::to_string),
             name: name.into(),
         };
-        let ((code, reply), changes) =
-            self.shared
-                .store
-                .lock()
-                .unwrap()
-                .create(&key, object, "kubectl-create");
+        let mut store = self.shared.store.lock().unwrap();
+        let ((code, reply), changes) = store.create(&key, object, "kubectl-create");
         assert_eq!(code, 201, "{reply}");
-        self.publish(changes);
+        publish(&self.shared, changes);
         reply
     }
 
@@ -421,8 +413,9 @@ impl FakeApiServer {
             namespace: namespace.map(str::to_string),
             name: name.into(),
         };
-        let (_, changes) = self.shared.store.lock().unwrap().delete(&key);
-        self.publish(changes);
+        let mut store = self.shared.store.lock().unwrap();
+        let (_, changes) = store.delete(&key);
+        publish(&self.shared, changes);
     }
 
     /// Merge-patch an object as another client would (kubectl edit).
@@ -432,7 +425,8 @@ impl FakeApiServer {
             namespace: namespace.map(str::to_string),
             name: name.into(),
         };
-        let ((code, reply), changes) = self.shared.store.lock().unwrap().patch(
+        let mut store = self.shared.store.lock().unwrap();
+        let ((code, reply), changes) = store.patch(
             &key,
             "application/merge-patch+json",
             &patch,
@@ -441,7 +435,7 @@ impl FakeApiServer {
             false,
         );
         assert_eq!(code, 200, "{reply}");
-        self.publish(changes);
+        publish(&self.shared, changes);
     }
 
     /// Wait (bounded by `timeout`, failing with `what`) until `check` finds something in the state.
@@ -467,6 +461,7 @@ impl FakeApiServer {
     }
 }
 
+/// Send changes to the open watches; the caller holds the store's lock.
 fn publish(shared: &Shared, changes: Vec<Change>) {
     let mut held = shared.held.lock().unwrap();
     for change in changes {
@@ -564,9 +559,9 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Cha
         namespace: ns.clone(),
         name,
     };
-    let ((code, reply), changes) = {
+    let (code, reply) = {
         let mut store = shared.store.lock().unwrap();
-        match (method.as_str(), name) {
+        let (reply, changes) = match (method.as_str(), name) {
             ("GET", Some(name)) => match store.get(&key(name.clone())) {
                 Some(o) => ((200, shaped(o, metadata_only, false, &resource)), vec![]),
                 None => (
@@ -622,10 +617,14 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Cha
                 store::status(405, "MethodNotAllowed", "method not allowed"),
                 vec![],
             ),
-        }
+        };
+        // Published while the store is locked: watches get changes in resourceVersion order, as
+        // from etcd (two writers publishing after unlocking could swap, and a watch that has
+        // sent the later one would skip the earlier).
+        publish(&shared, changes);
+        reply
     };
     log(code, false);
-    publish(&shared, changes);
     whole(code, &reply)
 }
 
