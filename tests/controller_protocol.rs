@@ -659,3 +659,66 @@ async fn a_reconcile_while_the_watch_lags_behind_pkgr_own_applies_waits_for_it()
     );
     running.stop().await;
 }
+
+/// A deletion pending when the controller starts (a restart, or a replica that just took the
+/// lead) is processed only once the other repositories were reconciled: one of them may supply
+/// the same object, which it learns only then. Here that repository's registry is slow.
+#[tokio::test]
+async fn a_deletion_pending_at_start_hands_shared_objects_over_instead_of_deleting_them() {
+    let api = FakeApiServer::start().await;
+    api.create(
+        REPOS,
+        None,
+        "first",
+        inline_repository("first", "bundled.corp.com", &["1.0.0", "9.0.0"]),
+    );
+    let running = start(&api, Arc::new(RecordingSource::default())).await;
+    wait_succeeded(&api, "first", Duration::from_secs(20)).await;
+    api.create(
+        REPOS,
+        None,
+        "second",
+        json!({"apiVersion": "install.package.carvel.dev/v1alpha1",
+        "kind": "PackageRepository", "metadata": {"name": "second"},
+        "spec": {"fetch": {"imgpkgBundle": {"image": BUNDLE}}}}),
+    );
+    wait_succeeded(&api, "second", Duration::from_secs(20)).await;
+    let owner = |api: &FakeApiServer, name: &str| {
+        api.get(PACKAGES, None, name).and_then(|p| {
+            p.pointer("/metadata/labels/pkgr.packaging.carvel.dev~1repository")
+                .cloned()
+        })
+    };
+    assert_eq!(owner(&api, "bundled.corp.com.1.0.0"), Some(json!("first")));
+    running.stop().await;
+
+    // Deleted while no controller runs; the next one finds the deletion pending.
+    api.delete(REPOS, None, "first");
+    let slow_registry = Arc::new(RecordingSource {
+        fetch_time: Duration::from_millis(800),
+        ..RecordingSource::default()
+    });
+    let running = start(&api, slow_registry).await;
+    api.wait_for(
+        "first to be gone and second to own the shared Package",
+        Duration::from_secs(40),
+        |api| {
+            (api.get(REPOS, None, "first").is_none()
+                && owner(api, "bundled.corp.com.1.0.0") == Some(json!("second")))
+            .then_some(())
+        },
+    )
+    .await;
+    let deletions: Vec<_> = api
+        .history()
+        .into_iter()
+        .filter(|(kind, resource, _)| kind == "DELETED" && resource == PACKAGES)
+        .map(|(_, _, name)| name)
+        .collect();
+    assert_eq!(
+        deletions,
+        ["bundled.corp.com.9.0.0"],
+        "only what first alone supplied is deleted, never the shared Package"
+    );
+    running.stop().await;
+}

@@ -7,6 +7,7 @@ pub mod budget;
 pub mod config;
 pub mod error;
 mod fetch;
+pub mod first_pass;
 pub mod leader;
 pub mod metrics;
 pub mod own_writes;
@@ -118,6 +119,9 @@ pub struct Context {
     pub metrics: Arc<metrics::Metrics>,
     /// Permits for fetching and reading a repository (see `budget`).
     pub fetches: Arc<tokio::sync::Semaphore>,
+    /// Every PackageRepository (`None` outside `run`), and which were reconciled since start.
+    pub repositories: Option<Store<PackageRepository>>,
+    pub first_pass: first_pass::FirstPass,
 }
 
 /// The Event reporter name.
@@ -153,6 +157,8 @@ impl Context {
             departed: Mutex::default(),
             metrics: Arc::default(),
             fetches,
+            repositories: None,
+            first_pass: Default::default(),
         }
     }
 }

@@ -55,7 +55,10 @@ pub async fn reconcile(repo: Arc<PackageRepository>, ctx: Arc<Context>) -> Resul
     let result = finalizer(&api, FINALIZER, repo, |event| async {
         match event {
             FinalizerEvent::Apply(repo) => {
-                let (action, o) = apply_repository(&repo, &ctx).await?;
+                let result = apply_repository(&repo, &ctx).await;
+                // Whatever the outcome, what it leaves to others is now known (or cannot be).
+                ctx.first_pass.mark(&repo.name_any());
+                let (action, o) = result?;
                 outcome = Some(o);
                 Ok(action)
             }
@@ -338,6 +341,16 @@ async fn cleanup(repo: &PackageRepository, ctx: &Context) -> Result<Action, Reco
     let now = status::now();
     let deleting = status::deleting(old, None, &now);
     write_status(ctx, &name, old, deleting.clone()).await?;
+    // Another repository may supply some of these objects too; it says so only once reconciled.
+    if let Some(repositories) = &ctx.repositories {
+        let left = ctx
+            .first_pass
+            .wait_for_others(repositories, &name, super::first_pass::WAIT)
+            .await;
+        if !left.is_empty() {
+            tracing::info!(repository = %name, not_reconciled = ?left, "deleting without waiting longer for these repositories' first reconcile: objects they also supply are deleted and applied again at their next sync");
+        }
+    }
     let handover = |kind: Kind, object: &str| first_sharer(ctx, &name, kind, object);
     let deleted = match apply::prune(&ctx.client, &name, &BTreeSet::new(), &ctx.own_writes, &handover).await {
         Ok(deleted) => deleted,

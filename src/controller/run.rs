@@ -146,6 +146,8 @@ pub async fn run(
     ctx.secrets = Some(secrets);
     let (requeue, requeued) = tokio::sync::mpsc::unbounded_channel();
     ctx.requeue = Some(requeue);
+    let (repo_store, repo_writer) = reflector::store::<PackageRepository>();
+    ctx.repositories = Some(repo_store.clone());
     let ctx = Arc::new(ctx);
 
     let package_stream = watch::resilient(
@@ -163,7 +165,6 @@ pub async fn run(
     )
     .filter_map(external_changes(ctx.own_writes.clone(), Kind::PackageMetadata));
 
-    let (repo_store, repo_writer) = reflector::store::<PackageRepository>();
     let repo_stream = watch::resilient(
         "packagerepositories",
         watch_of(Api::<PackageRepository>::all(client.clone()), Default::default()),

@@ -202,14 +202,8 @@ fn read_ca_file(path: &Path) -> Result<Vec<u8>, RegistryError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::auth::tests::env;
     use clap::Parser;
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
 
     #[derive(clap::Parser, Debug)]
     struct Cli {

@@ -216,13 +216,7 @@ impl IaasKeychains {
 mod tests {
     use super::*;
     use crate::registry::auth::gce_metadata::tests::{fake_metadata, ok_reply};
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::registry::auth::tests::env;
 
     #[test]
     fn hosts_each_keychain_answers_for() {

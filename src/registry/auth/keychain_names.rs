@@ -97,13 +97,7 @@ pub fn active_keychains(env: &HashMap<String, String>) -> Result<Vec<IaasKeychai
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::registry::auth::tests::env;
 
     fn names(env_pairs: &[(&str, &str)]) -> Result<Vec<&'static str>, String> {
         active_keychains(&env(env_pairs))

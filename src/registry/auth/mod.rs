@@ -57,10 +57,11 @@ pub fn docker_config_path(env: &HashMap<String, String>) -> Option<PathBuf> {
         .map(|h| Path::new(h).join(".docker").join("config.json"))
 }
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    /// An environment from pairs (the auth code reads variables through a map, for tests).
+    pub(crate) fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
