@@ -5,7 +5,9 @@
 //!   written again;
 //! - a controller killed (SIGKILL) in the middle of a large first reconcile, restarted, converging;
 //! - when `PKGR_E2E_RESTART_APISERVER` names a command that restarts the API server (and returns
-//!   once it is asked to stop), a repository applied right after its return reconciles within 10 s.
+//!   once it is asked to stop), a repository applied right after its return reconciles within 10 s;
+//! - a deletion pending when the controller starts hands the Packages another repository also
+//!   supplies over to it (same uids), instead of deleting them.
 //!
 //! Runs only when `PKGR_E2E_KUBECONFIG` names a kubeconfig; otherwise it says so and returns.
 mod support;
@@ -164,6 +166,27 @@ async fn versions(client: &kube::Client, repository: &str) -> Vec<(String, Strin
             (
                 p.metadata.name.unwrap_or_default(),
                 p.metadata.resource_version.unwrap_or_default(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// (name, uid) of the Packages a repository owns.
+async fn uids(client: &kube::Client, repository: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Api::<Package>::all(client.clone())
+        .list_metadata(
+            &ListParams::default().labels(&format!("pkgr.packaging.carvel.dev/repository={repository}")),
+        )
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|p| {
+            (
+                p.metadata.name.unwrap_or_default(),
+                p.metadata.uid.unwrap_or_default(),
             )
         })
         .collect();
@@ -342,15 +365,37 @@ async fn e2e_start_restart_and_api_server_outage() {
         }
     }
 
+    // A deletion pending when the controller starts: small (which owns the 3 Packages late
+    // supplies too) is deleted while no controller runs. The next one hands them to late without
+    // deleting them, not even for a moment: same objects (uids) before and after.
+    let shared_before = uids(&client, &small).await;
+    assert_eq!(shared_before.len(), 3);
+    terminate(third);
+    let small_uid = repos.get(&small).await.unwrap().metadata.uid.unwrap_or_default();
+    repos.delete(&small, &DeleteParams::default()).await.unwrap();
+    let fourth = controller(&kubeconfig);
+    tokio::time::timeout(
+        WAIT,
+        await_condition(repos.clone(), &small, conditions::is_deleted(&small_uid)),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("PackageRepository {small} was not deleted within {WAIT:?}"))
+    .unwrap();
+    assert_eq!(
+        uids(&client, &late).await,
+        shared_before,
+        "the shared Packages were handed to {late}, not deleted and created again"
+    );
+
     for name in ["after-outage", "large", "late", "small"] {
         delete_and_wait(&repos, &format!("{PREFIX}{name}")).await;
     }
-    assert!(versions(&client, &small).await.is_empty());
+    assert!(versions(&client, &late).await.is_empty());
     let _ = secrets
         .delete("kapp-controller-config", &DeleteParams::default())
         .await;
     let _ = secrets
         .delete("e2e-restart-creds", &DeleteParams::default())
         .await;
-    drop(third);
+    drop(fourth);
 }
