@@ -3,7 +3,7 @@
 //! Dependencies point one way: `controller` and `relocate` use `registry`, `bundle` and
 //! `repository`; `repository` knows neither the cluster nor the network; `registry` knows
 //! nothing of Kubernetes; `relocate` never needs the cluster.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod api;
 pub mod bundle;

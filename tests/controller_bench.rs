@@ -37,22 +37,8 @@ fn peak_rss_mib() -> f64 {
     kib / 1024.0
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark: bench/controller-restart.sh"]
-async fn bench_first_reconcile_restart_and_resync() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("BENCH_LOG"))
-        .with_writer(std::io::stderr)
-        .try_init();
-    let count: usize = std::env::var("PACKAGES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(1000);
-    // A token-auth registry (the Bearer flow of most private registries): the token server counts
-    // token exchanges, the proxy counts registry requests.
-    let tokens = support::token::TokenServer::start("bench", "s3cret");
-    let registry = support::registry::TestRegistry::start_token_auth(&tokens, "bench", "s3cret");
-    let proxy = copy_proxy::Proxy::start(&registry.host).await;
+/// Push a repository bundle of `count` Packages of `bench.corp.com` to `image`.
+fn push_packages(image: &str, count: usize, flags: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let packages = dir.path().join("packages");
     std::fs::create_dir_all(&packages).unwrap();
@@ -72,16 +58,151 @@ async fn bench_first_reconcile_restart_and_resync() {
         "apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\nimages: []\n",
     )
     .unwrap();
-    let image = format!("{}/bench/repo:1.0.0", proxy.host);
     let pushed = std::process::Command::new(env!("CARGO_BIN_EXE_pkgr"))
-        .args(["push", "-b", &image, "-f", dir.path().to_str().unwrap()])
-        .args(["--registry-username", "bench", "--registry-password", "s3cret"])
+        .args(["push", "-b", image, "-f", dir.path().to_str().unwrap()])
+        .args(flags)
         .output()
         .unwrap();
     assert!(
         pushed.status.success(),
         "{}",
         String::from_utf8_lossy(&pushed.stderr)
+    );
+}
+
+/// VmRSS and VmHWM of a process, in MiB.
+fn rss_of(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| -> f64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// The `pkgr controller` process itself (the release binary, as deployed) against the fake API
+/// server: its memory while it holds a repository of N Packages (default 10,000) after the first
+/// reconcile, and after a resync. Run with `bench/controller-rss.sh [N]`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: bench/controller-rss.sh"]
+async fn bench_controller_process_memory() {
+    let count: usize = std::env::var("PACKAGES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10_000);
+    let registry = support::registry::TestRegistry::start();
+    let image = registry.repo("bench/repo:1.0.0");
+    push_packages(&image, count, &[]);
+    let api = FakeApiServer::start().await;
+    let kubeconfig = api.kubeconfig();
+    let mut controller = std::process::Command::new(env!("CARGO_BIN_EXE_pkgr"))
+        .args([
+            "controller",
+            "--metrics-address",
+            "127.0.0.1:0",
+            "--namespace",
+            NS,
+        ])
+        .env("KUBECONFIG", kubeconfig.path())
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Idle: every watch is open.
+    api.wait_for("the controller's watches", Duration::from_secs(60), |api| {
+        let watching = |resource: &str| api.log().iter().any(|l| l.watch && l.path.ends_with(resource));
+        (watching("packagerepositories") && watching("packages") && watching("secrets")).then_some(())
+    })
+    .await;
+    let (idle, _) = rss_of(controller.id());
+    let started = Instant::now();
+    api.create(
+        REPOS,
+        None,
+        "bench",
+        json!({"apiVersion": "install.package.carvel.dev/v1alpha1",
+        "kind": "PackageRepository", "metadata": {"name": "bench"},
+        "spec": {"fetch": {"imgpkgBundle": {"image": image}}}}),
+    );
+    let described = |api: &FakeApiServer| -> Option<Value> {
+        let description = api
+            .get(REPOS, None, "bench")?
+            .pointer("/status/friendlyDescription")?
+            .clone();
+        (description != "Reconciling").then_some(description)
+    };
+    let outcome = api
+        .wait_for("a reconcile outcome", Duration::from_secs(600), described)
+        .await;
+    assert_eq!(outcome, Value::from("ReconcileSucceeded"));
+    let first = started.elapsed();
+    // The reconcile ends with its Event, after the status.
+    let reconciled = |n: usize| {
+        move |api: &FakeApiServer| {
+            let events = api
+                .log()
+                .iter()
+                .filter(|l| l.is_write() && l.path.contains("/events"))
+                .count();
+            (events >= n).then_some(())
+        }
+    };
+    api.wait_for(
+        "the first reconcile's Event",
+        Duration::from_secs(60),
+        reconciled(1),
+    )
+    .await;
+    let (after, peak) = rss_of(controller.id());
+    // The spec edited (syncPeriod): a second full pass.
+    api.edit(REPOS, None, "bench", json!({"spec": {"syncPeriod": "6m"}}));
+    api.wait_for("the resync", Duration::from_secs(600), |api| {
+        let repo = api.get(REPOS, None, "bench")?;
+        (repo.pointer("/status/observedGeneration") == repo.pointer("/metadata/generation")).then_some(())
+    })
+    .await;
+    api.wait_for(
+        "the second reconcile's Event",
+        Duration::from_secs(60),
+        reconciled(2),
+    )
+    .await;
+    let (resynced, peak_after_resync) = rss_of(controller.id());
+    let _ = controller.kill();
+    let _ = controller.wait();
+    println!(
+        "pkgr controller process, {count} Packages: RSS {idle:.1} MiB idle before; first reconcile {first:?}, \
+         then RSS {after:.1} MiB (peak {peak:.1} MiB); after a second full pass (spec edited) RSS \
+         {resynced:.1} MiB (peak {peak_after_resync:.1} MiB)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: bench/controller-restart.sh"]
+async fn bench_first_reconcile_restart_and_resync() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("BENCH_LOG"))
+        .with_writer(std::io::stderr)
+        .try_init();
+    let count: usize = std::env::var("PACKAGES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1000);
+    // A token-auth registry (the Bearer flow of most private registries): the token server counts
+    // token exchanges, the proxy counts registry requests.
+    let tokens = support::token::TokenServer::start("bench", "s3cret");
+    let registry = support::registry::TestRegistry::start_token_auth(&tokens, "bench", "s3cret");
+    let proxy = copy_proxy::Proxy::start(&registry.host).await;
+    let image = format!("{}/bench/repo:1.0.0", proxy.host);
+    push_packages(
+        &image,
+        count,
+        &["--registry-username", "bench", "--registry-password", "s3cret"],
     );
 
     let api = FakeApiServer::start().await;

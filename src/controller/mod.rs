@@ -9,6 +9,7 @@ pub mod error;
 mod fetch;
 pub mod first_pass;
 pub mod leader;
+mod memory;
 pub mod metrics;
 pub mod own_writes;
 mod ownership;

@@ -80,6 +80,9 @@ pub async fn reconcile(repo: Arc<PackageRepository>, ctx: Arc<Context>) -> Resul
         (Ok(_), None) => "finalizer",
     };
     ctx.metrics.observe(label, started.elapsed());
+    if outcome != Some(Outcome::Succeeded) {
+        super::memory::release_free_memory();
+    }
     result
 }
 
@@ -159,6 +162,8 @@ async fn apply_repository(
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(name.clone(), applied.memo);
+            // The bundle, its documents and the applied objects are gone by now.
+            super::memory::release_free_memory();
             let mut note = format!(
                 "Applied {} Packages and {} PackageMetadatas from {}",
                 applied.package_count, applied.metadata_count, applied.fetched
