@@ -40,24 +40,7 @@ fn peak_rss_mib() -> f64 {
 /// Push a repository bundle of `count` Packages of `bench.corp.com` to `image`.
 fn push_packages(image: &str, count: usize, flags: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
-    let packages = dir.path().join("packages");
-    std::fs::create_dir_all(&packages).unwrap();
-    for i in 0..count {
-        std::fs::write(
-            packages.join(format!("{i}.yml")),
-            format!(
-                "apiVersion: data.packaging.carvel.dev/v1alpha1\nkind: Package\nmetadata:\n  name: bench.corp.com.1.0.{i}\nspec:\n  refName: bench.corp.com\n  version: 1.0.{i}\n  template:\n    spec:\n      fetch:\n      - imgpkgBundle:\n          image: registry.corp.example/app@sha256:{}\n      template:\n      - ytt: {{}}\n      deploy:\n      - kapp: {{}}\n",
-                "a".repeat(64)
-            ),
-        )
-        .unwrap();
-    }
-    std::fs::create_dir_all(dir.path().join(".imgpkg")).unwrap();
-    std::fs::write(
-        dir.path().join(".imgpkg/images.yml"),
-        "apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\nimages: []\n",
-    )
-    .unwrap();
+    support::data::repository_bundle(dir.path(), "bench.corp.com", count);
     let pushed = std::process::Command::new(env!("CARGO_BIN_EXE_pkgr"))
         .args(["push", "-b", image, "-f", dir.path().to_str().unwrap()])
         .args(flags)

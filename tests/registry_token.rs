@@ -53,23 +53,7 @@ fn ok(out: &Output) {
 
 /// A repository bundle directory with `count` Packages.
 fn bundle_dir(dir: &Path, count: usize) {
-    std::fs::create_dir_all(dir.join("packages")).unwrap();
-    std::fs::create_dir_all(dir.join(".imgpkg")).unwrap();
-    for i in 0..count {
-        std::fs::write(
-            dir.join(format!("packages/{i}.yml")),
-            format!(
-                "apiVersion: data.packaging.carvel.dev/v1alpha1\nkind: Package\nmetadata:\n  name: tok.corp.com.1.0.{i}\nspec:\n  refName: tok.corp.com\n  version: 1.0.{i}\n  template:\n    spec:\n      fetch:\n      - imgpkgBundle:\n          image: registry.corp.example/app@sha256:{}\n",
-                "b".repeat(64)
-            ),
-        )
-        .unwrap();
-    }
-    std::fs::write(
-        dir.join(".imgpkg/images.yml"),
-        "apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\nimages: []\n",
-    )
-    .unwrap();
+    support::data::repository_bundle(dir, "tok.corp.com", count);
 }
 
 #[tokio::test]

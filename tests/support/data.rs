@@ -45,3 +45,25 @@ pub fn mixed(len: usize, seed: u64) -> Vec<u8> {
     out.truncate(len);
     out
 }
+
+/// A repository bundle directory in `dir`: `count` Packages of `ref_name` (versions `1.0.<i>`,
+/// each fetching one image by digest) under `packages/`, and an empty `.imgpkg/images.yml`.
+pub fn repository_bundle(dir: &std::path::Path, ref_name: &str, count: usize) {
+    std::fs::create_dir_all(dir.join("packages")).unwrap();
+    std::fs::create_dir_all(dir.join(".imgpkg")).unwrap();
+    for i in 0..count {
+        std::fs::write(
+            dir.join(format!("packages/{i}.yml")),
+            format!(
+                "apiVersion: data.packaging.carvel.dev/v1alpha1\nkind: Package\nmetadata:\n  name: {ref_name}.1.0.{i}\nspec:\n  refName: {ref_name}\n  version: 1.0.{i}\n  template:\n    spec:\n      fetch:\n      - imgpkgBundle:\n          image: registry.corp.example/app@sha256:{}\n      template:\n      - ytt: {{}}\n      deploy:\n      - kapp: {{}}\n",
+                "a".repeat(64)
+            ),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        dir.join(".imgpkg/images.yml"),
+        "apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\nimages: []\n",
+    )
+    .unwrap();
+}

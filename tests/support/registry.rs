@@ -190,14 +190,7 @@ pub fn make_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
         "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
     )
     .unwrap();
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl").args(args).output().expect("run openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let run = openssl;
     let p = |p: &Path| p.to_str().unwrap().to_string();
     run(&[
         "req",
@@ -248,4 +241,14 @@ pub fn make_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
         &p(&ext),
     ]);
     (ca, cert, key)
+}
+
+/// Run the `openssl` CLI; panics with its stderr when it fails.
+pub fn openssl(args: &[&str]) {
+    let out = Command::new("openssl").args(args).output().expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

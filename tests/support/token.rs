@@ -4,6 +4,7 @@
 //! (`rootcertbundle`); the certificate travels in the token's `x5c` header. Signing goes through
 //! the `openssl` CLI (already needed for the TLS registries), so no crypto crate is added for
 //! tests. Every token request is logged (scopes and whether the credentials were right).
+use super::registry::openssl;
 use base64::Engine as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -295,15 +296,6 @@ fn percent_decode(s: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-fn openssl(args: &[&str]) {
-    let out = Command::new("openssl").args(args).output().expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn path(p: &Path) -> &str {
