@@ -477,6 +477,23 @@ async fn a_package_made_by_hand_is_never_taken_over() {
     running.stop().await;
 }
 
+/// The repository whose label a Package carries.
+fn owner(api: &FakeApiServer, name: &str) -> Option<Value> {
+    api.get(PACKAGES, None, name).and_then(|p| {
+        p.pointer("/metadata/labels/pkgr.packaging.carvel.dev~1repository")
+            .cloned()
+    })
+}
+
+/// Names of the Packages deleted so far, in order.
+fn deleted_packages(api: &FakeApiServer) -> Vec<String> {
+    api.history()
+        .into_iter()
+        .filter(|(kind, resource, _)| kind == "DELETED" && resource == PACKAGES)
+        .map(|(_, _, name)| name)
+        .collect()
+}
+
 #[tokio::test]
 async fn deleting_one_of_two_repositories_that_supply_an_object_never_removes_it() {
     let api = FakeApiServer::start().await;
@@ -495,12 +512,6 @@ async fn deleting_one_of_two_repositories_that_supply_an_object_never_removes_it
         inline_repository("second", "shared.corp.com", &["1.0.0"]),
     );
     wait_succeeded(&api, "second", Duration::from_secs(20)).await;
-    let owner = |api: &FakeApiServer, name: &str| {
-        api.get(PACKAGES, None, name).and_then(|p| {
-            p.pointer("/metadata/labels/pkgr.packaging.carvel.dev~1repository")
-                .cloned()
-        })
-    };
     assert_eq!(
         owner(&api, "shared.corp.com.1.0.0"),
         Some(json!("first")),
@@ -518,12 +529,7 @@ async fn deleting_one_of_two_repositories_that_supply_an_object_never_removes_it
         },
     )
     .await;
-    let deletions: Vec<_> = api
-        .history()
-        .into_iter()
-        .filter(|(kind, resource, _)| kind == "DELETED" && resource == PACKAGES)
-        .map(|(_, _, name)| name)
-        .collect();
+    let deletions = deleted_packages(&api);
     assert_eq!(
         deletions,
         ["shared.corp.com.2.0.0"],
@@ -683,12 +689,6 @@ async fn a_deletion_pending_at_start_hands_shared_objects_over_instead_of_deleti
         "spec": {"fetch": {"imgpkgBundle": {"image": BUNDLE}}}}),
     );
     wait_succeeded(&api, "second", Duration::from_secs(20)).await;
-    let owner = |api: &FakeApiServer, name: &str| {
-        api.get(PACKAGES, None, name).and_then(|p| {
-            p.pointer("/metadata/labels/pkgr.packaging.carvel.dev~1repository")
-                .cloned()
-        })
-    };
     assert_eq!(owner(&api, "bundled.corp.com.1.0.0"), Some(json!("first")));
     running.stop().await;
 
@@ -709,12 +709,7 @@ async fn a_deletion_pending_at_start_hands_shared_objects_over_instead_of_deleti
         },
     )
     .await;
-    let deletions: Vec<_> = api
-        .history()
-        .into_iter()
-        .filter(|(kind, resource, _)| kind == "DELETED" && resource == PACKAGES)
-        .map(|(_, _, name)| name)
-        .collect();
+    let deletions = deleted_packages(&api);
     assert_eq!(
         deletions,
         ["bundled.corp.com.9.0.0"],

@@ -80,7 +80,9 @@ pub async fn reconcile(repo: Arc<PackageRepository>, ctx: Arc<Context>) -> Resul
         (Ok(_), None) => "finalizer",
     };
     ctx.metrics.observe(label, started.elapsed());
-    if outcome != Some(Outcome::Succeeded) {
+    // A success gave its memory back before its Event; a failure or a deletion may have read a
+    // whole repository too. A short-cut, a pause or a finalizer write allocated next to nothing.
+    if result.is_err() || matches!(outcome, Some(Outcome::Failed | Outcome::Deleted)) {
         super::memory::release_free_memory();
     }
     result
