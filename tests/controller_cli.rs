@@ -92,8 +92,9 @@ async fn controller_refuses_to_start_without_crds_and_says_how_to_install_them()
 }
 
 #[tokio::test]
-async fn controller_refuses_to_start_beside_kapp_controller() {
-    // kapp-controller registers its own API server for the packaging group.
+async fn controller_refuses_to_start_where_kapp_controller_api_has_no_crds() {
+    // kapp-controller's API server is registered for the packaging group, but the CRDs it
+    // stores Packages in are gone: pkgr cannot deliver anywhere PackageInstall would read.
     let (server, handle) = api_answering(|path| {
         (path == "/apis/apiregistration.k8s.io/v1/apiservices/v1alpha1.data.packaging.carvel.dev").then(
             || {
@@ -116,25 +117,73 @@ async fn controller_refuses_to_start_beside_kapp_controller() {
     assert!(!output.status.success());
     assert!(
         stderr.contains(
-            "the API v1alpha1.data.packaging.carvel.dev is served by Service kapp-controller/packaging-api (kapp-controller's packaging API), not by pkgr's CustomResourceDefinitions; kapp-controller and pkgr cannot run in one cluster"
+            "kapp-controller's packaging API (APIService v1alpha1.data.packaging.carvel.dev, Service kapp-controller/packaging-api) is registered, but its CustomResourceDefinitions internalpackages.internal.packaging.carvel.dev and internalpackagemetadatas.internal.packaging.carvel.dev are not both installed"
         ),
         "{stderr}"
     );
 }
 
-#[test]
-fn crd_command_prints_the_committed_crds() {
-    let output = Command::new(env!("CARGO_BIN_EXE_pkgr"))
+fn crd_command(args: &[&str], kubeconfig: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_pkgr"))
         .arg("crd")
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+fn committed(path: &str) -> String {
+    std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+#[test]
+fn crd_command_prints_the_committed_crds_for_each_kind_of_cluster() {
+    let nowhere = std::path::Path::new("/nonexistent/kubeconfig");
+    let repository = committed("crds/packagerepository.yaml");
+    let standalone = format!("{repository}{}", committed("crds/standalone/packages.yaml"));
+    let output = crd_command(&["--standalone"], nowhere);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8(output.stdout).unwrap(), standalone);
+    let output = crd_command(&["--beside-kapp-controller"], nowhere);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8(output.stdout).unwrap(), repository);
+    // Without a flag and without a cluster to ask: no guess, both choices named.
+    let output = crd_command(&[], nowhere);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        stderr.contains("pkgr crd --standalone") && stderr.contains("pkgr crd --beside-kapp-controller"),
+        "{stderr}"
     );
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/crds.yaml")).unwrap();
-    assert_eq!(String::from_utf8(output.stdout).unwrap(), committed);
+    assert!(output.stdout.is_empty());
+}
+
+/// Without a flag, `pkgr crd` asks the cluster: `pkgr crd | kubectl apply -f -` installs nothing
+/// beside kapp-controller that would take its packaging API group over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crd_command_asks_the_cluster_which_crds_it_needs() {
+    let api = apiserver::FakeApiServer::start().await;
+    let kubeconfig = api.kubeconfig();
+    let path = kubeconfig.path().to_path_buf();
+    let run = move || crd_command(&[], &path);
+    let output = tokio::task::spawn_blocking(run.clone()).await.unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        format!(
+            "{}{}",
+            committed("crds/packagerepository.yaml"),
+            committed("crds/standalone/packages.yaml")
+        )
+    );
+    api.install_kapp_controller(None, true, true);
+    let output = tokio::task::spawn_blocking(run).await.unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        committed("crds/packagerepository.yaml")
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("kapp-controller serves Packages"));
 }
 
 /// `scripts/image-check` runs `pkgr --version` inside the image: it must print the crate version.

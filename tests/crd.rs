@@ -1,15 +1,40 @@
 //! The committed CRD YAML under `crds/` must equal what the Rust types generate.
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 
+/// `crds/` holds what every cluster needs (`kubectl apply -f crds/` is safe beside
+/// kapp-controller); `crds/standalone/` the Package kinds a cluster without kapp-controller adds.
 #[test]
 fn committed_crds_match_the_rust_types() {
-    let generated = pkgr::api::crds_yaml().expect("CRDs render as YAML");
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/crds.yaml"))
-        .expect("crds/crds.yaml is committed");
+    let read = |path: &str| {
+        std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR")))
+            .unwrap_or_else(|e| panic!("{path} is committed: {e}"))
+    };
+    let repository = pkgr::api::to_yaml(&pkgr::api::crds_for(true)).unwrap();
     assert!(
-        generated == committed,
-        "crds/crds.yaml is out of date with the Rust types in src/api; regenerate it with \
-         `cargo run -- crd > crds/crds.yaml` and commit the result"
+        repository == read("crds/packagerepository.yaml"),
+        "crds/packagerepository.yaml is out of date with the Rust types in src/api; regenerate it \
+         with `cargo run -- crd --beside-kapp-controller > crds/packagerepository.yaml`"
+    );
+    let standalone = pkgr::api::to_yaml(&pkgr::api::standalone_crds()).unwrap();
+    assert!(
+        standalone == read("crds/standalone/packages.yaml"),
+        "crds/standalone/packages.yaml is out of date with the Rust types in src/api"
+    );
+    assert_eq!(
+        format!("{repository}{standalone}"),
+        pkgr::api::crds_yaml().unwrap(),
+        "the two files together are the standalone set"
+    );
+    // Nothing beside kapp-controller may define the group its aggregated API serves.
+    let beside: Vec<String> = std::fs::read_dir(format!("{}/crds", env!("CARGO_MANIFEST_DIR")))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert!(
+        beside.iter().all(|y| !y.contains("group: data.packaging.carvel.dev")),
+        "crds/ (applied with `kubectl apply -f crds/`) must not define data.packaging.carvel.dev"
     );
 }
 

@@ -13,10 +13,30 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![PackageRepository::crd(), Package::crd(), PackageMetadata::crd()]
 }
 
-/// The CRDs as one multi-document YAML stream (what `pkgr crd` prints and `crds/` holds).
+/// The CRDs a cluster needs: beside kapp-controller only the PackageRepository one (its
+/// aggregated API serves Packages; a Package CRD there would take its group over).
+pub fn crds_for(beside_kapp_controller: bool) -> Vec<CustomResourceDefinition> {
+    if beside_kapp_controller {
+        vec![PackageRepository::crd()]
+    } else {
+        crds()
+    }
+}
+
+/// The Package and PackageMetadata CRDs, for a cluster without kapp-controller.
+pub fn standalone_crds() -> Vec<CustomResourceDefinition> {
+    vec![Package::crd(), PackageMetadata::crd()]
+}
+
+/// The CRDs for a standalone cluster as one multi-document YAML stream.
 pub fn crds_yaml() -> Result<String, serde_saphyr::SerializeError> {
+    to_yaml(&crds())
+}
+
+/// CRDs as one multi-document YAML stream (what `pkgr crd` prints and `crds/` holds).
+pub fn to_yaml(crds: &[CustomResourceDefinition]) -> Result<String, serde_saphyr::SerializeError> {
     let mut out = String::new();
-    for crd in crds() {
+    for crd in crds {
         out.push_str("---\n");
         out.push_str(&serde_saphyr::to_string(&crd)?);
     }

@@ -121,6 +121,10 @@ pub struct PackageRepositoryStatus {
     pub fetch: Option<FetchStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub package_count: Option<i64>,
+    /// Where the last successful reconcile delivered the Packages: pkgr's cluster-scoped CRDs,
+    /// or kapp-controller's global packaging namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
 }
 
 /// What the last fetch resolved.

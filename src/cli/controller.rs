@@ -58,15 +58,12 @@ fn init_logging(format: LogFormat) {
     };
 }
 
-/// The hint shown when the CRDs are not installed.
-const CRD_HINT: &str = "install them with `pkgr crd | kubectl apply -f -` (or `kubectl apply -f crds/`)";
-
 pub async fn run(args: ControllerArgs) -> CommandResult {
     init_logging(args.log_format);
     let client = kube::Client::try_default().await.map_err(|e| {
         format!("cannot reach the Kubernetes API (current kubeconfig or in-cluster service account): {e}")
     })?;
-    check_crds(&client).await?;
+    let mode = controller::mode::detect(&client).await?;
 
     let mut options = crate::registry::ClientOptions::default();
     for path in &args.registry_ca_cert_path {
@@ -107,16 +104,19 @@ pub async fn run(args: ControllerArgs) -> CommandResult {
         namespace: args.namespace.clone(),
         apply_concurrency: args.apply_concurrency,
         fetch_concurrency: budget.fetches,
+        sink: mode.sink.clone(),
+        ..Default::default()
     };
     let source: Arc<dyn controller::source::Source> = Arc::new(source);
     let shutdown = terminated();
 
     if !args.leader_elect {
-        tracing::info!(namespace = %args.namespace, "pkgr controller starting");
-        controller::run(
+        tracing::info!(namespace = %args.namespace, mode = %mode.describe(), "pkgr controller starting");
+        controller::mode::run_following(
             client,
             source,
             settings,
+            mode,
             args.concurrency,
             shutdown,
             metrics,
@@ -140,7 +140,7 @@ pub async fn run(args: ControllerArgs) -> CommandResult {
         _ = elector.acquire() => {}
         _ = terminated() => return Ok(ExitCode::SUCCESS),
     }
-    tracing::info!(identity = %identity, lease = %args.lease_name, "leader: pkgr controller starting");
+    tracing::info!(identity = %identity, lease = %args.lease_name, mode = %mode.describe(), "leader: pkgr controller starting");
     let holder = elector.clone();
     let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
@@ -153,10 +153,11 @@ pub async fn run(args: ControllerArgs) -> CommandResult {
     let stop = async move {
         let _ = lost_rx.await;
     };
-    controller::run(
+    controller::mode::run_following(
         client,
         source,
         settings,
+        mode,
         args.concurrency,
         stop,
         metrics,
@@ -189,60 +190,3 @@ async fn terminated() {
     tracing::info!("shutdown requested: finishing running reconciles");
 }
 
-/// Refuse to start without the CRDs, saying how to install them.
-/// The API group-version that kapp-controller serves from its own aggregated API server.
-const PACKAGING_API_SERVICE: &str = "v1alpha1.data.packaging.carvel.dev";
-
-/// Refuse to start next to kapp-controller: its aggregated API server answers every request for
-/// Packages and PackageMetadatas, so pkgr's applies would land in kapp-controller rather than in
-/// pkgr's CRDs. Without permission to read APIServices the check is skipped.
-async fn check_not_beside_kapp_controller(client: &kube::Client) -> Result<(), String> {
-    use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
-    let api: kube::Api<APIService> = kube::Api::all(client.clone());
-    match api.get_opt(PACKAGING_API_SERVICE).await {
-        Ok(Some(service)) => match service.spec.and_then(|s| s.service) {
-            Some(backend) => Err(format!(
-                "the API {PACKAGING_API_SERVICE} is served by Service {}/{} (kapp-controller's \
-                 packaging API), not by pkgr's CustomResourceDefinitions; kapp-controller and pkgr \
-                 cannot run in one cluster. Remove kapp-controller (its Deployment and the APIService \
-                 {PACKAGING_API_SERVICE}) before starting pkgr",
-                backend.namespace.unwrap_or_default(),
-                backend.name.unwrap_or_default()
-            )),
-            None => Ok(()),
-        },
-        Ok(None) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 403 => {
-            tracing::debug!(
-                "cannot read APIService {PACKAGING_API_SERVICE}; skipping the kapp-controller check"
-            );
-            Ok(())
-        }
-        Err(e) => Err(format!(
-            "cannot check the APIService {PACKAGING_API_SERVICE}: {e}"
-        )),
-    }
-}
-
-async fn check_crds(client: &kube::Client) -> Result<(), String> {
-    check_not_beside_kapp_controller(client).await?;
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    let api: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
-    for crd in crate::api::crds() {
-        let name = crd.metadata.name.unwrap_or_default();
-        match api.get_opt(&name).await {
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                return Err(format!(
-                    "the CustomResourceDefinition {name} is not installed; {CRD_HINT}"
-                ));
-            }
-            Err(e) => {
-                return Err(format!(
-                    "cannot check that the CustomResourceDefinition {name} is installed: {e}"
-                ));
-            }
-        }
-    }
-    Ok(())
-}

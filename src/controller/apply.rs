@@ -1,13 +1,11 @@
 //! Apply, overlap and prune (SPEC Reconcile 6): server-side apply with one field manager, in
 //! parallel, never reading before a write; what a repository no longer contains is deleted.
 use super::error::ReconcileError;
-use crate::api::{Package, PackageMetadata, PackageRepository};
+use crate::api::PackageRepository;
 use crate::repository::Output;
-use futures_util::{StreamExt, TryStreamExt, stream};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// The one field manager of every pkgr write.
 pub const FIELD_MANAGER: &str = "pkgr";
@@ -87,8 +85,12 @@ pub fn label_value(repository: &str) -> String {
     }
 }
 
-/// The objects `output` makes, each labelled with and owned by `repo`.
-pub fn desired_objects(repo: &PackageRepository, output: &Output) -> Result<Vec<Desired>, ReconcileError> {
+/// The objects `output` makes, each labelled with and owned by `repo`, shaped for `sink`.
+pub fn desired_objects(
+    repo: &PackageRepository,
+    output: &Output,
+    sink: &super::sink::Sink,
+) -> Result<Vec<Desired>, ReconcileError> {
     let name = repo.metadata.name.clone().ok_or(ReconcileError::Unnamed)?;
     let owner = repo.controller_owner_ref(&()).ok_or(ReconcileError::Unnamed)?;
     let owner = serde_json::to_value(owner).map_err(|source| ReconcileError::Serialize {
@@ -144,9 +146,10 @@ pub fn desired_objects(repo: &PackageRepository, output: &Output) -> Result<Vec<
             annotations.insert(REPOSITORY_ANNOTATION.into(), Value::String(name.clone()));
         }
         metadata.insert("ownerReferences".into(), Value::Array(vec![owner.clone()]));
+        let stored = sink.shape(kind, &mut object);
         out.push(Desired {
             kind,
-            name: object_name,
+            name: if stored.is_empty() { object_name } else { stored },
             object,
             take_over: false,
         });
@@ -273,254 +276,6 @@ pub fn first_difference(a: &Value, b: &Value, path: &str) -> Option<String> {
             .find_map(|(i, (p, q))| first_difference(p, q, &format!("{path}[{i}]"))),
         _ => Some(path.to_string()),
     }
-}
-
-/// One object written and the resourceVersion the server returned.
-type Written = ((Kind, String), Option<String>);
-
-/// Server-side apply every object with bounded concurrency; the resourceVersion each write returned.
-pub async fn apply_all(
-    client: &kube::Client,
-    objects: Vec<Desired>,
-    concurrency: usize,
-    own: &super::own_writes::OwnWrites,
-) -> Result<BTreeMap<(Kind, String), Option<String>>, ReconcileError> {
-    let packages: Api<Package> = Api::all(client.clone());
-    let metadatas: Api<PackageMetadata> = Api::all(client.clone());
-    let forced = PatchParams::apply(FIELD_MANAGER).force();
-    let new = PatchParams::apply(FIELD_MANAGER);
-    let results: Vec<Result<Written, ReconcileError>> = stream::iter(objects)
-        .map(|desired| {
-            let (packages, metadatas) = (&packages, &metadatas);
-            let params = if desired.take_over { &forced } else { &new };
-            async move {
-                let patch = Patch::Apply(&desired.object);
-                let written = match desired.kind {
-                    Kind::Package => packages
-                        .patch(&desired.name, params, &patch)
-                        .await
-                        .map(|o| o.resource_version()),
-                    Kind::PackageMetadata => metadatas
-                        .patch(&desired.name, params, &patch)
-                        .await
-                        .map(|o| o.resource_version()),
-                };
-                written
-                    .map(|rv| {
-                        own.record(desired.kind, &desired.name, rv.clone());
-                        ((desired.kind, desired.name.clone()), rv)
-                    })
-                    .map_err(|source| ReconcileError::Apply {
-                        kind: desired.kind.as_str(),
-                        name: desired.name.clone(),
-                        others: 0,
-                        source,
-                    })
-            }
-        })
-        .buffer_unordered(concurrency.max(1))
-        .collect()
-        .await;
-    let mut applied = BTreeMap::new();
-    let mut first_error = None;
-    let mut failures = 0usize;
-    for result in results {
-        match result {
-            Ok((key, rv)) => {
-                applied.insert(key, rv);
-            }
-            Err(error) => {
-                failures += 1;
-                first_error.get_or_insert(error);
-            }
-        }
-    }
-    match first_error {
-        Some(ReconcileError::Apply {
-            kind, name, source, ..
-        }) => Err(ReconcileError::Apply {
-            kind,
-            name,
-            others: failures - 1,
-            source,
-        }),
-        Some(other) => Err(other),
-        None => Ok(applied),
-    }
-}
-
-/// Names of the objects of one kind labelled for `repository`, listed from the API server.
-async fn labelled<K>(api: &Api<K>, kind: Kind, repository: &str) -> Result<Vec<String>, ReconcileError>
-where
-    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let selector = format!("{REPOSITORY_LABEL}={}", label_value(repository));
-    let list = api
-        .list_metadata(&ListParams::default().labels(&selector))
-        .await
-        .map_err(|source| ReconcileError::List {
-            kind: kind.as_str(),
-            repository: repository.to_string(),
-            source,
-        })?;
-    Ok(list.items.into_iter().filter_map(|m| m.metadata.name).collect())
-}
-
-/// What [`prune`] did: objects deleted, and objects handed to another repository that supplies
-/// them too (they stay in the cluster, never missing for a moment).
-#[derive(Debug, Default)]
-pub struct Pruned {
-    pub deleted: Vec<(Kind, String)>,
-    pub handed_over: Vec<(Kind, String, String)>,
-}
-
-impl Pruned {
-    /// Every object this repository no longer supplies, deleted or handed over.
-    pub fn released(&self) -> Vec<(Kind, String)> {
-        self.deleted
-            .iter()
-            .cloned()
-            .chain(self.handed_over.iter().map(|(k, n, _)| (*k, n.clone())))
-            .collect()
-    }
-}
-
-/// Delete what `repository` applied before and `keep` no longer lists, except what `sharer`
-/// names another repository for: that is handed over to it.
-pub async fn prune(
-    client: &kube::Client,
-    repository: &str,
-    keep: &BTreeSet<(Kind, String)>,
-    own: &super::own_writes::OwnWrites,
-    sharer: &(dyn Fn(Kind, &str) -> Option<String> + Sync),
-) -> Result<Pruned, ReconcileError> {
-    let packages: Api<Package> = Api::all(client.clone());
-    let metadatas: Api<PackageMetadata> = Api::all(client.clone());
-    let mut doomed = Vec::new();
-    for name in labelled(&packages, Kind::Package, repository).await? {
-        if !keep.contains(&(Kind::Package, name.clone())) {
-            doomed.push((Kind::Package, name));
-        }
-    }
-    for name in labelled(&metadatas, Kind::PackageMetadata, repository).await? {
-        if !keep.contains(&(Kind::PackageMetadata, name.clone())) {
-            doomed.push((Kind::PackageMetadata, name));
-        }
-    }
-    let mut pruned = Pruned::default();
-    let mut deletions = Vec::new();
-    for (kind, name) in doomed {
-        match sharer(kind, &name) {
-            Some(other) => {
-                hand_over(client, kind, &name, &other, own).await?;
-                pruned.handed_over.push((kind, name, other));
-            }
-            None => deletions.push((kind, name)),
-        }
-    }
-    stream::iter(deletions.clone())
-        .map(|(kind, name)| {
-            let (packages, metadatas) = (&packages, &metadatas);
-            async move {
-                // Recorded first: the watch may report the deletion before the reply arrives.
-                own.record(kind, &name, None);
-                let params = DeleteParams::background();
-                let result = match kind {
-                    Kind::Package => packages.delete(&name, &params).await.map(|_| ()),
-                    Kind::PackageMetadata => metadatas.delete(&name, &params).await.map(|_| ()),
-                };
-                match result {
-                    Ok(()) => Ok(()),
-                    // Already gone is what we wanted.
-                    Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-                    Err(source) => Err(ReconcileError::Delete {
-                        kind: kind.as_str(),
-                        name,
-                        source,
-                    }),
-                }
-            }
-        })
-        .buffer_unordered(8)
-        .try_collect::<Vec<()>>()
-        .await?;
-    pruned.deleted = deletions;
-    Ok(pruned)
-}
-
-/// Give object `name` to repository `to` (which supplies it too): its label, annotation and owner
-/// reference become `to`'s, its content stays. `to` is then reconciled and applies its own copy.
-async fn hand_over(
-    client: &kube::Client,
-    kind: Kind,
-    name: &str,
-    to: &str,
-    own: &super::own_writes::OwnWrites,
-) -> Result<(), ReconcileError> {
-    let failed = |source| ReconcileError::HandOver {
-        kind: kind.as_str(),
-        name: name.to_string(),
-        to: to.to_string(),
-        source: Box::new(source),
-    };
-    let repos: Api<PackageRepository> = Api::all(client.clone());
-    let Some(new_owner) = repos.get_opt(to).await.map_err(failed)? else {
-        return Ok(());
-    };
-    let owner = new_owner
-        .controller_owner_ref(&())
-        .ok_or(ReconcileError::Unnamed)?;
-    let current = match kind {
-        Kind::Package => Api::<Package>::all(client.clone())
-            .get_opt(name)
-            .await
-            .map_err(failed)?
-            .map(|o| serde_json::to_value(&o)),
-        Kind::PackageMetadata => Api::<PackageMetadata>::all(client.clone())
-            .get_opt(name)
-            .await
-            .map_err(failed)?
-            .map(|o| serde_json::to_value(&o)),
-    };
-    let Some(current) = current.transpose().map_err(|source| ReconcileError::Serialize {
-        what: format!("{} {name}", kind.as_str()),
-        source,
-    })?
-    else {
-        return Ok(());
-    };
-    let mut object = serde_json::json!({
-        "apiVersion": current["apiVersion"],
-        "kind": current["kind"],
-        "metadata": {
-            "name": name,
-            "labels": current["metadata"]["labels"],
-            "annotations": current["metadata"]["annotations"],
-            "ownerReferences": [owner],
-        },
-        "spec": current["spec"],
-    });
-    if let Some(labels) = object["metadata"]["labels"].as_object_mut() {
-        labels.insert(REPOSITORY_LABEL.into(), Value::String(label_value(to)));
-    }
-    if let Some(annotations) = object["metadata"]["annotations"].as_object_mut() {
-        annotations.insert(REPOSITORY_ANNOTATION.into(), Value::String(to.to_string()));
-        annotations.remove(APPLIED_SET_ANNOTATION);
-    }
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    let written = match kind {
-        Kind::Package => Api::<Package>::all(client.clone())
-            .patch(name, &params, &Patch::Apply(&object))
-            .await
-            .map(|o| o.resource_version()),
-        Kind::PackageMetadata => Api::<PackageMetadata>::all(client.clone())
-            .patch(name, &params, &Patch::Apply(&object))
-            .await
-            .map(|o| o.resource_version()),
-    }
-    .map_err(failed)?;
-    own.record(kind, name, written);
-    Ok(())
 }
 
 #[cfg(test)]

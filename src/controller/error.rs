@@ -110,16 +110,43 @@ pub enum ReconcileError {
     },
     #[error(
         "{kind} {name} already exists and was not applied by a PackageRepository (written by {writers}); \
-         pkgr does not take over objects it did not create: delete it (kubectl delete {plural} {name}) \
+         pkgr does not take over objects it did not create: delete it (kubectl delete {plural} {name}{namespace}) \
          or remove it from this repository{}",
         more_such(*.others)
     )]
     NotApplied {
         kind: &'static str,
         plural: &'static str,
+        /// ` -n NAMESPACE` beside kapp-controller, else empty.
+        namespace: String,
         name: String,
         writers: String,
         others: usize,
+    },
+    #[error(
+        "{kind} {name} is already supplied by kapp-controller's PackageRepository {holder}; pkgr \
+         never writes over or deletes what kapp-controller deployed: remove it from one of the two \
+         repositories, or delete kapp-controller's PackageRepository {holder}{}",
+        more_such(*.others)
+    )]
+    HeldByKappController {
+        kind: &'static str,
+        name: String,
+        holder: String,
+        others: usize,
+    },
+    #[error(
+        "kapp-controller's global packaging namespace {namespace} does not exist (named by the \
+         annotation packaging.carvel.dev/global-namespace on the CustomResourceDefinition \
+         packagerepositories.packaging.carvel.dev, or kapp-controller's default); create it, or \
+         correct the annotation. Nothing was applied"
+    )]
+    GlobalNamespaceMissing { namespace: String },
+    #[error("checking kapp-controller's global packaging namespace {namespace}")]
+    GlobalNamespaceRead {
+        namespace: String,
+        #[source]
+        source: Box<kube::Error>,
     },
     #[error("handing {kind} {name} over to PackageRepository {to}, which supplies it too")]
     HandOver {

@@ -11,6 +11,7 @@ pub mod first_pass;
 pub mod leader;
 mod memory;
 pub mod metrics;
+pub mod mode;
 pub mod own_writes;
 mod ownership;
 pub mod reconcile;
@@ -18,10 +19,12 @@ mod run;
 pub mod secret;
 pub mod server;
 mod shortcut;
+pub mod sink;
 pub mod source;
 pub mod status;
 pub mod watch;
 mod wording;
+pub mod writes;
 
 use crate::api::{Package, PackageMetadata, PackageRepository};
 use crate::bundle::{FileTree, lock::ImagesLock};
@@ -73,6 +76,14 @@ pub struct Settings {
     pub apply_concurrency: usize,
     /// Repositories fetched and read at once (the memory-heavy part of a reconcile).
     pub fetch_concurrency: usize,
+    /// Where Packages and PackageMetadatas go.
+    pub sink: sink::Sink,
+    /// Where they went before the cluster changed (kapp-controller installed or removed): each
+    /// repository takes its objects out of there once it has applied them to `sink`.
+    pub previous_sink: Option<sink::Sink>,
+    /// Beside kapp-controller: whether its packaging API is available now (kept up to date by
+    /// `mode::changed`); the status says when the Packages will appear only once it is back.
+    pub packaging_api: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Default for Settings {
@@ -81,6 +92,9 @@ impl Default for Settings {
             namespace: "kapp-controller".into(),
             apply_concurrency: 32,
             fetch_concurrency: 8,
+            sink: sink::Sink::default(),
+            previous_sink: None,
+            packaging_api: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         }
     }
 }
@@ -123,6 +137,10 @@ pub struct Context {
     /// Every PackageRepository (`None` outside `run`), and which were reconciled since start.
     pub repositories: Option<Store<PackageRepository>>,
     pub first_pass: first_pass::FirstPass,
+    /// Repositories whose objects in `settings.previous_sink` are gone (or were never there).
+    pub retired: Mutex<std::collections::HashSet<String>>,
+    /// Where Packages and PackageMetadatas go (pkgr's CRDs, or kapp-controller's storage).
+    pub sink: sink::Sink,
 }
 
 /// The Event reporter name.
@@ -143,6 +161,7 @@ impl Context {
             instance: std::env::var("POD_NAME").ok(),
         };
         let fetches = Arc::new(tokio::sync::Semaphore::new(settings.fetch_concurrency.max(1)));
+        let sink = settings.sink.clone();
         Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
@@ -160,6 +179,48 @@ impl Context {
             fetches,
             repositories: None,
             first_pass: Default::default(),
+            retired: Mutex::default(),
+            sink,
+        }
+    }
+}
+
+impl Context {
+    /// Where the Packages went, for the status and Events.
+    pub fn destination(&self) -> String {
+        let mut text = self.sink.describe();
+        let available = self
+            .settings
+            .packaging_api
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if self.sink.namespace().is_some() && !available {
+            text.push_str(
+                "; kapp-controller's packaging API is not available now: the Packages appear in \
+                 `kubectl get packages` once it is back",
+            );
+        }
+        text
+    }
+
+    /// Before the first write of a reconcile: beside kapp-controller, its global packaging
+    /// namespace must exist (else nothing is written, and the status says what to create).
+    pub async fn sink_ready(&self, repository: &str) -> Result<(), ReconcileError> {
+        let Some(namespace) = self.sink.namespace() else {
+            return Ok(());
+        };
+        let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(self.client.clone());
+        match namespaces.get_metadata_opt(namespace).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(ReconcileError::GlobalNamespaceMissing {
+                namespace: namespace.to_string(),
+            }),
+            Err(source) => {
+                tracing::debug!(repository, %source, "cannot read the global namespace");
+                Err(ReconcileError::GlobalNamespaceRead {
+                    namespace: namespace.to_string(),
+                    source: Box::new(source),
+                })
+            }
         }
     }
 }

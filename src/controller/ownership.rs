@@ -1,12 +1,12 @@
 //! Step 6 of a reconcile: whose each object is (this repository's, another's, or nobody's), the
 //! overlap rules, the applies, and prune with hand-over to a repository that supplies the object too.
 use super::apply::{self, Desired, Kind, Overlap};
+use super::writes;
 use super::error::ReconcileError;
 use super::{Context, Memo};
 use crate::api::PackageRepository;
 use crate::repository::{Output, Skipped};
 use kube::ResourceExt;
-use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -29,18 +29,24 @@ pub(super) async fn apply_and_prune(
     fetched: &str,
 ) -> Result<Applied, ReconcileError> {
     let name = repo.name_any();
-    let desired = apply::desired_objects(repo, output)?;
+    let desired = apply::desired_objects(repo, output, &ctx.sink)?;
     let mut to_write: Vec<Desired> = Vec::with_capacity(desired.len());
     let mut kept_by_others = Vec::new();
     let mut applied: BTreeMap<(Kind, String), Option<String>> = BTreeMap::new();
     let mut keep = BTreeSet::new();
     let mut foreign: Vec<(Kind, String, String)> = Vec::new();
+    let mut kapp_held: Vec<(Kind, String, String)> = Vec::new();
     for mut object in desired {
         keep.insert((object.kind, object.name.clone()));
         let Some(meta) = cached_meta(ctx, object.kind, &object.name) else {
             to_write.push(object);
             continue;
         };
+        // kapp-controller's own PackageRepository deployed it (or adopted ours): never ours.
+        if let Some(holder) = super::sink::kapp_controller_holder(&meta) {
+            kapp_held.push((object.kind, object.name.clone(), holder));
+            continue;
+        }
         // An object whose owner was just deleted is free, even while the cache still shows it.
         let decision = match apply::owner_of(&meta) {
             None => {
@@ -50,7 +56,24 @@ pub(super) async fn apply_and_prune(
             Some(owner) if owner == name || departed(ctx, &owner) => Overlap::Apply,
             Some(theirs) => {
                 let full = read_full(ctx, object.kind, &object.name, &theirs).await?;
-                apply::overlap(&name, &object, full.as_ref().map(|v| (&meta, v.clone())))?
+                apply::overlap(&name, &object, full.as_ref().map(|v| (&meta, v.clone()))).map_err(
+                    |error| match error {
+                        ReconcileError::Conflict {
+                            kind,
+                            name,
+                            ours,
+                            theirs,
+                            field,
+                        } => ReconcileError::Conflict {
+                            kind,
+                            name: ctx.sink.display_name(object.kind, &name),
+                            ours,
+                            theirs,
+                            field,
+                        },
+                        other => other,
+                    },
+                )?
             }
         };
         match decision {
@@ -65,15 +88,29 @@ pub(super) async fn apply_and_prune(
         }
     }
     // Refused before any write: nothing of the repository is applied half-way.
+    if let Some((kind, object, holder)) = kapp_held.first().cloned() {
+        return Err(ReconcileError::HeldByKappController {
+            kind: kind.as_str(),
+            name: ctx.sink.display_name(kind, &object),
+            holder,
+            others: kapp_held.len() - 1 + foreign.len(),
+        });
+    }
     if let Some((kind, object, writers)) = foreign.first().cloned() {
         return Err(ReconcileError::NotApplied {
             kind: kind.as_str(),
             plural: kind.plural(),
-            name: object,
+            namespace: ctx
+                .sink
+                .namespace()
+                .map(|ns| format!(" -n {ns}"))
+                .unwrap_or_default(),
+            name: ctx.sink.display_name(kind, &object),
             writers,
             others: foreign.len() - 1,
         });
     }
+    ctx.sink_ready(&name).await?;
     let mark = apply::applied_set(
         fetched,
         repo.metadata.generation,
@@ -83,8 +120,9 @@ pub(super) async fn apply_and_prune(
     for object in &mut to_write {
         apply::mark_applied_set(object, &mark);
     }
-    let written = apply::apply_all(
+    let written = writes::apply_all(
         &ctx.client,
+        &ctx.sink,
         to_write,
         ctx.settings.apply_concurrency,
         &ctx.own_writes,
@@ -92,8 +130,9 @@ pub(super) async fn apply_and_prune(
     .await?;
     applied.extend(written);
     let handover = |kind: Kind, object: &str| first_sharer(ctx, &name, kind, object);
-    let pruned = apply::prune(&ctx.client, &name, &keep, &ctx.own_writes, &handover).await?;
+    let pruned = writes::prune(&ctx.client, &ctx.sink, &name, &keep, &ctx.own_writes, &handover).await?;
     requeue_sharers(ctx, &name, &pruned.released());
+    retire_previous(ctx, &name).await;
     Ok(Applied {
         fetched: String::new(),
         memo: Memo {
@@ -133,26 +172,11 @@ pub(super) async fn read_full(
 ) -> Result<Option<serde_json::Value>, ReconcileError> {
     let read = |source| ReconcileError::ReadShared {
         kind: kind.as_str(),
-        name: name.to_string(),
+        name: ctx.sink.display_name(kind, name),
         theirs: theirs.to_string(),
         source: Box::new(source),
     };
-    let value = match kind {
-        Kind::Package => Api::<crate::api::Package>::all(ctx.client.clone())
-            .get_opt(name)
-            .await
-            .map_err(read)?
-            .map(|o| serde_json::to_value(&o)),
-        Kind::PackageMetadata => Api::<crate::api::PackageMetadata>::all(ctx.client.clone())
-            .get_opt(name)
-            .await
-            .map_err(read)?
-            .map(|o| serde_json::to_value(&o)),
-    };
-    value.transpose().map_err(|source| ReconcileError::Serialize {
-        what: format!("{} {name}", kind.as_str()),
-        source,
-    })
+    writes::read(&ctx.client, &ctx.sink, kind, name).await.map_err(read)
 }
 
 /// Another repository (not `repository`, not deleted) whose last reconcile left this object to
@@ -182,4 +206,39 @@ pub(super) fn requeue_sharers(ctx: &Context, repository: &str, deleted: &[(Kind,
         tracing::info!(repository = %other, deleted_by = %repository, "reconciling a repository that shares deleted objects");
         let _ = requeue.send(ObjectRef::new(&other));
     }
+}
+
+/// After the cluster changed (kapp-controller installed or removed), take this repository's
+/// objects out of where they went before, now that they are in the new destination. Where the
+/// old destination is no longer served (its CRDs went with kapp-controller, or its group now
+/// belongs to kapp-controller's API) there is nothing to take out.
+async fn retire_previous(ctx: &Context, repository: &str) {
+    let Some(previous) = &ctx.settings.previous_sink else {
+        return;
+    };
+    if previous == &ctx.sink
+        || ctx
+            .retired
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(repository)
+    {
+        return;
+    }
+    let nobody = |_: Kind, _: &str| None;
+    let own = super::own_writes::OwnWrites::default();
+    match writes::prune(&ctx.client, previous, repository, &BTreeSet::new(), &own, &nobody).await {
+        Ok(pruned) => {
+            if !pruned.deleted.is_empty() {
+                tracing::info!(repository, deleted = pruned.deleted.len(), from = %previous.describe(), "took the repository's objects out of the previous destination");
+            }
+        }
+        Err(error) => {
+            tracing::info!(repository, from = %previous.describe(), error = %super::error::full_chain(&error), "the previous destination is not served any more: nothing to take out of it");
+        }
+    }
+    ctx.retired
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(repository.to_string());
 }

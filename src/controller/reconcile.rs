@@ -158,7 +158,8 @@ async fn apply_repository(
                 started_at: Some(fetch_started),
                 updated_at: Some(now.clone()),
             };
-            let new = status::succeeded(old, generation, fetch, applied.package_count, &now);
+            let mut new = status::succeeded(old, generation, fetch, applied.package_count, &now);
+            new.destination = Some(ctx.destination());
             write_status(ctx, &name, old, new).await?;
             ctx.memo
                 .lock()
@@ -167,8 +168,11 @@ async fn apply_repository(
             // The bundle, its documents and the applied objects are gone by now.
             super::memory::release_free_memory();
             let mut note = format!(
-                "Applied {} Packages and {} PackageMetadatas from {}",
-                applied.package_count, applied.metadata_count, applied.fetched
+                "Applied {} Packages and {} PackageMetadatas from {} to {}",
+                applied.package_count,
+                applied.metadata_count,
+                applied.fetched,
+                ctx.destination()
             );
             if applied.pruned > 0 {
                 note.push_str(&format!(
@@ -359,7 +363,16 @@ async fn cleanup(repo: &PackageRepository, ctx: &Context) -> Result<Action, Reco
         }
     }
     let handover = |kind: Kind, object: &str| first_sharer(ctx, &name, kind, object);
-    let deleted = match apply::prune(&ctx.client, &name, &BTreeSet::new(), &ctx.own_writes, &handover).await {
+    let deleted = match super::writes::prune(
+        &ctx.client,
+        &ctx.sink,
+        &name,
+        &BTreeSet::new(),
+        &ctx.own_writes,
+        &handover,
+    )
+    .await
+    {
         Ok(deleted) => deleted,
         Err(error) => {
             // Keep the finalizer: the error policy retries, and the status says why.

@@ -3,6 +3,7 @@
 use super::apply::{self, Kind};
 use super::config::{self, ControllerConfig};
 use super::own_writes::{Change, OwnWrites};
+use super::sink::Sink;
 use super::watch::{self, WatchHealth};
 use super::{
     Cached, Context, Settings, default_builder, error, interested, metrics, secret_dependents, source,
@@ -31,8 +32,14 @@ where
     move || watcher(api.clone(), config.clone()).boxed()
 }
 
-/// A metadata-only watch of every object of a kind, slimmed for the cache.
-fn metadata_watch_of<K>(api: Api<Cached<K>>) -> impl FnMut() -> watch::EventStream<Cached<K>> + Send + 'static
+/// A metadata-only watch of every object of `kind` in the sink, slimmed for the cache. Beside
+/// kapp-controller the objects are its internal kinds in its global namespace: the cache holds
+/// them under their stored names, without the namespace, as it holds pkgr's cluster-scoped ones.
+fn metadata_watch_of<K>(
+    client: kube::Client,
+    sink: &Sink,
+    kind: Kind,
+) -> impl FnMut() -> watch::EventStream<Cached<K>> + Send + 'static
 where
     K: Resource<DynamicType = ()>
         + Clone
@@ -43,10 +50,36 @@ where
         + 'static,
 {
     use futures_util::TryStreamExt;
-    move || {
-        watcher(api.clone(), watcher::Config::default())
+    use kube::api::{DynamicObject, PartialObjectMeta};
+    let typed = Api::<Cached<K>>::all(client.clone());
+    let dynamic: Option<Api<PartialObjectMeta<DynamicObject>>> = sink
+        .namespace()
+        .map(|ns| Api::namespaced_with(client, ns, &sink.resource(kind)));
+    move || match &dynamic {
+        None => watcher(typed.clone(), watcher::Config::default())
             .map_ok(|event| event.modify(|o| super::slim(&mut o.metadata)))
-            .boxed()
+            .boxed(),
+        Some(api) => watcher(api.clone(), watcher::Config::default())
+            .map_ok(|event| {
+                let cached = |o: PartialObjectMeta<DynamicObject>| -> Cached<K> {
+                    let mut metadata = o.metadata;
+                    super::slim(&mut metadata);
+                    metadata.namespace = None;
+                    PartialObjectMeta {
+                        types: None,
+                        metadata,
+                        _phantom: std::marker::PhantomData,
+                    }
+                };
+                match event {
+                    Event::Apply(o) => Event::Apply(cached(o)),
+                    Event::Delete(o) => Event::Delete(cached(o)),
+                    Event::InitApply(o) => Event::InitApply(cached(o)),
+                    Event::Init => Event::Init,
+                    Event::InitDone => Event::InitDone,
+                }
+            })
+            .boxed(),
     }
 }
 
@@ -152,14 +185,14 @@ pub async fn run(
 
     let package_stream = watch::resilient(
         PACKAGES,
-        metadata_watch_of(Api::<Cached<Package>>::all(client.clone())),
+        metadata_watch_of::<Package>(client.clone(), &settings.sink, Kind::Package),
         package_writer,
         watches.clone(),
     )
     .filter_map(external_changes(ctx.own_writes.clone(), Kind::Package));
     let metadata_stream = watch::resilient(
         METADATAS,
-        metadata_watch_of(Api::<Cached<PackageMetadata>>::all(client.clone())),
+        metadata_watch_of::<PackageMetadata>(client.clone(), &settings.sink, Kind::PackageMetadata),
         metadata_writer,
         watches.clone(),
     )

@@ -67,6 +67,7 @@ pub fn succeeded(
         consecutive_reconcile_failures: 0,
         fetch: Some(fetch),
         package_count: Some(package_count),
+        destination: old.and_then(|s| s.destination.clone()),
     }
 }
 
@@ -93,6 +94,7 @@ pub fn failed(
         consecutive_reconcile_failures: old.map_or(0, |s| s.consecutive_reconcile_failures) + 1,
         fetch: old.and_then(|s| s.fetch.clone()),
         package_count: old.and_then(|s| s.package_count),
+        destination: old.and_then(|s| s.destination.clone()),
     }
 }
 

@@ -51,14 +51,20 @@ impl Running {
             .expect("kapp-controller-config at start is valid");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let watches = Arc::new(WatchHealth::default());
-        let task = tokio::spawn(pkgr::controller::run(
+        // As `pkgr controller` does: the mode the cluster is in, followed while it runs.
+        let mode = pkgr::controller::mode::detect(&client)
+            .await
+            .expect("the cluster has what the controller needs");
+        let task = tokio::spawn(pkgr::controller::mode::run_following(
             client,
             source,
             Settings {
                 namespace: NS.into(),
                 apply_concurrency: options.apply_concurrency,
                 fetch_concurrency: options.fetch_concurrency,
+                ..Default::default()
             },
+            mode,
             options.reconcile_concurrency,
             async move {
                 let _ = stopped.await;

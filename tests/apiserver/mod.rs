@@ -7,6 +7,7 @@
 //! control-plane restart does. kube-runtime's real watcher, reflector and Controller run against it.
 #![allow(dead_code)]
 pub mod controller;
+pub mod kapp;
 pub mod patch;
 pub mod store;
 
@@ -127,6 +128,8 @@ fn kind_of(resource: &str) -> (String, String) {
         "packagerepositories" => "PackageRepository",
         "packages" => "Package",
         "packagemetadatas" => "PackageMetadata",
+        "internalpackages" => "InternalPackage",
+        "internalpackagemetadatas" => "InternalPackageMetadata",
         "customresourcedefinitions" => "CustomResourceDefinition",
         "apiservices" => "APIService",
         "namespaces" => "Namespace",

@@ -405,6 +405,7 @@ pub fn context(state: &Shared, registry: &Registry) -> (Arc<Context>, Caches) {
             namespace: "kapp-controller".into(),
             apply_concurrency: 4,
             fetch_concurrency: 2,
+            ..Default::default()
         },
         packages,
         metadatas,
