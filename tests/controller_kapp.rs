@@ -167,11 +167,13 @@ async fn packages_are_delivered_where_kapp_controller_serves_them_in_every_names
     assert_eq!(writes(&api), Vec::<String>::new());
 
     // A version removed: pruned from the global namespace; deletion removes the rest.
+    // (A merge patch: the removed file is set to null.)
     api.edit(
         REPOS,
         None,
         "tce",
-        json!({"metadata": {"generation": 2}, "spec": repository("tce", "app.corp.com", &["1.0.0"])["spec"]}),
+        json!({"metadata": {"generation": 2}, "spec": {"fetch": {"inline": {"paths": {
+            "packages/app.corp.com/0.1.0+vmware.1.yml": null}}}}}),
     );
     api.wait_for("the removed version to be pruned", WAIT, |api| {
         (internal_names(api, INTERNAL_PACKAGES) == [internal_package_name("app.corp.com.1.0.0")]).then_some(())
@@ -299,8 +301,13 @@ async fn installing_and_removing_kapp_controller_moves_the_packages() {
         .count();
     assert_eq!(internal_writes, 2, "both Packages delivered before any old one left");
     assert_eq!(api.packages_served_in("default").len(), 2);
-    let s = status(&api, "r");
-    assert!(s["destination"].as_str().unwrap().contains(GLOBAL), "{s}");
+    api.wait_for("the status to name the global namespace", WAIT, |api| {
+        status(api, "r")["destination"]
+            .as_str()
+            .is_some_and(|d| d.contains(GLOBAL))
+            .then_some(())
+    })
+    .await;
 
     api.remove_kapp_controller();
     api.wait_for("the Packages back in pkgr's CRDs", WAIT, |api| {
