@@ -115,20 +115,32 @@ pub async fn changed(
     current: Mode,
     available_now: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> Mode {
-    use kube::runtime::WatchStreamExt;
     use kube::runtime::watcher::Event;
-    let by_name = |name: &str| watcher::Config::default().fields(&format!("metadata.name={name}"));
+    // As the controller's own watches: re-listed at once after 410 Gone, backed off on errors.
+    let health = std::sync::Arc::new(super::watch::WatchHealth::default());
+    fn watch_named<K>(
+        api: Api<PartialObjectMeta<K>>,
+        name: &'static str,
+        health: &std::sync::Arc<super::watch::WatchHealth>,
+    ) -> futures_util::stream::BoxStream<'static, bool>
+    where
+        K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    {
+        let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+        let make = move || watcher(api.clone(), config.clone()).boxed();
+        let (_, writer) = kube::runtime::reflector::store::<PartialObjectMeta<K>>();
+        // A change, or a (re-)list completed: anything may have happened meanwhile.
+        super::watch::resilient(name, make, writer, health.clone())
+            .map(|event| matches!(event, Event::Apply(_) | Event::Delete(_) | Event::InitDone))
+            .boxed()
+    }
     let crds: Api<PartialObjectMeta<CustomResourceDefinition>> = Api::all(client.clone());
     let services: Api<PartialObjectMeta<APIService>> = Api::all(client.clone());
-    // A change, or a (re-)list completed: anything may have happened meanwhile.
-    fn worth<K>(event: Result<Event<K>, watcher::Error>) -> bool {
-        matches!(event, Ok(Event::Apply(_) | Event::Delete(_) | Event::InitDone))
-    }
     let watches = futures_util::stream::select_all([
-        watcher(crds.clone(), by_name(INTERNAL_PACKAGES_CRD)).default_backoff().map(worth).boxed(),
-        watcher(crds.clone(), by_name(INTERNAL_METADATAS_CRD)).default_backoff().map(worth).boxed(),
-        watcher(crds, by_name(KAPP_REPOSITORY_CRD)).default_backoff().map(worth).boxed(),
-        watcher(services, by_name(PACKAGING_API_SERVICE)).default_backoff().map(worth).boxed(),
+        watch_named(crds.clone(), INTERNAL_PACKAGES_CRD, &health),
+        watch_named(crds.clone(), INTERNAL_METADATAS_CRD, &health),
+        watch_named(crds, KAPP_REPOSITORY_CRD, &health),
+        watch_named(services, PACKAGING_API_SERVICE, &health),
     ]);
     futures_util::pin_mut!(watches);
     let mut available = current.api_available;
