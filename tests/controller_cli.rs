@@ -142,10 +142,18 @@ fn crd_command_prints_the_committed_crds_for_each_kind_of_cluster() {
     let repository = committed("crds/packagerepository.yaml");
     let standalone = format!("{repository}{}", committed("crds/standalone/packages.yaml"));
     let output = crd_command(&["--standalone"], nowhere);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert_eq!(String::from_utf8(output.stdout).unwrap(), standalone);
     let output = crd_command(&["--beside-kapp-controller"], nowhere);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert_eq!(String::from_utf8(output.stdout).unwrap(), repository);
     // Without a flag and without a cluster to ask: no guess, both choices named.
     let output = crd_command(&[], nowhere);
@@ -167,7 +175,11 @@ async fn crd_command_asks_the_cluster_which_crds_it_needs() {
     let path = kubeconfig.path().to_path_buf();
     let run = move || crd_command(&[], &path);
     let output = tokio::task::spawn_blocking(run.clone()).await.unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert_eq!(
         String::from_utf8(output.stdout).unwrap(),
         format!(
@@ -178,7 +190,11 @@ async fn crd_command_asks_the_cluster_which_crds_it_needs() {
     );
     api.install_kapp_controller(None, true, true);
     let output = tokio::task::spawn_blocking(run).await.unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert_eq!(
         String::from_utf8(output.stdout).unwrap(),
         committed("crds/packagerepository.yaml")

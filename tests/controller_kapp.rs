@@ -32,7 +32,12 @@ fn package_yaml(ref_name: &str, version: &str) -> String {
 fn repository(name: &str, ref_name: &str, versions: &[&str]) -> Value {
     let mut paths: serde_json::Map<String, Value> = versions
         .iter()
-        .map(|v| (format!("packages/{ref_name}/{v}.yml"), json!(package_yaml(ref_name, v))))
+        .map(|v| {
+            (
+                format!("packages/{ref_name}/{v}.yml"),
+                json!(package_yaml(ref_name, v)),
+            )
+        })
         .collect();
     paths.insert(
         format!("packages/{ref_name}/metadata.yml"),
@@ -120,7 +125,11 @@ async fn packages_are_delivered_where_kapp_controller_serves_them_in_every_names
     assert_eq!(internal_names(&api, INTERNAL_PACKAGES), expected);
     assert_eq!(internal_names(&api, INTERNAL_METADATAS), ["app.corp.com"]);
     let stored = api
-        .get(INTERNAL_PACKAGES, Some(GLOBAL), &internal_package_name("app.corp.com.0.1.0+vmware.1"))
+        .get(
+            INTERNAL_PACKAGES,
+            Some(GLOBAL),
+            &internal_package_name("app.corp.com.0.1.0+vmware.1"),
+        )
         .unwrap();
     assert_eq!(stored["kind"], "InternalPackage");
     assert_eq!(stored["spec"]["version"], "0.1.0+vmware.1");
@@ -176,7 +185,8 @@ async fn packages_are_delivered_where_kapp_controller_serves_them_in_every_names
             "packages/app.corp.com/0.1.0+vmware.1.yml": null}}}}}),
     );
     api.wait_for("the removed version to be pruned", WAIT, |api| {
-        (internal_names(api, INTERNAL_PACKAGES) == [internal_package_name("app.corp.com.1.0.0")]).then_some(())
+        (internal_names(api, INTERNAL_PACKAGES) == [internal_package_name("app.corp.com.1.0.0")])
+            .then_some(())
     })
     .await;
     api.delete(REPOS, None, "tce");
@@ -203,19 +213,34 @@ async fn what_kapp_controller_deployed_is_never_written_over_and_the_status_name
         spec,
     );
     let before = api
-        .get(INTERNAL_PACKAGES, Some(GLOBAL), &internal_package_name("app.corp.com.1.0.0"))
+        .get(
+            INTERNAL_PACKAGES,
+            Some(GLOBAL),
+            &internal_package_name("app.corp.com.1.0.0"),
+        )
         .unwrap();
     let running = start(&api).await;
-    api.create(REPOS, None, "mine", repository("mine", "app.corp.com", &["1.0.0", "2.0.0"]));
+    api.create(
+        REPOS,
+        None,
+        "mine",
+        repository("mine", "app.corp.com", &["1.0.0", "2.0.0"]),
+    );
     let s = wait_described(&api, "mine", "ReconcileFailed").await;
     let text = s["friendlyDescription"].as_str().unwrap();
     assert!(
         text.contains("Package app.corp.com.1.0.0")
-            && text.contains("kapp-controller's PackageRepository kapp-controller-packaging-global/tanzu-standard"),
+            && text.contains(
+                "kapp-controller's PackageRepository kapp-controller-packaging-global/tanzu-standard"
+            ),
         "{text}"
     );
     let after = api
-        .get(INTERNAL_PACKAGES, Some(GLOBAL), &internal_package_name("app.corp.com.1.0.0"))
+        .get(
+            INTERNAL_PACKAGES,
+            Some(GLOBAL),
+            &internal_package_name("app.corp.com.1.0.0"),
+        )
         .unwrap();
     assert_eq!(after, before, "kapp-controller's object untouched");
     assert_eq!(
@@ -276,14 +301,21 @@ async fn with_kapp_controller_api_down_packages_are_delivered_and_the_status_say
 async fn installing_and_removing_kapp_controller_moves_the_packages() {
     let api = FakeApiServer::start().await;
     let running = start(&api).await;
-    api.create(REPOS, None, "r", repository("r", "app.corp.com", &["1.0.0", "2.0.0"]));
+    api.create(
+        REPOS,
+        None,
+        "r",
+        repository("r", "app.corp.com", &["1.0.0", "2.0.0"]),
+    );
     wait_described(&api, "r", "ReconcileSucceeded").await;
     assert_eq!(api.all(PACKAGES).len(), 2);
 
     api.install_kapp_controller(None, true, true);
-    api.wait_for("the Packages in kapp-controller's global namespace", WAIT, |api| {
-        (api.all(INTERNAL_PACKAGES).len() == 2 && api.all(INTERNAL_METADATAS).len() == 1).then_some(())
-    })
+    api.wait_for(
+        "the Packages in kapp-controller's global namespace",
+        WAIT,
+        |api| (api.all(INTERNAL_PACKAGES).len() == 2 && api.all(INTERNAL_METADATAS).len() == 1).then_some(()),
+    )
     .await;
     api.wait_for("the old cluster-scoped Packages taken out", WAIT, |api| {
         (api.all(PACKAGES).is_empty() && api.all(METADATAS).is_empty()).then_some(())
@@ -299,7 +331,10 @@ async fn installing_and_removing_kapp_controller_moves_the_packages() {
         .iter()
         .filter(|l| l.method == "PATCH" && l.path.contains("/internalpackages/"))
         .count();
-    assert_eq!(internal_writes, 2, "both Packages delivered before any old one left");
+    assert_eq!(
+        internal_writes, 2,
+        "both Packages delivered before any old one left"
+    );
     assert_eq!(api.packages_served_in("default").len(), 2);
     api.wait_for("the status to name the global namespace", WAIT, |api| {
         status(api, "r")["destination"]

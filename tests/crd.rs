@@ -33,7 +33,9 @@ fn committed_crds_match_the_rust_types() {
         .map(|p| std::fs::read_to_string(p).unwrap())
         .collect();
     assert!(
-        beside.iter().all(|y| !y.contains("group: data.packaging.carvel.dev")),
+        beside
+            .iter()
+            .all(|y| !y.contains("group: data.packaging.carvel.dev")),
         "crds/ (applied with `kubectl apply -f crds/`) must not define data.packaging.carvel.dev"
     );
 }

@@ -77,7 +77,10 @@ fn outcomes(controller: &Controller, outcome: &str) -> u64 {
     let _ = stream.read_to_string(&mut text);
     let needle = format!("pkgr_reconciles_total{{outcome=\"{outcome}\"}} ");
     text.lines()
-        .find_map(|l| l.strip_prefix(needle.as_str()).and_then(|n| n.trim().parse().ok()))
+        .find_map(|l| {
+            l.strip_prefix(needle.as_str())
+                .and_then(|n| n.trim().parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -262,12 +265,11 @@ async fn e2e_start_restart_and_api_server_outage() {
             let command = command.clone();
             Box::pin(async move {
                 let shell = command.clone();
-                let status = tokio::task::spawn_blocking(move || {
-                    Command::new("sh").args(["-c", &shell]).status()
-                })
-                .await
-                .unwrap()
-                .expect("run the restart command");
+                let status =
+                    tokio::task::spawn_blocking(move || Command::new("sh").args(["-c", &shell]).status())
+                        .await
+                        .unwrap()
+                        .expect("run the restart command");
                 assert!(status.success(), "{command} failed: {status}");
             })
         })),
@@ -434,7 +436,10 @@ async fn scenario(kubeconfig: &str, restart: Option<RestartApiServer>) {
     // The API server restarts (only when the caller says how).
     if let Some(restart) = restart {
         // A watch open before the restart: its end is the proof that the server went down.
-        let mut open = Box::pin(kube::runtime::watcher::watch_object(packages.clone(), "none-such"));
+        let mut open = Box::pin(kube::runtime::watcher::watch_object(
+            packages.clone(),
+            "none-such",
+        ));
         futures_util::StreamExt::next(&mut open).await;
         let down = Instant::now();
         restart().await;

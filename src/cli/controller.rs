@@ -189,4 +189,3 @@ async fn terminated() {
     }
     tracing::info!("shutdown requested: finishing running reconciles");
 }
-

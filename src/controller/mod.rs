@@ -208,7 +208,8 @@ impl Context {
         let Some(namespace) = self.sink.namespace() else {
             return Ok(());
         };
-        let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(self.client.clone());
+        let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+            kube::Api::all(self.client.clone());
         match namespaces.get_metadata_opt(namespace).await {
             Ok(Some(_)) => Ok(()),
             Ok(None) => Err(ReconcileError::GlobalNamespaceMissing {

@@ -2,8 +2,8 @@
 //! standalone (pkgr's own Package CRDs) or beside kapp-controller (its internal CRDs and
 //! aggregated packaging API: pkgr delivers into its global packaging namespace).
 use super::sink::{
-    DEFAULT_GLOBAL_NAMESPACE, GLOBAL_NAMESPACE_ANNOTATION, INTERNAL_METADATAS_CRD,
-    INTERNAL_PACKAGES_CRD, KAPP_REPOSITORY_CRD, PACKAGING_API_SERVICE, Sink,
+    DEFAULT_GLOBAL_NAMESPACE, GLOBAL_NAMESPACE_ANNOTATION, INTERNAL_METADATAS_CRD, INTERNAL_PACKAGES_CRD,
+    KAPP_REPOSITORY_CRD, PACKAGING_API_SERVICE, Sink,
 };
 use futures_util::StreamExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -42,7 +42,10 @@ impl Mode {
     }
 }
 
-async fn crd(client: &kube::Client, name: &str) -> Result<Option<PartialObjectMeta<CustomResourceDefinition>>, String> {
+async fn crd(
+    client: &kube::Client,
+    name: &str,
+) -> Result<Option<PartialObjectMeta<CustomResourceDefinition>>, String> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     api.get_metadata_opt(name)
         .await
@@ -64,7 +67,13 @@ pub async fn detect(client: &kube::Client) -> Result<Mode, String> {
         .as_ref()
         .and_then(|s| s.spec.as_ref())
         .and_then(|s| s.service.as_ref())
-        .map(|b| format!("{}/{}", b.namespace.clone().unwrap_or_default(), b.name.clone().unwrap_or_default()));
+        .map(|b| {
+            format!(
+                "{}/{}",
+                b.namespace.clone().unwrap_or_default(),
+                b.name.clone().unwrap_or_default()
+            )
+        });
     let available = service
         .as_ref()
         .and_then(|s| s.status.as_ref())
@@ -124,7 +133,13 @@ pub async fn changed(
         health: &std::sync::Arc<super::watch::WatchHealth>,
     ) -> futures_util::stream::BoxStream<'static, bool>
     where
-        K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+        K: kube::Resource<DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
     {
         let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
         let make = move || watcher(api.clone(), config.clone()).boxed();
@@ -158,7 +173,9 @@ pub async fn changed(
                     tracing::info!(mode = %mode.describe(), "kapp-controller's packaging API changed");
                 }
             }
-            Err(error) => tracing::warn!(%error, "the cluster changed, and pkgr cannot deliver Packages in it as it is now; keeping the current mode"),
+            Err(error) => {
+                tracing::warn!(%error, "the cluster changed, and pkgr cannot deliver Packages in it as it is now; keeping the current mode")
+            }
         }
     }
     std::future::pending().await

@@ -1,8 +1,8 @@
 //! Step 6 of a reconcile: whose each object is (this repository's, another's, or nobody's), the
 //! overlap rules, the applies, and prune with hand-over to a repository that supplies the object too.
 use super::apply::{self, Desired, Kind, Overlap};
-use super::writes;
 use super::error::ReconcileError;
+use super::writes;
 use super::{Context, Memo};
 use crate::api::PackageRepository;
 use crate::repository::{Output, Skipped};
@@ -176,7 +176,9 @@ pub(super) async fn read_full(
         theirs: theirs.to_string(),
         source: Box::new(source),
     };
-    writes::read(&ctx.client, &ctx.sink, kind, name).await.map_err(read)
+    writes::read(&ctx.client, &ctx.sink, kind, name)
+        .await
+        .map_err(read)
 }
 
 /// Another repository (not `repository`, not deleted) whose last reconcile left this object to

@@ -3,7 +3,7 @@
 //! namespace, that namespace, and the aggregated reads `kubectl get packages -n NS` makes: the
 //! internal objects of NS and of the global namespace, Packages under their decoded names
 //! (local objects win), as `pkg/apiserver/registry/datapackaging` serves them.
-use super::{FakeApiServer, Key, publish};
+use super::{FakeApiServer, Key, Shared, publish};
 use serde_json::{Value, json};
 
 pub const INTERNAL_PACKAGES: &str = "internal.packaging.carvel.dev/v1alpha1/internalpackages";
@@ -35,27 +35,49 @@ impl FakeApiServer {
             CRDS,
             None,
             "packagerepositories.packaging.carvel.dev",
-            crd("packagerepositories.packaging.carvel.dev", "PackageRepository", "packagerepositories",
-                "packaging.carvel.dev", "Namespaced", annotations),
+            crd(
+                "packagerepositories.packaging.carvel.dev",
+                "PackageRepository",
+                "packagerepositories",
+                "packaging.carvel.dev",
+                "Namespaced",
+                annotations,
+            ),
         );
         self.create(
             CRDS,
             None,
             "internalpackages.internal.packaging.carvel.dev",
-            crd("internalpackages.internal.packaging.carvel.dev", "InternalPackage", "internalpackages",
-                "internal.packaging.carvel.dev", "Namespaced", json!({})),
+            crd(
+                "internalpackages.internal.packaging.carvel.dev",
+                "InternalPackage",
+                "internalpackages",
+                "internal.packaging.carvel.dev",
+                "Namespaced",
+                json!({}),
+            ),
         );
         self.create(
             CRDS,
             None,
             "internalpackagemetadatas.internal.packaging.carvel.dev",
-            crd("internalpackagemetadatas.internal.packaging.carvel.dev", "InternalPackageMetadata",
-                "internalpackagemetadatas", "internal.packaging.carvel.dev", "Namespaced", json!({})),
+            crd(
+                "internalpackagemetadatas.internal.packaging.carvel.dev",
+                "InternalPackageMetadata",
+                "internalpackagemetadatas",
+                "internal.packaging.carvel.dev",
+                "Namespaced",
+                json!({}),
+            ),
         );
         let namespace = global.unwrap_or("kapp-controller-packaging-global");
         if create_namespace && self.get(NAMESPACES, None, namespace).is_none() {
-            self.create(NAMESPACES, None, namespace,
-                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}));
+            self.create(
+                NAMESPACES,
+                None,
+                namespace,
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
+            );
         }
         self.create(
             API_SERVICES,
@@ -98,9 +120,24 @@ impl FakeApiServer {
 
     /// Write an internal Package or PackageMetadata as kapp-controller's own PackageRepository
     /// `namespace/name` deploys it (through kapp: its labels and its ref annotation).
-    pub fn kapp_controller_deploys(&self, resource: &str, namespace: &str, name: &str, repository: &str, spec: Value) {
-        let kind = if resource == INTERNAL_PACKAGES { "InternalPackage" } else { "InternalPackageMetadata" };
-        let key = Key { resource: resource.into(), namespace: Some(namespace.into()), name: name.into() };
+    pub fn kapp_controller_deploys(
+        &self,
+        resource: &str,
+        namespace: &str,
+        name: &str,
+        repository: &str,
+        spec: Value,
+    ) {
+        let kind = if resource == INTERNAL_PACKAGES {
+            "InternalPackage"
+        } else {
+            "InternalPackageMetadata"
+        };
+        let key = Key {
+            resource: resource.into(),
+            namespace: Some(namespace.into()),
+            name: name.into(),
+        };
         let object = json!({"apiVersion": "internal.packaging.carvel.dev/v1alpha1", "kind": kind,
             "metadata": {"name": name, "namespace": namespace,
                 "labels": {"kapp.k14s.io/app": "1700000000000000000", "kapp.k14s.io/association": "v1.abc"},
@@ -137,20 +174,75 @@ impl FakeApiServer {
     }
 
     fn served(&self, resource: &str, namespace: &str) -> Vec<Value> {
-        if self.get(API_SERVICES, None, API_SERVICE).is_none() {
-            return Vec::new();
-        }
-        let global = self
-            .get(CRDS, None, "packagerepositories.packaging.carvel.dev")
-            .and_then(|c| c["metadata"]["annotations"]["packaging.carvel.dev/global-namespace"].as_str().map(str::to_string))
-            .unwrap_or_else(|| "kapp-controller-packaging-global".into());
-        let store = self.shared.store.lock().unwrap();
+        served(&self.shared, resource, namespace).unwrap_or_default()
+    }
+}
+
+/// A GET of `data.packaging.carvel.dev` Packages or PackageMetadatas in a namespace, answered as
+/// kapp-controller's API answers it (`None`: not such a request, or no kapp-controller).
+pub(super) fn aggregated_list(shared: &Shared, resource: &str, namespace: Option<&str>) -> Option<Value> {
+    let (internal, kind) = match resource {
+        "data.packaging.carvel.dev/v1alpha1/packages" => (INTERNAL_PACKAGES, "Package"),
+        "data.packaging.carvel.dev/v1alpha1/packagemetadatas" => (INTERNAL_METADATAS, "PackageMetadata"),
+        _ => return None,
+    };
+    let items: Vec<Value> = served(shared, internal, namespace?)?
+        .into_iter()
+        .map(|mut o| {
+            o["apiVersion"] = json!("data.packaging.carvel.dev/v1alpha1");
+            o["kind"] = json!(kind);
+            o
+        })
+        .collect();
+    Some(
+        json!({"apiVersion": "data.packaging.carvel.dev/v1alpha1", "kind": format!("{kind}List"),
+        "metadata": {}, "items": items}),
+    )
+}
+
+fn served(shared: &Shared, resource: &str, namespace: &str) -> Option<Vec<Value>> {
+    {
+        let get = |resource: &str, name: &str| {
+            shared
+                .store
+                .lock()
+                .unwrap()
+                .get(&Key {
+                    resource: resource.into(),
+                    namespace: None,
+                    name: name.into(),
+                })
+                .cloned()
+        };
+        get(API_SERVICES, API_SERVICE)?;
+    }
+    let global = {
+        let store = shared.store.lock().unwrap();
+        store
+            .get(&Key {
+                resource: CRDS.into(),
+                namespace: None,
+                name: "packagerepositories.packaging.carvel.dev".into(),
+            })
+            .and_then(|c| {
+                c["metadata"]["annotations"]["packaging.carvel.dev/global-namespace"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| "kapp-controller-packaging-global".into())
+    };
+    {
+        let store = shared.store.lock().unwrap();
         let external = |key: &Key, object: &Value| -> Value {
             let mut object = object.clone();
             let name = if resource == INTERNAL_PACKAGES {
                 // kapp-controller's API fails the request for a name it cannot decode.
-                pkgr::controller::sink::external_package_name(&key.name)
-                    .unwrap_or_else(|| panic!("kapp-controller's API cannot decode the internal name {}", key.name))
+                pkgr::controller::sink::external_package_name(&key.name).unwrap_or_else(|| {
+                    panic!(
+                        "kapp-controller's API cannot decode the internal name {}",
+                        key.name
+                    )
+                })
             } else {
                 key.name.clone()
             };
@@ -168,6 +260,6 @@ impl FakeApiServer {
                 }
             }
         }
-        out.into_values().collect()
+        Some(out.into_values().collect())
     }
 }

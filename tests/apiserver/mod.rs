@@ -549,6 +549,12 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Cha
         );
         return whole(code, &body);
     };
+    if method == "GET" && !is_watch && name.is_none() {
+        if let Some(list) = kapp::aggregated_list(&shared, &resource, ns.as_deref()) {
+            log(200, false);
+            return whole(200, &list);
+        }
+    }
     if is_watch {
         return watch_response(&shared, &resource, ns.as_deref(), &query, metadata_only, log);
     }
