@@ -1,14 +1,15 @@
-//! Steps 1-3 of a reconcile for a registry source: which source, its credentials, resolving the
-//! reference to a digest (tagSelection, `latest`, the tags there when one is missing), and the pull.
+//! The resolve and fetch phases of a reconcile: which source, its credentials, resolving the
+//! reference to a digest (tagSelection, `latest`, the tags there when one is missing), and, when
+//! the digest short-cut does not apply, the pull (or the inline files).
 use super::Context;
 use super::error::ReconcileError;
 use super::secret::{RegistryAuth, read_secret};
-use super::shortcut::unchanged;
 use super::source::{Contents, Session, split_image};
 use crate::api::{ImageFetch, ImgpkgBundleFetch, InlineFetch, PackageRepository};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
+use std::sync::Arc;
 
 /// The source a repository names.
 #[derive(Clone, Copy, Debug)]
@@ -45,25 +46,97 @@ pub fn select_source(repo: &PackageRepository) -> Result<SourceSpec<'_>, Reconci
     }
 }
 
-/// Steps 1-3 for a registry source: credentials, resolve, and (unless the digest short-cut
-/// applies, then `None`) pull.
-pub(super) async fn fetch_from_registry(
-    repo: &PackageRepository,
+/// What the memo and the status record as "fetched" for an inline source.
+pub(super) const INLINE: &str = "inline";
+
+/// A repository's source, resolved: what it is (`repository@sha256:…`, or `inline`) and how to
+/// get its files.
+pub(super) struct Resolved<'a> {
+    pub(super) fetched: String,
+    how: How<'a>,
+}
+
+enum How<'a> {
+    Inline(&'a InlineFetch),
+    Registry {
+        session: Arc<dyn Session>,
+        credentials: String,
+        expect_bundle: bool,
+        sub_path: Option<&'a str>,
+    },
+}
+
+/// The resolve phase: the source the repository names, its credentials, and its digest.
+pub(super) async fn resolve_source<'a>(
+    repo: &'a PackageRepository,
     ctx: &Context,
-    image: &str,
-    secret: Option<&str>,
-    selection: Option<&crate::api::VersionSelection>,
-    expect_bundle: bool,
-) -> Result<Option<(String, Contents)>, ReconcileError> {
+) -> Result<Resolved<'a>, ReconcileError> {
+    let (image, secret, selection, expect_bundle, sub_path) = match select_source(repo)? {
+        SourceSpec::Inline(inline) => {
+            return Ok(Resolved {
+                fetched: INLINE.to_string(),
+                how: How::Inline(inline),
+            });
+        }
+        SourceSpec::Bundle(b) => (
+            b.image.as_str(),
+            b.secret_ref.as_ref(),
+            b.tag_selection.as_ref(),
+            true,
+            None,
+        ),
+        SourceSpec::Image(i) => (
+            i.url.as_str(),
+            i.secret_ref.as_ref(),
+            i.tag_selection.as_ref(),
+            false,
+            i.sub_path.as_deref().filter(|p| !p.trim_matches('/').is_empty()),
+        ),
+    };
+    let secret = secret.map(|s| s.name.as_str());
     let auth = read_secret_ref(ctx, secret).await?;
     let credentials = credentials_note(ctx, secret);
     let session = ctx.source.session(&auth).map_err(ReconcileError::Session)?;
     let fetched = resolve(session.as_ref(), image, selection, &credentials).await?;
-    if unchanged(ctx, repo, &fetched).await {
-        return Ok(None);
+    Ok(Resolved {
+        fetched,
+        how: How::Registry {
+            session,
+            credentials,
+            expect_bundle,
+            sub_path,
+        },
+    })
+}
+
+/// The fetch phase: the repository's files (pulled, or inline), `subPath` applied.
+pub(super) async fn fetch(resolved: &Resolved<'_>) -> Result<Contents, ReconcileError> {
+    let (session, credentials, expect_bundle, sub_path) = match &resolved.how {
+        How::Inline(inline) => {
+            return Ok(Contents {
+                is_bundle: false,
+                files: crate::repository::inline_files(&inline.paths),
+                images_lock: None,
+            });
+        }
+        How::Registry {
+            session,
+            credentials,
+            expect_bundle,
+            sub_path,
+        } => (session, credentials, *expect_bundle, *sub_path),
+    };
+    let fetched = &resolved.fetched;
+    let mut contents = pull(session.as_ref(), fetched, expect_bundle, credentials).await?;
+    if let Some(sub_path) = sub_path {
+        contents.files = crate::repository::sub_path(&contents.files, sub_path).map_err(|reason| {
+            ReconcileError::SubPath {
+                image: fetched.clone(),
+                reason,
+            }
+        })?;
     }
-    let contents = pull(session.as_ref(), &fetched, expect_bundle, &credentials).await?;
-    Ok(Some((fetched, contents)))
+    Ok(contents)
 }
 
 /// Which credentials a registry request used, for error messages (never the values).

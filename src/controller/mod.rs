@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod mode;
 pub mod own_writes;
 mod ownership;
+mod pipeline;
 pub mod reconcile;
 mod run;
 pub mod secret;
@@ -186,6 +187,35 @@ impl Context {
 }
 
 impl Context {
+    /// Was PackageRepository `name` deleted (and not created again) since this controller started?
+    pub fn has_departed(&self, name: &str) -> bool {
+        self.departed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(name)
+    }
+
+    /// Another repository (not `repository`, not deleted) whose last reconcile left this object
+    /// to `repository`: it takes the object over instead of seeing it deleted.
+    pub fn first_sharer(&self, repository: &str, kind: Kind, object: &str) -> Option<String> {
+        sharers(&self.memo, repository, &[(kind, object.to_string())])
+            .into_iter()
+            .find(|other| !self.has_departed(other))
+    }
+
+    /// Another repository that supplies an object this one just deleted applies it again now,
+    /// rather than at its next sync (the watch event of the deletion is filtered as pkgr's own echo).
+    pub fn requeue_sharers(&self, repository: &str, deleted: &[(Kind, String)]) {
+        if deleted.is_empty() {
+            return;
+        }
+        let Some(requeue) = &self.requeue else { return };
+        for other in sharers(&self.memo, repository, deleted) {
+            tracing::info!(repository = %other, deleted_by = %repository, "reconciling a repository that shares deleted objects");
+            let _ = requeue.send(ObjectRef::new(&other));
+        }
+    }
+
     /// Where the Packages went, for the status and Events.
     pub fn destination(&self) -> String {
         let mut text = self.sink.describe();

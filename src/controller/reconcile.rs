@@ -1,12 +1,10 @@
-//! One reconcile of one PackageRepository, as the named phases of SPEC Reconcile 1-8:
-//! read_secret → resolve → (digest short-cut) → pull → build → apply → prune → report.
+//! One reconcile of one PackageRepository: the finalizer, pause, the full pass (`pipeline`), and
+//! the last phase, status and Events; deletion (SPEC Reconcile 8).
 use super::Context;
 use super::apply::{self, Kind};
 use super::error::ReconcileError;
-use super::fetch::{SourceSpec, fetch_from_registry, select_source};
-use super::ownership::{Applied, apply_and_prune, first_sharer, requeue_sharers};
-use super::shortcut::unchanged;
-use super::source::Contents;
+use super::fetch::INLINE;
+use super::pipeline::run_pipeline;
 use super::status;
 use crate::api::{FetchStatus, PackageRepository, PackageRepositoryStatus};
 use kube::api::{Api, Patch, PatchParams};
@@ -20,9 +18,6 @@ use std::time::Instant;
 
 /// The finalizer that lets pkgr remove what a repository supplied before it goes.
 pub const FINALIZER: &str = "pkgr.packaging.carvel.dev/cleanup";
-
-/// What the memo records as "fetched" for an inline source.
-pub(super) const INLINE: &str = "inline";
 
 /// How a reconcile ended, for metrics and logs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -274,77 +269,6 @@ fn seed() -> u64 {
         .map_or(0, |d| d.subsec_nanos() as u64)
 }
 
-/// Steps 1-6; `None` when the digest short-cut applies.
-async fn run_pipeline(repo: &PackageRepository, ctx: &Context) -> Result<Option<Applied>, ReconcileError> {
-    let source = select_source(repo)?;
-    // Fetching and reading a repository is what takes memory: at most as many at once as the
-    // memory budget allows (the applies after it are not bounded by this).
-    let permit = ctx.fetches.clone().acquire_owned().await.ok();
-    let (fetched, contents) = match source {
-        SourceSpec::Inline(inline) => {
-            let fetched = INLINE.to_string();
-            if unchanged(ctx, repo, &fetched).await {
-                return Ok(None);
-            }
-            (
-                fetched,
-                Contents {
-                    is_bundle: false,
-                    files: crate::repository::inline_files(&inline.paths),
-                    images_lock: None,
-                },
-            )
-        }
-        SourceSpec::Bundle(bundle) => {
-            let secret = bundle.secret_ref.as_ref().map(|s| s.name.as_str());
-            let selection = bundle.tag_selection.as_ref();
-            match fetch_from_registry(repo, ctx, &bundle.image, secret, selection, true).await? {
-                Some(fetched) => fetched,
-                None => return Ok(None),
-            }
-        }
-        SourceSpec::Image(image) => {
-            let secret = image.secret_ref.as_ref().map(|s| s.name.as_str());
-            let selection = image.tag_selection.as_ref();
-            let Some((fetched, mut contents)) =
-                fetch_from_registry(repo, ctx, &image.url, secret, selection, false).await?
-            else {
-                return Ok(None);
-            };
-            if let Some(sub_path) = image
-                .sub_path
-                .as_deref()
-                .filter(|p| !p.trim_matches('/').is_empty())
-            {
-                contents.files =
-                    crate::repository::sub_path(&contents.files, sub_path).map_err(|reason| {
-                        ReconcileError::SubPath {
-                            image: fetched.clone(),
-                            reason,
-                        }
-                    })?;
-            }
-            (fetched, contents)
-        }
-    };
-    if !contents.files.keys().any(|k| k.starts_with("packages/")) {
-        return Err(ReconcileError::NoPackagesDirectory { source_name: fetched });
-    }
-    let output = (ctx.builder)(&contents.files, contents.images_lock.as_ref()).map_err(|source| {
-        ReconcileError::Build {
-            source_name: fetched.clone(),
-            source,
-        }
-    })?;
-    drop(contents);
-    drop(permit);
-    let mut applied = apply_and_prune(repo, ctx, &output, &fetched).await?;
-    applied.fetched = fetched.clone();
-    applied.memo.fetched = fetched;
-    applied.memo.generation = repo.metadata.generation;
-    Ok(Some(applied))
-}
-
 /// Step 8: delete what this repository alone supplied (objects carrying its label).
 async fn cleanup(repo: &PackageRepository, ctx: &Context) -> Result<Action, ReconcileError> {
     let name = repo.name_any();
@@ -362,7 +286,7 @@ async fn cleanup(repo: &PackageRepository, ctx: &Context) -> Result<Action, Reco
             tracing::info!(repository = %name, not_reconciled = ?left, "deleting without waiting longer for these repositories' first reconcile: objects they also supply are deleted and applied again at their next sync");
         }
     }
-    let handover = |kind: Kind, object: &str| first_sharer(ctx, &name, kind, object);
+    let handover = |kind: Kind, object: &str| ctx.first_sharer(&name, kind, object);
     let deleted = match super::writes::prune(
         &ctx.client,
         &ctx.sink,
@@ -400,7 +324,7 @@ async fn cleanup(repo: &PackageRepository, ctx: &Context) -> Result<Action, Reco
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .insert(name.clone());
-    requeue_sharers(ctx, &name, &deleted.released());
+    ctx.requeue_sharers(&name, &deleted.released());
     let mut note = format!(
         "Deleted {} Packages and PackageMetadatas this repository supplied",
         deleted.deleted.len()

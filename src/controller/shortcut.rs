@@ -1,8 +1,7 @@
 //! The digest short-cut (SPEC Reconcile 2): same digest, same generation, applied objects as
 //! written: no pull and no API write. After a restart it is rebuilt from what the cluster records.
 use super::apply::{self, Kind};
-use super::ownership::departed;
-use super::reconcile::INLINE;
+use super::fetch::INLINE;
 use super::status;
 use super::{Context, Memo};
 use crate::api::PackageRepository;
@@ -159,7 +158,7 @@ pub fn applied_set_intact(ctx: &Context, repository: &str, memo: &Memo) -> Appli
                 behind = true;
             }
             // Kept by another repository that has since been deleted: ours to apply now.
-            (Some((_, Some(owner))), None) if departed(ctx, &owner) => return AppliedSet::Changed,
+            (Some((_, Some(owner))), None) if ctx.has_departed(&owner) => return AppliedSet::Changed,
             _ => {}
         }
     }
