@@ -27,6 +27,17 @@ async fn start(api: &FakeApiServer, metrics: Arc<Metrics>) -> Running {
     Running::start(api, Arc::new(RegistrySource::new(Default::default())), options).await
 }
 
+/// `BENCH_BESIDE_KAPP=1`: the fake API server runs kapp-controller's packaging API, and pkgr
+/// delivers into its global namespace (the mode the benchmark reports).
+fn beside_kapp(api: &FakeApiServer) -> &'static str {
+    if std::env::var("BENCH_BESIDE_KAPP").is_ok_and(|v| v == "1") {
+        api.install_kapp_controller(None, true, true);
+        "beside kapp-controller"
+    } else {
+        "standalone"
+    }
+}
+
 fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let kib: f64 = status
@@ -81,6 +92,7 @@ async fn bench_controller_process_memory() {
     let image = registry.repo("bench/repo:1.0.0");
     push_packages(&image, count, &[]);
     let api = FakeApiServer::start().await;
+    let mode = beside_kapp(&api);
     let kubeconfig = api.kubeconfig();
     let mut controller = std::process::Command::new(env!("CARGO_BIN_EXE_pkgr"))
         .args([
@@ -124,6 +136,10 @@ async fn bench_controller_process_memory() {
         .await;
     assert_eq!(outcome, Value::from("ReconcileSucceeded"));
     let first = started.elapsed();
+    if mode != "standalone" {
+        // What `kubectl get packages -n default` shows through kapp-controller's API.
+        assert_eq!(api.packages_served_in("default").len(), count);
+    }
     // The reconcile ends with its Event, after the status.
     let reconciled = |n: usize| {
         move |api: &FakeApiServer| {
@@ -159,7 +175,7 @@ async fn bench_controller_process_memory() {
     let _ = controller.kill();
     let _ = controller.wait();
     println!(
-        "pkgr controller process, {count} Packages: RSS {idle:.1} MiB idle before; first reconcile {first:?}, \
+        "pkgr controller process ({mode}), {count} Packages: RSS {idle:.1} MiB idle before; first reconcile {first:?}, \
          then RSS {after:.1} MiB (peak {peak:.1} MiB); after a second full pass (spec edited) RSS \
          {resynced:.1} MiB (peak {peak_after_resync:.1} MiB)"
     );
@@ -189,6 +205,7 @@ async fn bench_first_reconcile_restart_and_resync() {
     );
 
     let api = FakeApiServer::start().await;
+    let mode = beside_kapp(&api);
     api.create(
         "v1/secrets",
         Some(NS),
@@ -228,7 +245,7 @@ async fn bench_first_reconcile_restart_and_resync() {
     let first = started.elapsed();
     let writes = |api: &FakeApiServer| api.log().iter().filter(|l| l.is_write()).count();
     println!(
-        "first reconcile of {count} Packages: {first:?}, {} registry requests, {} token requests, {} API requests ({} writes)",
+        "first reconcile of {count} Packages ({mode}): {first:?}, {} registry requests, {} token requests, {} API requests ({} writes)",
         proxy.requests().len(),
         tokens.requests().len(),
         api.log().len(),

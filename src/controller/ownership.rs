@@ -13,8 +13,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// What the ownership phase decided.
 pub(super) struct Plan {
-    /// The objects to apply, marked with the applied set.
+    /// The objects to apply (as JSON until each is sent).
     pub(super) to_write: Vec<Desired>,
+    /// The applied-set annotation every written object carries.
+    pub(super) mark: String,
     /// Every object the repository supplies (prune keeps these).
     pub(super) keep: BTreeSet<(Kind, String)>,
     /// Objects another repository keeps (identical, or its revision wins): counted, not written.
@@ -27,13 +29,14 @@ pub(super) struct Plan {
 pub(super) async fn plan(
     repo: &PackageRepository,
     ctx: &Context,
-    output: &Output,
+    output: Output,
     fetched: &str,
 ) -> Result<Plan, ReconcileError> {
     let name = repo.name_any();
     let desired = apply::desired_objects(repo, output, &ctx.sink)?;
     let mut plan = Plan {
         to_write: Vec::with_capacity(desired.len()),
+        mark: String::new(),
         keep: BTreeSet::new(),
         kept: BTreeMap::new(),
         kept_by_others: Vec::new(),
@@ -60,7 +63,7 @@ pub(super) async fn plan(
             Some(owner) if owner == name || ctx.has_departed(&owner) => Overlap::Apply,
             Some(theirs) => {
                 let full = read_full(ctx, object.kind, &object.name, &theirs).await?;
-                apply::overlap(&name, &object, full.as_ref().map(|v| (&meta, v.clone())))
+                apply::overlap(&name, &object, full.map(|v| (&meta, v)))
                     .map_err(|error| named_for_people(ctx, object.kind, error))?
             }
         };
@@ -97,15 +100,12 @@ pub(super) async fn plan(
             others: foreign.len() - 1,
         });
     }
-    let mark = apply::applied_set(
+    plan.mark = apply::applied_set(
         fetched,
         repo.metadata.generation,
         plan.to_write.len(),
         plan.kept_by_others.len(),
     );
-    for object in &mut plan.to_write {
-        apply::mark_applied_set(object, &mark);
-    }
     Ok(plan)
 }
 

@@ -44,7 +44,7 @@ pub(super) async fn run_pipeline(
     if !contents.files.keys().any(|k| k.starts_with("packages/")) {
         return Err(ReconcileError::NoPackagesDirectory { source_name: fetched });
     }
-    let output = (ctx.builder)(&contents.files, contents.images_lock.as_ref()).map_err(|source| {
+    let mut output = (ctx.builder)(&contents.files, contents.images_lock.as_ref()).map_err(|source| {
         ReconcileError::Build {
             source_name: fetched.clone(),
             source,
@@ -52,8 +52,12 @@ pub(super) async fn run_pipeline(
     })?;
     drop(contents);
     drop(permit);
-    // Ownership: decisions only; a repository that may not be applied is refused here.
-    let plan = ownership::plan(repo, ctx, &output, &fetched).await?;
+    let package_count = output.packages.len() as i64;
+    let metadata_count = output.metadatas.len();
+    let skipped = std::mem::take(&mut output.skipped);
+    // Ownership: decisions only; a repository that may not be applied is refused here. The
+    // parsed objects are turned into compact JSON on the way (and freed).
+    let plan = ownership::plan(repo, ctx, output, &fetched).await?;
     ctx.sink_ready(&name).await?;
     // Apply.
     let mut applied = plan.kept;
@@ -61,6 +65,7 @@ pub(super) async fn run_pipeline(
         &ctx.client,
         &ctx.sink,
         plan.to_write,
+        &plan.mark,
         ctx.settings.apply_concurrency,
         &ctx.own_writes,
     )
@@ -86,9 +91,9 @@ pub(super) async fn run_pipeline(
             generation: repo.metadata.generation,
             applied,
         },
-        package_count: output.packages.len() as i64,
-        metadata_count: output.metadatas.len(),
-        skipped: output.skipped,
+        package_count,
+        metadata_count,
+        skipped,
         pruned: pruned.deleted.len(),
         kept_by_others: plan.kept_by_others,
     }))

@@ -24,6 +24,7 @@ pub async fn apply_all(
     client: &kube::Client,
     sink: &Sink,
     objects: Vec<Desired>,
+    mark: &str,
     concurrency: usize,
     own: &OwnWrites,
 ) -> Result<BTreeMap<(Kind, String), Option<String>>, ReconcileError> {
@@ -39,10 +40,14 @@ pub async fn apply_all(
             };
             let params = if desired.take_over { &forced } else { &new };
             async move {
+                // The body is made when it is sent, and the reply dropped once its
+                // resourceVersion is taken: only what is in flight is held whole.
+                let body = desired.body(mark);
                 let written = api
-                    .patch(&desired.name, params, &Patch::Apply(&desired.object))
+                    .patch(&desired.name, params, &Patch::Apply(&body))
                     .await
                     .map(|o| o.resource_version());
+                drop(body);
                 written
                     .map(|rv| {
                         own.record(desired.kind, &desired.name, rv.clone());
