@@ -23,6 +23,7 @@ async fn start(api: &FakeApiServer, metrics: Arc<Metrics>) -> Running {
         fetch_concurrency: 1,
         reconcile_concurrency: 8,
         metrics,
+        per_reconcile_bytes: None,
     };
     Running::start(api, Arc::new(RegistrySource::new(Default::default())), options).await
 }

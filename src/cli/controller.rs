@@ -104,6 +104,7 @@ pub async fn run(args: ControllerArgs) -> CommandResult {
         namespace: args.namespace.clone(),
         apply_concurrency: args.apply_concurrency,
         fetch_concurrency: budget.fetches,
+        per_reconcile_bytes: budget.per_reconcile_bytes,
         sink: mode.sink.clone(),
         ..Default::default()
     };

@@ -20,6 +20,38 @@ pub struct Budget {
     pub fetches: usize,
     /// Largest expansion of one repository.
     pub max_repository_bytes: u64,
+    /// What one repository's reconcile may hold, from its fetch to its last write (`None`:
+    /// unbounded). At most `fetches` repositories are in that part of a reconcile at once.
+    pub per_reconcile_bytes: Option<u64>,
+}
+
+/// What the controller keeps for each object it applied, as long as it runs: its metadata in
+/// the watch cache, the short-cut's memo, the record of pkgr's own write.
+pub const RESIDENT_PER_OBJECT: u64 = 3 * 1024;
+/// What an object waiting for its apply costs beyond its JSON (its record, the plan's sets).
+pub const PENDING_PER_OBJECT: u64 = 512;
+
+/// Would applying `objects` objects of `json_bytes` JSON in all, with `in_flight` at once, fit
+/// in `allowance`? `Err((needed, allowance))` when not.
+pub fn fits(
+    objects: usize,
+    json_bytes: u64,
+    in_flight: usize,
+    allowance: Option<u64>,
+) -> Result<(), (u64, u64)> {
+    let Some(allowance) = allowance else {
+        return Ok(());
+    };
+    let objects = objects as u64;
+    let average = json_bytes.checked_div(objects).unwrap_or(0);
+    // A body in flight is held parsed (about 8 times its JSON) with its reply.
+    let in_flight = (in_flight as u64).min(objects) * average * 16;
+    let needed = json_bytes + objects * (RESIDENT_PER_OBJECT + PENDING_PER_OBJECT) + in_flight;
+    if needed <= allowance {
+        Ok(())
+    } else {
+        Err((needed, allowance))
+    }
 }
 
 /// Fit `concurrency` reconciles into `budget` bytes (`None`: unbounded).
@@ -29,6 +61,7 @@ pub fn plan(budget: Option<u64>, concurrency: usize) -> Result<Budget, String> {
         return Ok(Budget {
             fetches: concurrency,
             max_repository_bytes: MAX_REPOSITORY_BYTES,
+            per_reconcile_bytes: None,
         });
     };
     let per_fetch = (MAX_REPOSITORY_BYTES as f64 * OVERHEAD) as u64;
@@ -45,6 +78,7 @@ pub fn plan(budget: Option<u64>, concurrency: usize) -> Result<Budget, String> {
     Ok(Budget {
         fetches,
         max_repository_bytes,
+        per_reconcile_bytes: Some(budget / fetches as u64),
     })
 }
 
@@ -88,6 +122,17 @@ pub fn parse_quantity(text: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_repository_fits_or_says_how_much_it_needs() {
+        let mib = |n: u64| n << 20;
+        assert_eq!(fits(10_000, mib(10), 32, None), Ok(()));
+        assert_eq!(fits(1_000, mib(1), 32, Some(mib(208))), Ok(()));
+        assert!(fits(10_000, mib(10), 32, Some(mib(208))).is_ok());
+        let (needed, allowance) = fits(100_000, mib(100), 32, Some(mib(208))).unwrap_err();
+        assert!(needed > allowance && allowance == mib(208));
+        assert_eq!(fits(0, 0, 32, Some(1)), Ok(()));
+    }
 
     #[test]
     fn quantities() {

@@ -148,6 +148,19 @@ pub enum ReconcileError {
         #[source]
         source: Box<kube::Error>,
     },
+    #[error(
+        "the repository's {objects} Packages and PackageMetadatas ({json_mib} MiB as JSON) need \
+         about {needed_mib} MiB to apply and keep track of, more than the {allowance_mib} MiB the \
+         controller's memory budget gives one reconcile; nothing was applied. Raise the memory \
+         limit of the pkgr-controller Deployment (resources.limits.memory; its budget is that \
+         limit less 48 MiB, or PKGR_MEMORY_BUDGET), or split the repository"
+    )]
+    OverBudget {
+        objects: usize,
+        json_mib: u64,
+        needed_mib: u64,
+        allowance_mib: u64,
+    },
     #[error("handing {kind} {name} over to PackageRepository {to}, which supplies it too")]
     HandOver {
         kind: &'static str,

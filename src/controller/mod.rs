@@ -85,6 +85,9 @@ pub struct Settings {
     /// Beside kapp-controller: whether its packaging API is available now (kept up to date by
     /// `mode::changed`); the status says when the Packages will appear only once it is back.
     pub packaging_api: Arc<std::sync::atomic::AtomicBool>,
+    /// What one repository's reconcile may hold from its fetch to its last write (`None`:
+    /// unbounded); see `budget`.
+    pub per_reconcile_bytes: Option<u64>,
 }
 
 impl Default for Settings {
@@ -96,6 +99,7 @@ impl Default for Settings {
             sink: sink::Sink::default(),
             previous_sink: None,
             packaging_api: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            per_reconcile_bytes: None,
         }
     }
 }

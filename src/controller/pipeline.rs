@@ -38,7 +38,7 @@ pub(super) async fn run_pipeline(
     if unchanged(ctx, repo, &fetched).await {
         return Ok(None);
     }
-    // Fetch and expand: what takes memory, so at most as many at once as the budget allows.
+    // Fetch, expand, apply: what takes memory, so at most as many at once as the budget allows.
     let permit = ctx.fetches.clone().acquire_owned().await.ok();
     let contents = fetch(&resolved).await?;
     if !contents.files.keys().any(|k| k.starts_with("packages/")) {
@@ -51,13 +51,26 @@ pub(super) async fn run_pipeline(
         }
     })?;
     drop(contents);
-    drop(permit);
     let package_count = output.packages.len() as i64;
     let metadata_count = output.metadatas.len();
     let skipped = std::mem::take(&mut output.skipped);
     // Ownership: decisions only; a repository that may not be applied is refused here. The
     // parsed objects are turned into compact JSON on the way (and freed).
     let plan = ownership::plan(repo, ctx, output, &fetched).await?;
+    let json_bytes: u64 = plan.to_write.iter().map(|d| d.json.len() as u64).sum();
+    let objects = plan.keep.len();
+    super::budget::fits(
+        objects,
+        json_bytes,
+        ctx.settings.apply_concurrency,
+        ctx.settings.per_reconcile_bytes,
+    )
+    .map_err(|(needed, allowance)| ReconcileError::OverBudget {
+        objects,
+        json_mib: json_bytes.div_ceil(1 << 20),
+        needed_mib: needed.div_ceil(1 << 20),
+        allowance_mib: allowance >> 20,
+    })?;
     ctx.sink_ready(&name).await?;
     // Apply.
     let mut applied = plan.kept;
@@ -82,6 +95,9 @@ pub(super) async fn run_pipeline(
         &handover,
     )
     .await?;
+    // The permit covers the whole reconcile, applies and prune included: the budget bounds what
+    // all reconciles hold at once.
+    drop(permit);
     ctx.requeue_sharers(&name, &pruned.released());
     retire_previous(ctx, &name).await;
     Ok(Some(Applied {

@@ -19,6 +19,8 @@ pub struct Options {
     pub fetch_concurrency: usize,
     pub reconcile_concurrency: u16,
     pub metrics: Arc<Metrics>,
+    /// What one reconcile may hold (the memory budget's share), `None`: unbounded.
+    pub per_reconcile_bytes: Option<u64>,
 }
 
 impl Default for Options {
@@ -28,6 +30,7 @@ impl Default for Options {
             fetch_concurrency: 2,
             reconcile_concurrency: 4,
             metrics: Arc::new(Metrics::default()),
+            per_reconcile_bytes: None,
         }
     }
 }
@@ -62,6 +65,7 @@ impl Running {
                 namespace: NS.into(),
                 apply_concurrency: options.apply_concurrency,
                 fetch_concurrency: options.fetch_concurrency,
+                per_reconcile_bytes: options.per_reconcile_bytes,
                 ..Default::default()
             },
             mode,

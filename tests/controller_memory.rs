@@ -1,0 +1,76 @@
+//! The memory budget covers the whole reconcile: a repository too large to apply within what
+//! the budget gives one reconcile fails before anything is written, with a status that names its
+//! size, the budget and what to raise; within it, it is applied.
+mod apiserver;
+
+use apiserver::FakeApiServer;
+use apiserver::controller::{Options, Running};
+use pkgr::controller::source::RegistrySource;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+const REPOS: &str = "install.package.carvel.dev/v1alpha1/packagerepositories";
+const PACKAGES: &str = "data.packaging.carvel.dev/v1alpha1/packages";
+
+fn repository(count: usize) -> Value {
+    let paths: serde_json::Map<String, Value> = (0..count)
+        .map(|i| {
+            (
+                format!("packages/m.corp.com/{i}.yml"),
+                json!(format!(
+                    "apiVersion: data.packaging.carvel.dev/v1alpha1\nkind: Package\nmetadata:\n  name: m.corp.com.1.0.{i}\nspec:\n  refName: m.corp.com\n  version: 1.0.{i}\n  template:\n    spec:\n      fetch:\n      - imgpkgBundle:\n          image: registry.corp.example/app@sha256:{}\n",
+                    "a".repeat(64)
+                )),
+            )
+        })
+        .collect();
+    json!({"apiVersion": "install.package.carvel.dev/v1alpha1", "kind": "PackageRepository",
+           "metadata": {"name": "big"}, "spec": {"fetch": {"inline": {"paths": paths}}}})
+}
+
+async fn outcome_with(allowance: u64, count: usize) -> (FakeApiServer, Value) {
+    let api = FakeApiServer::start().await;
+    let running = Running::start(
+        &api,
+        Arc::new(RegistrySource::new(Default::default())),
+        Options {
+            per_reconcile_bytes: Some(allowance),
+            ..Options::default()
+        },
+    )
+    .await;
+    api.create(REPOS, None, "big", repository(count));
+    let status = api
+        .wait_for("an outcome", Duration::from_secs(60), |api| {
+            let status = api.get(REPOS, None, "big")?.get("status")?.clone();
+            let description = status["friendlyDescription"].as_str()?;
+            (description != "Reconciling").then_some(status)
+        })
+        .await;
+    running.stop().await;
+    (api, status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_beyond_the_budget_fails_before_any_write_and_says_what_to_raise() {
+    let (api, status) = outcome_with(1 << 20, 500).await;
+    let text = status["friendlyDescription"].as_str().unwrap();
+    assert!(text.starts_with("ReconcileFailed: "), "{text}");
+    let message = status["usefulErrorMessage"].as_str().unwrap();
+    assert!(
+        message.contains("500 Packages and PackageMetadatas")
+            && message.contains("more than the 1 MiB the controller's memory budget gives one reconcile")
+            && message.contains("nothing was applied")
+            && message.contains("resources.limits.memory"),
+        "{message}"
+    );
+    assert!(api.all(PACKAGES).is_empty(), "nothing applied");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_within_the_budget_is_applied() {
+    let (api, status) = outcome_with(64 << 20, 500).await;
+    assert_eq!(status["friendlyDescription"], "ReconcileSucceeded", "{status}");
+    assert_eq!(api.all(PACKAGES).len(), 500);
+}
