@@ -357,3 +357,39 @@ async fn installing_and_removing_kapp_controller_moves_the_packages() {
     .await;
     running.stop().await;
 }
+
+/// Two repositories supply the same Package beside kapp-controller: deleting the one that holds
+/// it hands it to the other (same object, same uid), never leaving PackageInstall without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_one_of_two_repositories_hands_the_shared_package_over() {
+    let api = FakeApiServer::start().await;
+    api.install_kapp_controller(None, true, true);
+    let running = start(&api).await;
+    api.create(REPOS, None, "first", repository("first", "app.corp.com", &["1.0.0"]));
+    wait_described(&api, "first", "ReconcileSucceeded").await;
+    api.create(REPOS, None, "second", repository("second", "app.corp.com", &["1.0.0"]));
+    wait_described(&api, "second", "ReconcileSucceeded").await;
+    let stored = internal_package_name("app.corp.com.1.0.0");
+    let before = api.get(INTERNAL_PACKAGES, Some(GLOBAL), &stored).unwrap();
+    assert_eq!(before["metadata"]["ownerReferences"][0]["name"], "first");
+    api.clear_log();
+    api.delete(REPOS, None, "first");
+    api.wait_for("the Package handed to second", WAIT, |api| {
+        let p = api.get(INTERNAL_PACKAGES, Some(GLOBAL), &stored)?;
+        (p["metadata"]["ownerReferences"][0]["name"] == "second" && api.get(REPOS, None, "first").is_none())
+            .then_some(p)
+    })
+    .await;
+    let after = api.get(INTERNAL_PACKAGES, Some(GLOBAL), &stored).unwrap();
+    assert_eq!(after["metadata"]["uid"], before["metadata"]["uid"], "the same object");
+    assert!(
+        !api
+            .log()
+            .iter()
+            .any(|l| l.method == "DELETE" && l.path.contains("/internalpackages/")),
+        "never deleted: {:?}",
+        writes(&api)
+    );
+    assert_eq!(api.packages_served_in("default").len(), 1);
+    running.stop().await;
+}
