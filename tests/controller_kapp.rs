@@ -365,9 +365,19 @@ async fn deleting_one_of_two_repositories_hands_the_shared_package_over() {
     let api = FakeApiServer::start().await;
     api.install_kapp_controller(None, true, true);
     let running = start(&api).await;
-    api.create(REPOS, None, "first", repository("first", "app.corp.com", &["1.0.0"]));
+    api.create(
+        REPOS,
+        None,
+        "first",
+        repository("first", "app.corp.com", &["1.0.0"]),
+    );
     wait_described(&api, "first", "ReconcileSucceeded").await;
-    api.create(REPOS, None, "second", repository("second", "app.corp.com", &["1.0.0"]));
+    api.create(
+        REPOS,
+        None,
+        "second",
+        repository("second", "app.corp.com", &["1.0.0"]),
+    );
     wait_described(&api, "second", "ReconcileSucceeded").await;
     let stored = internal_package_name("app.corp.com.1.0.0");
     let before = api.get(INTERNAL_PACKAGES, Some(GLOBAL), &stored).unwrap();
@@ -381,10 +391,12 @@ async fn deleting_one_of_two_repositories_hands_the_shared_package_over() {
     })
     .await;
     let after = api.get(INTERNAL_PACKAGES, Some(GLOBAL), &stored).unwrap();
-    assert_eq!(after["metadata"]["uid"], before["metadata"]["uid"], "the same object");
+    assert_eq!(
+        after["metadata"]["uid"], before["metadata"]["uid"],
+        "the same object"
+    );
     assert!(
-        !api
-            .log()
+        !api.log()
             .iter()
             .any(|l| l.method == "DELETE" && l.path.contains("/internalpackages/")),
         "never deleted: {:?}",

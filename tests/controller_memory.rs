@@ -103,12 +103,23 @@ async fn the_controller_process_stays_within_the_shipped_budget_through_10000_pa
         .args(["push", "-b", &image, "-f", dir.path().to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(pushed.status.success(), "{}", String::from_utf8_lossy(&pushed.stderr));
+    assert!(
+        pushed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pushed.stderr)
+    );
     let api = FakeApiServer::start().await;
     let kubeconfig = api.kubeconfig();
     let mut controller = std::process::Command::new(env!("CARGO_BIN_EXE_pkgr"))
-        .args(["controller", "--metrics-address", "127.0.0.1:0", "--namespace", "kapp-controller"])
+        .args([
+            "controller",
+            "--metrics-address",
+            "127.0.0.1:0",
+            "--namespace",
+            "kapp-controller",
+        ])
         .args(["--memory-budget", &format!("{SHIPPED_BUDGET_MIB}Mi")])
+        .env_remove("MALLOC_ARENA_MAX")
         .env("KUBECONFIG", kubeconfig.path())
         .env_remove("KUBERNETES_SERVICE_HOST")
         .stdout(std::process::Stdio::null())
@@ -123,18 +134,24 @@ async fn the_controller_process_stays_within_the_shipped_budget_through_10000_pa
             "metadata": {"name": "big"}, "spec": {"fetch": {"imgpkgBundle": {"image": image}}}}),
     );
     let outcome = api
-        .wait_for("the reconcile of 10,000 Packages", Duration::from_secs(900), |api| {
-            let status = api.get(REPOS, None, "big")?.get("status")?.clone();
-            let description = status["friendlyDescription"].as_str()?.to_string();
-            (description != "Reconciling").then_some(status)
-        })
+        .wait_for(
+            "the reconcile of 10,000 Packages",
+            Duration::from_secs(900),
+            |api| {
+                let status = api.get(REPOS, None, "big")?.get("status")?.clone();
+                let description = status["friendlyDescription"].as_str()?.to_string();
+                (description != "Reconciling").then_some(status)
+            },
+        )
         .await;
     let peak = peak_rss_mib(controller.id());
     let _ = controller.kill();
     let _ = controller.wait();
     assert_eq!(outcome["friendlyDescription"], "ReconcileSucceeded", "{outcome}");
     assert_eq!(api.all(PACKAGES).len(), COUNT);
-    println!("pkgr controller, {COUNT} Packages, --memory-budget {SHIPPED_BUDGET_MIB}Mi: peak RSS {peak} MiB");
+    println!(
+        "pkgr controller, {COUNT} Packages, --memory-budget {SHIPPED_BUDGET_MIB}Mi: peak RSS {peak} MiB"
+    );
     assert!(
         peak < SHIPPED_BUDGET_MIB,
         "peak RSS {peak} MiB over the {SHIPPED_BUDGET_MIB} MiB budget the controller was given"

@@ -120,6 +120,7 @@ pub fn main() -> ExitCode {
     // heavy lifting (gzip, tar, hashing) runs on the blocking pool, so one async thread keeps
     // their memory small.
     let mut builder = if matches!(command, Command::Controller(_)) {
+        crate::controller::memory::limit_arenas();
         tokio::runtime::Builder::new_multi_thread()
     } else {
         tokio::runtime::Builder::new_current_thread()

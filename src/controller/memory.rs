@@ -21,3 +21,31 @@ pub fn release_free_memory() {
         }
     }
 }
+
+/// How many malloc arenas the controller's threads share. glibc gives each thread that meets a
+/// contended lock an arena of its own (up to 8 per core): a large reconcile then leaves its
+/// freed memory scattered over many arenas, and the peak grows with them (10,000 Packages: peak
+/// RSS 177 MiB with glibc's default, 137 MiB with 2 arenas, measured on the debug build).
+const ARENAS: i32 = 2;
+
+/// Limit the allocator's arenas; called once at start, before the runtime's threads exist. An
+/// explicit `MALLOC_ARENA_MAX` in the environment wins.
+#[allow(unsafe_code)]
+pub fn limit_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+            return;
+        }
+        unsafe extern "C" {
+            fn mallopt(param: i32, value: i32) -> i32;
+        }
+        /// glibc's `M_ARENA_MAX`.
+        const M_ARENA_MAX: i32 = -8;
+        // SAFETY: mallopt only sets one of the allocator's tunables; it takes no pointers, and it
+        // runs before any other thread of this process exists.
+        unsafe {
+            mallopt(M_ARENA_MAX, ARENAS);
+        }
+    }
+}

@@ -9,7 +9,7 @@ pub mod error;
 mod fetch;
 pub mod first_pass;
 pub mod leader;
-mod memory;
+pub mod memory;
 pub mod metrics;
 pub mod mode;
 pub mod own_writes;
