@@ -46,11 +46,30 @@ pub use run::run;
 /// entries reduced to who wrote (their field sets are most of an object's metadata).
 pub type Cached<K> = kube::core::PartialObjectMeta<K>;
 
-/// Drop the field sets of managedFields, keeping manager, operation and subresource.
+/// What the caches keep of an object's metadata: what decisions need. Of managedFields, who
+/// wrote (manager, operation, subresource), not the field sets; of labels and annotations, those
+/// that say whose the object is and what pkgr applied (`kbld.k14s.io/images` and the like can be
+/// most of an object's metadata, and nothing here reads them).
 pub fn slim(object: &mut kube::api::ObjectMeta) {
     for entry in object.managed_fields.iter_mut().flatten() {
         entry.fields_v1 = None;
         entry.time = None;
+    }
+    const LABELS: [&str; 3] = [
+        apply::REPOSITORY_LABEL,
+        sink::KAPP_LABELS[0],
+        sink::KAPP_LABELS[1],
+    ];
+    const ANNOTATIONS: [&str; 3] = [
+        apply::REPOSITORY_ANNOTATION,
+        apply::APPLIED_SET_ANNOTATION,
+        sink::KAPP_REPOSITORY_REF_ANNOTATION,
+    ];
+    if let Some(labels) = object.labels.as_mut() {
+        labels.retain(|k, _| LABELS.contains(&k.as_str()));
+    }
+    if let Some(annotations) = object.annotations.as_mut() {
+        annotations.retain(|k, _| ANNOTATIONS.contains(&k.as_str()));
     }
 }
 
@@ -324,6 +343,33 @@ mod tests {
 
     fn repo(json: serde_json::Value) -> PackageRepository {
         serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn the_cache_keeps_what_decisions_read() {
+        let mut meta: kube::api::ObjectMeta = serde_json::from_value(serde_json::json!({
+            "name": "p", "resourceVersion": "7",
+            "labels": {apply::REPOSITORY_LABEL: "r", "kapp.k14s.io/app": "1", "team": "x"},
+            "annotations": {apply::REPOSITORY_ANNOTATION: "r", apply::APPLIED_SET_ANNOTATION: "a#1#1#0",
+                sink::KAPP_REPOSITORY_REF_ANNOTATION: "ns/k", "kbld.k14s.io/images": "- origins: [...]"},
+            "managedFields": [{"manager": "pkgr", "operation": "Apply", "fieldsType": "FieldsV1",
+                "fieldsV1": {"f:spec": {}}, "time": "2026-01-01T00:00:00Z"}]
+        }))
+        .unwrap();
+        slim(&mut meta);
+        let labels = meta.labels.as_ref().unwrap();
+        assert_eq!(labels.len(), 2);
+        assert!(!labels.contains_key("team"));
+        let annotations = meta.annotations.as_ref().unwrap();
+        assert_eq!(annotations.len(), 3);
+        assert!(!annotations.contains_key("kbld.k14s.io/images"));
+        let entry = &meta.managed_fields.as_ref().unwrap()[0];
+        assert_eq!(entry.manager.as_deref(), Some("pkgr"));
+        assert!(entry.fields_v1.is_none() && entry.time.is_none());
+        // What the ownership decisions read still answers the same.
+        assert_eq!(apply::owner_of(&meta).as_deref(), Some("r"));
+        assert_eq!(sink::kapp_controller_holder(&meta).as_deref(), Some("ns/k"));
+        assert!(apply::written_only_by_pkgr(&meta));
     }
 
     #[test]

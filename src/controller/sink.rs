@@ -25,7 +25,7 @@ pub const GLOBAL_NAMESPACE_ANNOTATION: &str = "packaging.carvel.dev/global-names
 pub const DEFAULT_GLOBAL_NAMESPACE: &str = "kapp-controller-packaging-global";
 /// What kapp-controller's own PackageRepositories put on the objects they deploy.
 pub const KAPP_REPOSITORY_REF_ANNOTATION: &str = "packaging.carvel.dev/package-repository-ref";
-const KAPP_LABELS: [&str; 2] = ["kapp.k14s.io/app", "kapp.k14s.io/association"];
+pub const KAPP_LABELS: [&str; 2] = ["kapp.k14s.io/app", "kapp.k14s.io/association"];
 
 /// The destination of every object pkgr applies.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
