@@ -15,6 +15,7 @@
 mod apiserver;
 mod support;
 
+use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::wait::{await_condition, conditions};
@@ -435,19 +436,30 @@ async fn scenario(kubeconfig: &str, restart: Option<RestartApiServer>) {
 
     // The API server restarts (only when the caller says how).
     if let Some(restart) = restart {
-        // A watch open before the restart: its end is the proof that the server went down.
-        let mut open = Box::pin(kube::runtime::watcher::watch_object(
-            packages.clone(),
-            "none-such",
-        ));
-        futures_util::StreamExt::next(&mut open).await;
+        // A watch established on the server before the restart: the server ends it when it goes
+        // down, which is the proof that it did (the command may return before, or after).
+        let listed = packages
+            .list_metadata(&ListParams::default().limit(1))
+            .await
+            .expect("list before the restart");
+        let from = listed.metadata.resource_version.unwrap_or_default();
+        let window = 280;
+        let mut open = packages
+            .watch(&kube::api::WatchParams::default().timeout(window), &from)
+            .await
+            .expect("open a watch before the restart")
+            .boxed();
         let down = Instant::now();
         restart().await;
         tokio::time::timeout(Duration::from_secs(300), async {
-            while let Some(Ok(_)) = futures_util::StreamExt::next(&mut open).await {}
+            while let Some(Ok(_)) = open.next().await {}
         })
         .await
-        .expect("the API server did not go down within 300 s of the restart command");
+        .expect("the watch open before the restart did not end: the API server did not go down");
+        assert!(
+            down.elapsed() < Duration::from_secs(u64::from(window)),
+            "the watch only ran out its {window} s: the API server did not go down"
+        );
         drop(open);
         // Back once it answers a request.
         while packages
