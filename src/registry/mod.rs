@@ -16,7 +16,7 @@ pub use auth::{
     docker_config_path, parse_go_duration,
 };
 pub use client::{BlobStream, Client, ClientOptions, ManifestHead};
-pub use error::RegistryError;
+pub use error::{GoText, RegistryError};
 pub use manifest::{
     Descriptor, ImageIndex, ImageManifest, MANIFEST_ACCEPT, MEDIA_DOCKER_CONFIG, MEDIA_DOCKER_LAYER_GZIP,
     MEDIA_DOCKER_MANIFEST, MEDIA_DOCKER_MANIFEST_LIST, MEDIA_OCI_CONFIG, MEDIA_OCI_INDEX,
