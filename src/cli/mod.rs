@@ -27,7 +27,8 @@ pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     /// Print the version, as the `version` command does.
-    #[arg(short = 'v', long = "version")]
+    #[arg(short = 'v', long = "version", default_value_t = false, action = clap::ArgAction::Set,
+          num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::goflag::parse_bool, value_name = "BOOL")]
     version: bool,
     #[command(flatten)]
     ui: UiFlags,
@@ -176,7 +177,10 @@ pub fn command(voice: Voice) -> clap::Command {
     }
     let command = override_self(Cli::command().name(voice.program()).bin_name(voice.program()));
     match voice {
-        Voice::Imgpkg => refusals::relax(command),
+        // imgpkg's `describe --layers` is on unless turned off (its help says otherwise, its
+        // code and its scripts do not); pkgr saves the request per image unless asked.
+        Voice::Imgpkg => refusals::relax(command)
+            .mut_subcommand("describe", |c| c.mut_arg("layers", |a| a.default_value("true"))),
         Voice::Pkgr => command,
     }
 }
