@@ -206,3 +206,59 @@ fn a_registry_that_does_not_answer_times_out_in_gos_words() {
     // What pkgr adds comes last: what to look at.
     assert!(output.contains("--registry-response-header-timeout"), "{output}");
 }
+
+#[test]
+fn debug_dumps_requests_and_responses_in_go_containerregistrys_shape() {
+    let reg = TestRegistry::start();
+    let installed = Installed::new();
+    let nothing = reg.repo("nothing");
+    let run = installed.fails(&["pull", "--tty", "-i", &nothing, "--debug", "-o", "/dev/null"]);
+    let output = run.output();
+    // imgpkg's e2e test looks for a request header of Go's dump.
+    assert!(output.contains("Accept-Encoding"), "{output}");
+    let url = format!("http://{}/v2/nothing/manifests/latest", reg.host);
+    let logged = |text: &str| {
+        output.lines().any(|l| {
+            // Go's log prefix: `2006/01/02 15:04:05 `.
+            let (stamp, rest) = l.split_at(l.len().min(20));
+            stamp.len() == 20
+                && stamp.as_bytes()[4] == b'/'
+                && stamp.as_bytes()[10] == b' '
+                && rest.starts_with(text)
+        })
+    };
+    assert!(logged(&format!("--> GET {url}")), "{output}");
+    assert!(
+        logged("GET /v2/nothing/manifests/latest HTTP/1.1")
+            && output.contains("GET /v2/nothing/manifests/latest HTTP/1.1\r\nHost: "),
+        "{output}"
+    );
+    assert!(
+        output.contains(&format!("\r\nHost: {}\r\n", reg.host)),
+        "{output}"
+    );
+    assert!(logged(&format!("<-- 404 {url} (")), "{output}");
+    assert!(logged("HTTP/1.1 404 Not Found"), "{output}");
+    assert!(output.contains("HTTP/1.1 404 Not Found\r\n"), "{output}");
+    assert!(
+        output.contains("\r\nDocker-Distribution-Api-Version: registry/2.0\r\n"),
+        "{output}"
+    );
+    // The error still ends the output, in imgpkg's words.
+    assert!(
+        run.stderr.contains("imgpkg: Error: Fetching image:\n  GET "),
+        "{output}"
+    );
+
+    // Without --debug, or with --debug=false: nothing of it.
+    for extra in [&[][..], &["--debug=false"]] {
+        let mut args = vec!["pull", "--tty", "-i", nothing.as_str(), "-o", "/dev/null"];
+        args.extend(extra);
+        let run = installed.fails(&args);
+        let output = run.output();
+        for dumped in ["-->", "<--", "Accept-Encoding", "HTTP/1.1"] {
+            assert!(!output.contains(dumped), "{args:?}: {output}");
+        }
+        assert!(output.starts_with("imgpkg: Error: Fetching image:"), "{output}");
+    }
+}

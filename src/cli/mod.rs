@@ -115,7 +115,7 @@ pub fn main() -> ExitCode {
     let ui = Ui::install(voice, &cli.ui);
     // The controller sets up its own logging (--log-format json).
     if !matches!(command, Command::Controller(_)) {
-        init_logging(&cli.ui);
+        init_logging(voice, &cli.ui);
     }
     // The controller serves many repositories at once; every other command is one pipeline whose
     // heavy lifting (gzip, tar, hashing) runs on the blocking pool, so one async thread keeps
@@ -203,14 +203,17 @@ pub fn render_error(error: &(dyn std::error::Error + 'static)) -> String {
     Voice::Pkgr.error_text(error)
 }
 
-/// `--debug` turns on the registry client's request and response dump (target
-/// `pkgr::registry::http`), whatever PKGR_LOG says.
+/// `--debug` turns on the registry client's request and response dump, whatever PKGR_LOG says:
+/// as pkgr on the tracing target `pkgr::registry::http`; as imgpkg in go-containerregistry's
+/// shape, as imgpkg prints it.
 /// Colours only on a terminal, and not with `--color=false`: logs piped to a file stay plain.
-fn init_logging(flags: &UiFlags) {
+fn init_logging(voice: Voice, flags: &UiFlags) {
     use std::io::IsTerminal as _;
     use tracing_subscriber::EnvFilter;
     let mut filter = EnvFilter::try_from_env("PKGR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    if flags.debug {
+    if flags.debug && voice == Voice::Imgpkg {
+        crate::registry::dump_like_go();
+    } else if flags.debug {
         filter = filter.add_directive("pkgr::registry::http=debug".parse().expect("static directive"));
     }
     let _ = tracing_subscriber::fmt()
