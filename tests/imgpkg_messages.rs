@@ -262,3 +262,108 @@ fn debug_dumps_requests_and_responses_in_go_containerregistrys_shape() {
         assert!(output.starts_with("imgpkg: Error: Fetching image:"), "{output}");
     }
 }
+
+/// An image with one ordinary layer and one non-distributable layer (OCI's uncompressed
+/// restricted layer, as imgpkg's e2e test makes it) whose URL is the blob in the same
+/// repository, pushed there too.
+async fn push_image_with_a_non_distributable_layer(client: &Client, reference: &Reference) -> String {
+    let repo = Reference::parse_repository(&reference.repository_name()).unwrap();
+    let own = b"an ordinary layer".to_vec();
+    let foreign = vec![7u8; 1024];
+    let own_digest = client
+        .push_blob_bytes(&repo, Bytes::from(own.clone()))
+        .await
+        .unwrap();
+    let foreign_digest = client
+        .push_blob_bytes(&repo, Bytes::from(foreign.clone()))
+        .await
+        .unwrap();
+    let url = format!(
+        "http://{}/v2/{}/blobs/{foreign_digest}",
+        reference.registry(),
+        reference.repository()
+    );
+    let config = r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config_digest = client.push_blob_bytes(&repo, Bytes::from(config)).await.unwrap();
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","size":{},"digest":"{config_digest}"}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.nondistributable.v1.tar","size":{},"digest":"{foreign_digest}","urls":["{url}"]}},{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","size":{},"digest":"{own_digest}"}}]}}"#,
+        config.len(),
+        foreign.len(),
+        own.len()
+    );
+    client
+        .put_manifest(
+            reference,
+            "application/vnd.oci.image.manifest.v1+json",
+            Bytes::from(manifest),
+        )
+        .await
+        .unwrap();
+    foreign_digest.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tarball_without_non_distributable_layers_cannot_import_them() {
+    let source = TestRegistry::start();
+    let destination = TestRegistry::start();
+    let installed = Installed::new();
+    let client = Client::new(ClientOptions::default()).unwrap();
+    let image = Reference::parse(&source.repo("repo/airgapped-image:latest")).unwrap();
+    let foreign = push_image_with_a_non_distributable_layer(&client, &image).await;
+    let tar = installed.path("image.tar");
+
+    // To a tarball without the flag: the layer is left out, with imgpkg's warning.
+    let run = installed.ok(&["copy", "--tty", "-i", &image.to_string(), "--to-tar", &tar]);
+    assert!(
+        run.output()
+            .contains("Skipped the followings layer(s) due to it being non-distributable"),
+        "{}",
+        run.output()
+    );
+    // Air-gapped: the source is gone.
+    drop(source);
+
+    let started = std::time::Instant::now();
+    let run = installed.fails(&[
+        "copy",
+        "--tar",
+        &tar,
+        "--to-repo",
+        &destination.repo("include-non-distributable-layers"),
+        "--include-non-distributable-layers",
+    ]);
+    let entry = format!("{}.tar.gz", foreign.replace(':', "-"));
+    // imgpkg's e2e test: `Error: file sha256\-.*\.tar\.gz not found in tar.*(hint: This may be
+    // because when copying to a tarball, the --include-non-distributable-layers flag should
+    // have been provided.)`, all on one line.
+    let line = run
+        .output()
+        .lines()
+        .find(|l| l.contains("Error: "))
+        .unwrap_or_else(|| panic!("no error line: {}", run.output()))
+        .to_string();
+    assert!(
+        line.starts_with(&format!(
+            "imgpkg: Error: file {entry} not found in tar (hint: This may be because when copying to a tarball, the --include-non-distributable-layers flag should have been provided.)"
+        )),
+        "{line}"
+    );
+    assert!(line.contains("the layer is non-distributable"), "{line}");
+    // At once: no attempt after the first.
+    assert!(!run.output().contains("retrying"), "{}", run.output());
+    assert!(!run.output().contains("attempt"), "{}", run.output());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Without the flag the same tarball imports, the layer left out again.
+    installed.ok(&[
+        "copy",
+        "--tar",
+        &tar,
+        "--to-repo",
+        &destination.repo("without-the-flag"),
+    ]);
+}

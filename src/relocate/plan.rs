@@ -161,10 +161,7 @@ impl Plan {
     }
 }
 
-/// imgpkg's rule: foreign / non-distributable layer media types are not copied by default.
-pub fn is_distributable(media_type: &str) -> bool {
-    !(media_type.contains(".foreign.") || media_type.contains("nondistributable"))
-}
+pub use crate::registry::is_distributable;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) enum Expect {
