@@ -9,6 +9,7 @@ pub mod api;
 pub mod bundle;
 pub mod cli;
 pub mod controller;
+pub mod goflag;
 pub mod gotime;
 pub mod registry;
 pub mod relocate;

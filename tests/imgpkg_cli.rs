@@ -303,16 +303,17 @@ fn debug_dumps_requests_and_responses_without_credentials() {
     // The repository does not exist: the command fails, the dump shows why.
     assert!(!run.ok);
     let dump = &run.stderr;
+    // go-containerregistry's shape, as imgpkg prints it.
     assert!(
-        dump.contains(&format!("--> GET https://{}/v2/", reg.host)),
+        dump.contains(&format!(" --> GET https://{}/v2/\n", reg.host)),
         "{dump}"
     );
     assert!(
-        dump.contains("<-- 401 Unauthorized"),
+        dump.contains(&format!(" <-- 401 https://{}/v2/ (", reg.host)),
         "the ping's challenge: {dump}"
     );
-    assert!(dump.contains("www-authenticate: Basic"), "{dump}");
-    assert!(dump.contains("authorization: <redacted>"), "{dump}");
+    assert!(dump.contains("\r\nWww-Authenticate: Basic"), "{dump}");
+    assert!(dump.contains("\r\nAuthorization: <redacted>\r\n"), "{dump}");
     assert!(
         !dump.contains("s3cret-pw") && !dump.contains("YWxpY2U6czNjcmV0LXB3"),
         "{dump}"

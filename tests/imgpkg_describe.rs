@@ -95,7 +95,14 @@ fn describe_a_nested_bundle_before_and_after_copy() {
 
     // Not relocated: every entry is where its ImagesLock says. Entries are ordered by digest
     // (imgpkg's order is its map's), so each is checked on its own.
-    let out = imgpkg.ok(&["describe", "--tty", "-b", &format!("{outer_repo}:v1")]);
+    // imgpkg lists layers unless told not to (checked below); these entries are without them.
+    let out = imgpkg.ok(&[
+        "describe",
+        "--tty",
+        "-b",
+        &format!("{outer_repo}:v1"),
+        "--layers=false",
+    ]);
     assert!(
         out.starts_with(&format!("Bundle SHA: {outer_digest}\n\nImages:\n")),
         "{out}"
@@ -130,6 +137,13 @@ fn describe_a_nested_bundle_before_and_after_copy() {
         "--cosign-artifacts=false",
     ]);
     assert!(!unsigned.contains("Signature"), "{unsigned}");
+    // By default, as imgpkg: every entry lists its layers.
+    assert!(
+        unsigned.contains(&format!(
+            "  - Image: {nested}\n    Type: Bundle\n    Origin: {nested}\n    Layers:\n      - Digest: sha256:"
+        )),
+        "{unsigned}"
+    );
     assert!(out.ends_with("\nSucceeded\n"), "{out}");
 
     // After a copy: everything in the destination repository, origins kept, locations images listed.
@@ -155,7 +169,12 @@ fn describe_a_nested_bundle_before_and_after_copy() {
         copy.ends_with("copy | done uploading images\n\nSucceeded\n"),
         "{copy}"
     );
-    let out = imgpkg.ok(&["describe", "-b", &format!("{dst}@{outer_digest}")]);
+    let out = imgpkg.ok(&[
+        "describe",
+        "-b",
+        &format!("{dst}@{outer_digest}"),
+        "--layers=false",
+    ]);
     let img_digest = img.split_once('@').unwrap().1;
     assert!(
         out.contains(&format!(

@@ -49,6 +49,8 @@ pub enum BundleError {
         reference: String,
         #[source]
         source: Box<RegistryError>,
+        /// imgpkg's words for the step, when imgpkg names it (`Fetching image`).
+        imgpkg: Option<&'static str>,
     },
     /// A failure with what was being done around it (which layer, which image).
     #[error("{context}")]
@@ -108,6 +110,30 @@ impl BundleError {
             action,
             reference: reference.to_string(),
             source: Box::new(source),
+            imgpkg: None,
+        }
+    }
+
+    /// The manifest of the image a command starts from could not be read: imgpkg's
+    /// `Fetching image: <registry error>`.
+    pub(crate) fn fetching_image(
+        action: &'static str,
+        reference: impl ToString,
+        source: RegistryError,
+    ) -> Self {
+        BundleError::Registry {
+            action,
+            reference: reference.to_string(),
+            source: Box::new(source),
+            imgpkg: Some("Fetching image"),
+        }
+    }
+
+    /// How imgpkg names this step of the work, where it has words for it.
+    pub fn imgpkg_words(&self) -> Option<&'static str> {
+        match self {
+            BundleError::Registry { imgpkg, .. } => *imgpkg,
+            _ => None,
         }
     }
 }

@@ -50,7 +50,7 @@ pub async fn resolve_image(client: &Client, reference: &Reference) -> Result<Res
     let manifest = client
         .get_manifest(reference)
         .await
-        .map_err(|e| BundleError::registry("fetching the manifest of", reference, e))?;
+        .map_err(|e| BundleError::fetching_image("fetching the manifest of", reference, e))?;
     let resolved = reference.with_digest(manifest.digest.clone());
     let body = manifest
         .parse()
@@ -58,8 +58,9 @@ pub async fn resolve_image(client: &Client, reference: &Reference) -> Result<Res
     let image = match body {
         ManifestBody::Image(image) => image,
         ManifestBody::Index(_) => {
+            // imgpkg's sentence first and whole: scripts written for imgpkg match it.
             return Err(BundleError::Unexpected(format!(
-                "Unable to pull non-images, such as image indexes: {reference} is an image index (choose one platform's image by digest)"
+                "Unable to pull non-images, such as image indexes. (hint: provide a specific digest to the image instead): {resolved} is an image index"
             )));
         }
     };

@@ -41,21 +41,23 @@ pub struct CopyArgs {
     #[arg(long, default_value_t = 5, value_name = "N")]
     concurrency: usize,
     /// Re-use the verified layers of an existing --to-tar file.
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set,
+          num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::goflag::parse_bool, value_name = "BOOL")]
     resume: bool,
     /// Copy non-distributable (foreign) layers too.
-    #[arg(long = "include-non-distributable-layers")]
+    #[arg(long = "include-non-distributable-layers", default_value_t = false, action = clap::ArgAction::Set,
+          num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::goflag::parse_bool, value_name = "BOOL")]
     include_non_distributable_layers: bool,
     /// Find and copy the cosign signature (tag sha256-<hex>.sig) of every copied image (imgpkg's
     /// default: off). Signatures already inside a --tar file are always imported.
     // Go-style booleans (`--flag`, `--flag=true|false`), as imgpkg's scripts pass them.
     #[arg(long = "cosign-signatures", default_value_t = false, action = clap::ArgAction::Set,
-          num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+          num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::goflag::parse_bool, value_name = "BOOL")]
     cosign_signatures: bool,
     /// Tag each copied image after the repository it came from (<path>-sha256-<hex>.imgpkg, the
     /// path cut to its last 49 characters, as imgpkg does) instead of sha256-<hex>.imgpkg.
     #[arg(long = "repo-based-tags", default_value_t = false, action = clap::ArgAction::Set,
-          num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+          num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::goflag::parse_bool, value_name = "BOOL")]
     repo_based_tags: bool,
     #[command(flatten)]
     registry: Box<RegistryAuthFlags>,

@@ -23,11 +23,11 @@ pub struct DescribeArgs {
     output_type: OutputType,
     /// Also list every image's layers (one more request per image).
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set,
-          num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+          num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::goflag::parse_bool, value_name = "BOOL")]
     layers: bool,
     /// List cosign signatures (`sha256-<hex>.sig` tags) of the bundles and images.
     #[arg(long = "cosign-artifacts", default_value_t = true, action = clap::ArgAction::Set,
-          num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+          num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::goflag::parse_bool, value_name = "BOOL")]
     cosign_artifacts: bool,
     /// Requests in flight (accepted for imgpkg's scripts).
     #[arg(long, default_value_t = 5, value_name = "N")]

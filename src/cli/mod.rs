@@ -27,7 +27,8 @@ pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     /// Print the version, as the `version` command does.
-    #[arg(short = 'v', long = "version")]
+    #[arg(short = 'v', long = "version", default_value_t = false, action = clap::ArgAction::Set,
+          num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::goflag::parse_bool, value_name = "BOOL")]
     version: bool,
     #[command(flatten)]
     ui: UiFlags,
@@ -114,7 +115,7 @@ pub fn main() -> ExitCode {
     let ui = Ui::install(voice, &cli.ui);
     // The controller sets up its own logging (--log-format json).
     if !matches!(command, Command::Controller(_)) {
-        init_logging(&cli.ui);
+        init_logging(voice, &cli.ui);
     }
     // The controller serves many repositories at once; every other command is one pipeline whose
     // heavy lifting (gzip, tar, hashing) runs on the blocking pool, so one async thread keeps
@@ -177,7 +178,10 @@ pub fn command(voice: Voice) -> clap::Command {
     }
     let command = override_self(Cli::command().name(voice.program()).bin_name(voice.program()));
     match voice {
-        Voice::Imgpkg => refusals::relax(command),
+        // imgpkg's `describe --layers` is on unless turned off (its help says otherwise, its
+        // code and its scripts do not); pkgr saves the request per image unless asked.
+        Voice::Imgpkg => refusals::relax(command)
+            .mut_subcommand("describe", |c| c.mut_arg("layers", |a| a.default_value("true"))),
         Voice::Pkgr => command,
     }
 }
@@ -200,14 +204,17 @@ pub fn render_error(error: &(dyn std::error::Error + 'static)) -> String {
     Voice::Pkgr.error_text(error)
 }
 
-/// `--debug` turns on the registry client's request and response dump (target
-/// `pkgr::registry::http`), whatever PKGR_LOG says.
+/// `--debug` turns on the registry client's request and response dump, whatever PKGR_LOG says:
+/// as pkgr on the tracing target `pkgr::registry::http`; as imgpkg in go-containerregistry's
+/// shape, as imgpkg prints it.
 /// Colours only on a terminal, and not with `--color=false`: logs piped to a file stay plain.
-fn init_logging(flags: &UiFlags) {
+fn init_logging(voice: Voice, flags: &UiFlags) {
     use std::io::IsTerminal as _;
     use tracing_subscriber::EnvFilter;
     let mut filter = EnvFilter::try_from_env("PKGR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    if flags.debug {
+    if flags.debug && voice == Voice::Imgpkg {
+        crate::registry::dump_like_go();
+    } else if flags.debug {
         filter = filter.add_directive("pkgr::registry::http=debug".parse().expect("static directive"));
     }
     let _ = tracing_subscriber::fmt()

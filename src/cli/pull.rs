@@ -23,7 +23,8 @@ pub struct PullArgs {
     #[arg(short = 'o', long = "output", value_name = "DIR", required = true)]
     output: PathBuf,
     /// Also pull nested bundles into <output>/.imgpkg/bundles/sha256-<hex>/.
-    #[arg(short = 'r', long = "recursive")]
+    #[arg(short = 'r', long = "recursive", default_value_t = false, action = clap::ArgAction::Set,
+          num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::goflag::parse_bool, value_name = "BOOL")]
     recursive: bool,
     /// Refuse a bundle given with -i; `--image-is-bundle-check=false` pulls it as a plain image.
     #[arg(
@@ -33,6 +34,7 @@ pub struct PullArgs {
         num_args = 0..=1,
         require_equals = true,
         default_missing_value = "true",
+        value_parser = crate::goflag::parse_bool,
         value_name = "BOOL"
     )]
     image_is_bundle_check: bool,

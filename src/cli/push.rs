@@ -28,7 +28,8 @@ pub struct PushArgs {
     labels: Vec<(String, String)>,
     /// Keep each file's full mode (group and other bits too) instead of imgpkg's normalised
     /// 0700/0600; directories take the mode of their -f directory, as imgpkg does.
-    #[arg(long = "preserve-permissions")]
+    #[arg(long = "preserve-permissions", default_value_t = false, action = clap::ArgAction::Set,
+          num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::goflag::parse_bool, value_name = "BOOL")]
     preserve_permissions: bool,
     /// Write a BundleLock (-b) or ImagesLock (-i) for what was pushed to this file.
     #[arg(long = "lock-output", value_name = "FILE")]

@@ -20,11 +20,11 @@ pub struct ListArgs {
     image: String,
     /// Also resolve each tag to its digest (one request per tag).
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set,
-          num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+          num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::goflag::parse_bool, value_name = "BOOL")]
     digests: bool,
     /// Include the `*.imgpkg` tags that push and copy write for their own use.
     #[arg(long = "imgpkg-internal-tags", default_value_t = false, action = clap::ArgAction::Set,
-          num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+          num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::goflag::parse_bool, value_name = "BOOL")]
     imgpkg_internal_tags: bool,
     #[command(flatten)]
     registry: RegistryAuthFlags,

@@ -20,26 +20,26 @@ use std::sync::{Mutex, OnceLock};
 pub struct UiFlags {
     /// Force terminal-style output (status lines, table titles) even when stdout is not a terminal.
     #[arg(long, global = true, default_value_t = false, action = clap::ArgAction::Set,
-          num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+          num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::goflag::parse_bool, value_name = "BOOL")]
     pub tty: bool,
     /// Assume yes for any prompt (pkgr never prompts; accepted for imgpkg's scripts).
     #[arg(short = 'y', long, global = true, default_value_t = false, action = clap::ArgAction::Set,
-          num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+          num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::goflag::parse_bool, value_name = "BOOL")]
     pub yes: bool,
     /// Print the output as one JSON document ({"Tables", "Blocks", "Lines"}), as imgpkg does.
     #[arg(long, global = true, default_value_t = false, action = clap::ArgAction::Set,
-          num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+          num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::goflag::parse_bool, value_name = "BOOL")]
     pub json: bool,
     /// Colour output (pkgr prints no colours; accepted for imgpkg's scripts).
     #[arg(long, global = true, default_value_t = true, action = clap::ArgAction::Set,
-          num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+          num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::goflag::parse_bool, value_name = "BOOL")]
     pub color: bool,
     /// Show only these table columns (comma-separated or repeated), by header name.
     #[arg(long = "column", global = true, value_delimiter = ',', value_name = "NAME")]
     pub columns: Vec<String>,
     /// Dump every registry request and response on stderr (credentials redacted).
     #[arg(long, global = true, default_value_t = false, action = clap::ArgAction::Set,
-          num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+          num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::goflag::parse_bool, value_name = "BOOL")]
     pub debug: bool,
 }
 

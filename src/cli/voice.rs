@@ -128,19 +128,58 @@ fn non_distributable_warning(included: bool, images: &[(String, Vec<String>)]) -
 }
 
 /// The error chain as Go's `fmt.Errorf("…: %s", err)` wrapping prints it, leaving out a cause
-/// whose text its parent already shows.
+/// whose text its parent already shows. Where imgpkg has its own words for a link of the chain
+/// (`Fetching image`, go-containerregistry's `GET <url>: CODE: message`), they stand in its
+/// place, whole, and what pkgr's message adds follows at the end, in brackets: scripts match
+/// imgpkg's sentences.
 fn go_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !out.contains(&text) {
+    let mut out = String::new();
+    let mut explanations = Vec::new();
+    let mut link = Some(error);
+    while let Some(current) = link {
+        let text = match imgpkg_words(current) {
+            Some((words, explanation)) => {
+                explanations.extend(explanation);
+                words
+            }
+            None => current.to_string(),
+        };
+        if out.is_empty() {
+            out = text;
+        } else if !out.contains(&text) {
             out.push_str(": ");
             out.push_str(&text);
         }
-        source = cause.source();
+        link = current.source();
+    }
+    for explanation in explanations {
+        out.push_str(&format!(" ({explanation})"));
     }
     out
+}
+
+/// imgpkg's words for one error of a chain, with what pkgr's own message adds to them.
+fn imgpkg_words(error: &(dyn std::error::Error + 'static)) -> Option<(String, Option<String>)> {
+    use crate::bundle::BundleError;
+    use crate::registry::RegistryError;
+    use crate::relocate::RelocateError;
+    if let Some(words) = error
+        .downcast_ref::<BundleError>()
+        .and_then(BundleError::imgpkg_words)
+    {
+        return Some((words.to_string(), None));
+    }
+    if let Some(words) = error
+        .downcast_ref::<RelocateError>()
+        .and_then(RelocateError::imgpkg_words)
+    {
+        return Some((words.to_string(), None));
+    }
+    // A boxed cause (`#[source] Box<RegistryError>`) is seen as the box.
+    let registry = error
+        .downcast_ref::<RegistryError>()
+        .or_else(|| error.downcast_ref::<Box<RegistryError>>().map(|b| &**b))?;
+    Some((registry.go_text()?.to_string(), registry.explanation()))
 }
 
 /// imgpkg's (go-cli-ui's) multi-line error layout: on the first line, outside brackets, each
@@ -322,6 +361,38 @@ mod tests {
         assert_eq!(multi_line("a: B\nsecond: Line"), "a:\n  B\nsecond: Line");
         assert_eq!(multi_line("unbalanced (: B"), "unbalanced (: B");
         assert_eq!(multi_line("lower: case stays"), "lower: case stays");
+    }
+
+    #[test]
+    fn imgpkg_words_stand_whole_and_pkgrs_detail_follows() {
+        use crate::bundle::BundleError;
+        use crate::registry::RegistryError;
+        let missing = RegistryError::ManifestUnknown {
+            action: "fetching manifest reg.io/nothing:latest".into(),
+            reference: "reg.io/nothing:latest".into(),
+            message: "Unknown name".into(),
+            go_text: "GET https://reg.io/v2/nothing/manifests/latest: NAME_UNKNOWN: Unknown name".into(),
+        };
+        let error = BundleError::fetching_image("fetching the manifest of", "reg.io/nothing:latest", missing);
+        assert_eq!(
+            Voice::Imgpkg.error_text(&error),
+            "imgpkg: Error: Fetching image:\n  GET https://reg.io/v2/nothing/manifests/latest:\n    NAME_UNKNOWN:\n      Unknown name (reg.io/nothing:latest does not exist in the registry)"
+        );
+        assert_eq!(
+            Voice::Pkgr.error_text(&error),
+            "pkgr: fetching the manifest of reg.io/nothing:latest\n  caused by: manifest unknown while fetching manifest reg.io/nothing:latest: reg.io/nothing:latest does not exist in the registry: Unknown name"
+        );
+        // Without the request (no go-containerregistry words), pkgr's message stays.
+        let unknown_request = RegistryError::NameUnknown {
+            action: "listing tags of reg.io/app".into(),
+            repository: "reg.io/app".into(),
+            message: String::new(),
+            go_text: Default::default(),
+        };
+        assert_eq!(
+            Voice::Imgpkg.error_text(&unknown_request),
+            "imgpkg: Error: repository unknown while listing tags of reg.io/app: reg.io/app does not exist in the registry"
+        );
     }
 
     #[test]

@@ -51,6 +51,7 @@ mod tests {
             repository: "repo".into(),
             anonymous: false,
             message: String::new(),
+            go_text: Default::default(),
         };
         for error in [tls, unauthorized] {
             let text = for_cluster_user(&error.to_string());

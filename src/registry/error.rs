@@ -34,13 +34,16 @@ pub enum RegistryError {
     /// No response headers within `--registry-response-header-timeout`: the registry is not
     /// answering, and waiting the same time again would not change that (imgpkg does not retry).
     #[error(
-        "no response while {action}: registry {registry} sent nothing back within the response timeout \
-         (--registry-response-header-timeout); check that it is up and reachable ({message})"
+        "no response while {action}: {} ({message})",
+        no_response_explanation(registry)
     )]
     NoResponse {
         action: String,
         registry: String,
         message: String,
+        /// The error as go-containerregistry (imgpkg's registry client) words it; see
+        /// [`RegistryError::go_text`].
+        go_text: GoText,
     },
 
     #[error("timed out while {action}: registry {registry} did not answer in time ({message})")]
@@ -51,11 +54,10 @@ pub enum RegistryError {
     },
 
     #[error(
-        "unauthorized while {action}: registry {registry} {} for repository {repository}{}. \
-         Give credentials with --registry-username/--registry-password (or --registry-token), \
-         the IMGPKG_REGISTRY_HOSTNAME/USERNAME/PASSWORD environment variables, or `docker login {registry}`",
-        if *anonymous { "asks for credentials, and none were found" } else { "rejected the credentials" },
-        detail_suffix(message)
+        "unauthorized while {action}: {}{}. {}",
+        unauthorized_explanation(registry, repository, *anonymous),
+        detail_suffix(message),
+        credentials_hint(registry)
     )]
     Unauthorized {
         action: String,
@@ -65,10 +67,14 @@ pub enum RegistryError {
         anonymous: bool,
         /// The registry's own words (`UNAUTHORIZED: authentication required`), when it said.
         message: String,
+        /// The error as go-containerregistry (imgpkg's registry client) words it; see
+        /// [`RegistryError::go_text`].
+        go_text: GoText,
     },
 
     #[error(
-        "access denied while {action}: registry {registry} does not allow this on repository {repository}{}",
+        "access denied while {action}: {}{}",
+        denied_explanation(registry, repository),
         detail_suffix(message)
     )]
     Denied {
@@ -76,20 +82,28 @@ pub enum RegistryError {
         registry: String,
         repository: String,
         message: String,
+        /// The error as go-containerregistry (imgpkg's registry client) words it; see
+        /// [`RegistryError::go_text`].
+        go_text: GoText,
     },
 
     #[error(
-        "manifest unknown while {action}: {reference} does not exist in the registry{}",
+        "manifest unknown while {action}: {}{}",
+        absent_explanation(reference),
         detail_suffix(message)
     )]
     ManifestUnknown {
         action: String,
         reference: String,
         message: String,
+        /// The error as go-containerregistry (imgpkg's registry client) words it; see
+        /// [`RegistryError::go_text`].
+        go_text: GoText,
     },
 
     #[error(
-        "blob unknown while {action}: blob {digest} is not in repository {repository}{}",
+        "blob unknown while {action}: {}{}",
+        blob_absent_explanation(digest, repository),
         detail_suffix(message)
     )]
     BlobUnknown {
@@ -97,16 +111,23 @@ pub enum RegistryError {
         repository: String,
         digest: String,
         message: String,
+        /// The error as go-containerregistry (imgpkg's registry client) words it; see
+        /// [`RegistryError::go_text`].
+        go_text: GoText,
     },
 
     #[error(
-        "repository unknown while {action}: {repository} does not exist in the registry{}",
+        "repository unknown while {action}: {}{}",
+        absent_explanation(repository),
         detail_suffix(message)
     )]
     NameUnknown {
         action: String,
         repository: String,
         message: String,
+        /// The error as go-containerregistry (imgpkg's registry client) words it; see
+        /// [`RegistryError::go_text`].
+        go_text: GoText,
     },
 
     #[error(
@@ -123,6 +144,9 @@ pub enum RegistryError {
         message: String,
         /// How long the registry asked us to wait (`Retry-After`), when it said.
         retry_after: Option<std::time::Duration>,
+        /// The error as go-containerregistry (imgpkg's registry client) words it; see
+        /// [`RegistryError::go_text`].
+        go_text: GoText,
     },
 
     #[error("registry {registry} sent an unusable response while {action}: {message}")]
@@ -204,6 +228,67 @@ pub enum RegistryError {
     },
 }
 
+/// An error's text as go-containerregistry words it (see [`RegistryError::go_text`]), behind
+/// one pointer: it is rarely read, and errors travel in `Result`s that should stay small.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GoText(Option<Box<GoWords>>);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct GoWords(String);
+
+impl GoText {
+    pub fn as_str(&self) -> Option<&str> {
+        self.0.as_deref().map(|words| words.0.as_str())
+    }
+}
+
+impl From<String> for GoText {
+    fn from(text: String) -> GoText {
+        GoText((!text.is_empty()).then(|| Box::new(GoWords(text))))
+    }
+}
+
+impl From<&str> for GoText {
+    fn from(text: &str) -> GoText {
+        GoText::from(text.to_string())
+    }
+}
+
+fn no_response_explanation(registry: &str) -> String {
+    format!(
+        "registry {registry} sent nothing back within the response timeout \
+         (--registry-response-header-timeout); check that it is up and reachable"
+    )
+}
+
+fn unauthorized_explanation(registry: &str, repository: &str, anonymous: bool) -> String {
+    let what = if anonymous {
+        "asks for credentials, and none were found"
+    } else {
+        "rejected the credentials"
+    };
+    format!("registry {registry} {what} for repository {repository}")
+}
+
+fn credentials_hint(registry: &str) -> String {
+    format!(
+        "Give credentials with --registry-username/--registry-password (or --registry-token), \
+         the IMGPKG_REGISTRY_HOSTNAME/USERNAME/PASSWORD environment variables, or `docker login {registry}`"
+    )
+}
+
+fn denied_explanation(registry: &str, repository: &str) -> String {
+    format!("registry {registry} does not allow this on repository {repository}")
+}
+
+fn absent_explanation(what: &str) -> String {
+    format!("{what} does not exist in the registry")
+}
+
+fn blob_absent_explanation(digest: &str, repository: &str) -> String {
+    format!("blob {digest} is not in repository {repository}")
+}
+
 fn tried_list(tried: &[(String, String)]) -> String {
     tried
         .iter()
@@ -257,6 +342,51 @@ impl RegistryError {
             RegistryError::Status { retry_after, .. } => *retry_after,
             _ => None,
         }
+    }
+
+    /// The error as go-containerregistry, imgpkg's registry client, words it, when the request
+    /// it answers is known: `GET <url>: MANIFEST_UNKNOWN: manifest unknown; map[Tag:v1]` for
+    /// what the registry answered, `Get "<url>": net/http: timeout awaiting response headers`
+    /// for a registry that did not answer. Scripts written for imgpkg match these words.
+    pub fn go_text(&self) -> Option<&str> {
+        let text = match self {
+            RegistryError::NoResponse { go_text, .. }
+            | RegistryError::Unauthorized { go_text, .. }
+            | RegistryError::Denied { go_text, .. }
+            | RegistryError::ManifestUnknown { go_text, .. }
+            | RegistryError::BlobUnknown { go_text, .. }
+            | RegistryError::NameUnknown { go_text, .. }
+            | RegistryError::Status { go_text, .. } => go_text,
+            _ => return None,
+        };
+        text.as_str()
+    }
+
+    /// What pkgr's message says beyond [`go_text`](Self::go_text): which image or repository
+    /// is missing, what to change. Part of the message ([`Display`](std::fmt::Display)).
+    pub fn explanation(&self) -> Option<String> {
+        Some(match self {
+            RegistryError::NoResponse { registry, .. } => no_response_explanation(registry),
+            RegistryError::Unauthorized {
+                registry,
+                repository,
+                anonymous,
+                ..
+            } => format!(
+                "{}. {}",
+                unauthorized_explanation(registry, repository, *anonymous),
+                credentials_hint(registry)
+            ),
+            RegistryError::Denied {
+                registry, repository, ..
+            } => denied_explanation(registry, repository),
+            RegistryError::ManifestUnknown { reference, .. } => absent_explanation(reference),
+            RegistryError::BlobUnknown {
+                repository, digest, ..
+            } => blob_absent_explanation(digest, repository),
+            RegistryError::NameUnknown { repository, .. } => absent_explanation(repository),
+            _ => return None,
+        })
     }
 
     /// A 404-type error (manifest, blob or repository unknown).
@@ -320,6 +450,7 @@ mod tests {
                     code: Some("DIGEST_INVALID".into()),
                     message: String::new(),
                     retry_after: None,
+                    go_text: GoText::default(),
                 },
                 "registry reg.io answered HTTP 400 (DIGEST_INVALID) while downloading blob sha256:ab from reg.io/app",
             ),
@@ -355,6 +486,7 @@ mod tests {
             code: None,
             message: String::new(),
             retry_after: None,
+            go_text: GoText::default(),
         };
         for s in [500, 502, 503, 504, 408, 429] {
             assert!(status(s).is_retryable(), "{s}");
@@ -368,6 +500,7 @@ mod tests {
             repository: "r/app".into(),
             digest: "sha256:ab".into(),
             message: String::new(),
+            go_text: GoText::default(),
         };
         assert!(unknown.is_not_found() && !unknown.is_retryable());
         let tls = RegistryError::Tls {
@@ -385,5 +518,60 @@ mod tests {
             message: String::new(),
         };
         assert!(cut.is_retryable());
+    }
+
+    #[test]
+    fn the_explanation_is_part_of_the_message_and_go_words_are_kept_apart() {
+        let errors = [
+            RegistryError::NoResponse {
+                action: action(),
+                registry: "reg.io".into(),
+                message: "timed out".into(),
+                go_text: "Get \"https://reg.io/v2/\": net/http: timeout awaiting response headers".into(),
+            },
+            RegistryError::Unauthorized {
+                action: action(),
+                registry: "reg.io".into(),
+                repository: "app".into(),
+                anonymous: true,
+                message: "UNAUTHORIZED: authentication required".into(),
+                go_text: GoText::default(),
+            },
+            RegistryError::Denied {
+                action: action(),
+                registry: "reg.io".into(),
+                repository: "app".into(),
+                message: String::new(),
+                go_text: GoText::default(),
+            },
+            RegistryError::ManifestUnknown {
+                action: action(),
+                reference: "reg.io/app:v1".into(),
+                message: "manifest unknown".into(),
+                go_text: "GET https://reg.io/v2/app/manifests/v1: MANIFEST_UNKNOWN: manifest unknown".into(),
+            },
+            RegistryError::NameUnknown {
+                action: action(),
+                repository: "reg.io/app".into(),
+                message: String::new(),
+                go_text: GoText::default(),
+            },
+        ];
+        for error in &errors {
+            let explanation = error.explanation().expect("explained");
+            let text = error.to_string();
+            // The Unauthorized message puts the registry's words between the two sentences.
+            for part in explanation.split(". ") {
+                assert!(text.contains(part), "{text} lacks {part}");
+            }
+            if let Some(go) = error.go_text() {
+                assert!(!text.contains(go), "pkgr's own words: {text}");
+            }
+        }
+        assert_eq!(errors[1].go_text(), None, "empty: the request is not known");
+        assert_eq!(
+            errors[3].explanation().as_deref(),
+            Some("reg.io/app:v1 does not exist in the registry")
+        );
     }
 }

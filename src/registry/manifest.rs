@@ -70,6 +70,11 @@ struct RawManifest {
     manifests: Option<Vec<Descriptor>>,
 }
 
+/// imgpkg's rule: foreign / non-distributable layer media types are not copied by default.
+pub fn is_distributable(media_type: &str) -> bool {
+    !(media_type.contains(".foreign.") || media_type.contains("nondistributable"))
+}
+
 /// Whether a media type names an image index / manifest list.
 pub fn is_index_media_type(media_type: &str) -> bool {
     media_type == MEDIA_OCI_INDEX || media_type == MEDIA_DOCKER_MANIFEST_LIST

@@ -15,12 +15,12 @@ pub use auth::{
     Credentials, IaasKeychainKind, Keychain, RegistryAuthFlags, UnknownKeychain, active_keychains,
     docker_config_path, parse_go_duration,
 };
-pub use client::{BlobStream, Client, ClientOptions, ManifestHead};
-pub use error::RegistryError;
+pub use client::{BlobStream, Client, ClientOptions, ManifestHead, dump_like_go};
+pub use error::{GoText, RegistryError};
 pub use manifest::{
     Descriptor, ImageIndex, ImageManifest, MANIFEST_ACCEPT, MEDIA_DOCKER_CONFIG, MEDIA_DOCKER_LAYER_GZIP,
     MEDIA_DOCKER_MANIFEST, MEDIA_DOCKER_MANIFEST_LIST, MEDIA_OCI_CONFIG, MEDIA_OCI_INDEX,
-    MEDIA_OCI_LAYER_GZIP, MEDIA_OCI_MANIFEST, Manifest, ManifestBody, is_image_media_type,
+    MEDIA_OCI_LAYER_GZIP, MEDIA_OCI_MANIFEST, Manifest, ManifestBody, is_distributable, is_image_media_type,
     is_index_media_type,
 };
 pub use reference::{DOCKER_HUB, Digest, Reference};

@@ -14,6 +14,8 @@ pub enum RelocateError {
         action: String,
         #[source]
         source: Box<RegistryError>,
+        /// imgpkg's words for the step, when imgpkg names it (`Fetching image`).
+        imgpkg: Option<&'static str>,
     },
     #[error("{action}")]
     Bundle {
@@ -23,10 +25,13 @@ pub enum RelocateError {
     },
     #[error(transparent)]
     Tarball(#[from] Box<TarballError>),
-    #[error("Expected bundle image but found plain image {reference} (hint: Did you use -i instead of -b?)")]
+    // imgpkg's sentences first and whole: scripts written for imgpkg match them.
+    #[error(
+        "Expected bundle image but found plain image (hint: Did you use -i instead of -b?): {reference} is not a bundle"
+    )]
     NotABundle { reference: String },
     #[error(
-        "Expected bundle flag when copying a bundle: {reference} is a bundle (hint: Use -b instead of -i for bundles)"
+        "Expected bundle flag when copying a bundle (hint: Use -b instead of -i for bundles): {reference} is a bundle"
     )]
     IsABundle { reference: String },
     #[error(
@@ -64,6 +69,23 @@ impl RelocateError {
         RelocateError::Registry {
             action: action.into(),
             source: Box::new(source),
+            imgpkg: None,
+        }
+    }
+    /// The manifest of an image the copy starts from could not be read: imgpkg's
+    /// `Fetching image: <registry error>`.
+    pub(crate) fn fetching_image(action: impl Into<String>, source: RegistryError) -> RelocateError {
+        RelocateError::Registry {
+            action: action.into(),
+            source: Box::new(source),
+            imgpkg: Some("Fetching image"),
+        }
+    }
+    /// How imgpkg names this step of the work, where it has words for it.
+    pub fn imgpkg_words(&self) -> Option<&'static str> {
+        match self {
+            RelocateError::Registry { imgpkg, .. } => *imgpkg,
+            _ => None,
         }
     }
     pub(crate) fn bundle(action: impl Into<String>, source: BundleError) -> RelocateError {

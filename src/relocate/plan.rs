@@ -161,10 +161,7 @@ impl Plan {
     }
 }
 
-/// imgpkg's rule: foreign / non-distributable layer media types are not copied by default.
-pub fn is_distributable(media_type: &str) -> bool {
-    !(media_type.contains(".foreign.") || media_type.contains("nondistributable"))
-}
+pub use crate::registry::is_distributable;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) enum Expect {
@@ -362,10 +359,17 @@ async fn fetch_item(client: &Client, item: Item, options: &CopyOptions) -> Resul
         }
     }
     let manifest = client.get_manifest(&location).await.map_err(|e| {
-        RelocateError::registry(
-            format!("reading the manifest of {location} (for {})", item.orig_ref),
-            e,
-        )
+        let action = if item.orig_ref.is_empty() || item.orig_ref == location.to_string() {
+            format!("reading the manifest of {location}")
+        } else {
+            format!("reading the manifest of {location} (for {})", item.orig_ref)
+        };
+        // What the copy starts from is read as imgpkg reads it: `Fetching image: …`.
+        if item.top {
+            RelocateError::fetching_image(action, e)
+        } else {
+            RelocateError::registry(action, e)
+        }
     })?;
     let digest = manifest.digest.clone();
     let repo = location.with_digest(digest.clone());

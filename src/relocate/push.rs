@@ -299,6 +299,14 @@ impl Pusher {
             Ok(false) => {}
             Err(e) => return Err(self.blob_error(node, digest, 1, Box::new(e))),
         }
+        // A layer the tarball does not hold (one left out without
+        // --include-non-distributable-layers) will not appear by trying again: reported at
+        // once, in imgpkg's words. Configs travel in manifest.json, not as entries.
+        if let Some(tarball) = &self.plan.tarball
+            && !is_config(node, digest)
+        {
+            tarball.require_layer(digest)?;
+        }
         if let Some(from) = &node.source
             && from.registry() == self.repo.registry()
             && from.repository() != self.repo.repository()
@@ -551,6 +559,11 @@ impl Pusher {
         }
         self.put_manifest(self.node(&root.digest)?, &target).await
     }
+}
+
+/// Whether `digest` is the config of image `node`.
+fn is_config(node: &Node, digest: &Digest) -> bool {
+    matches!(&node.kind, NodeKind::Image { config_descriptor, .. } if &config_descriptor.digest == digest)
 }
 
 /// A layer out of the tarball as a stream: a blocking reader feeds a small bounded channel, so

@@ -4,6 +4,7 @@ pub mod data;
 pub mod go;
 pub mod hostile;
 pub mod images;
+pub mod imgpkg;
 pub mod registry;
 pub mod signed_graph;
 pub mod token;

@@ -66,14 +66,25 @@ pub enum TarballError {
     NoManifest { path: PathBuf },
     #[error("tarball {path}: {MANIFEST_ENTRY} is invalid: {reason}")]
     BadManifest { path: PathBuf, reason: String },
+    /// imgpkg's sentence first and whole (scripts match it), then what pkgr knows of the layer.
     #[error(
-        "file {entry} not found in tarball {path} (hint: the image {image} needs it; if it is a non-distributable layer, \
-         export the tarball with --include-non-distributable-layers, or import without that flag)"
+        "file {entry} not found in tar (hint: This may be because when copying to a tarball, the \
+         --include-non-distributable-layers flag should have been provided.): tarball {} has no layer \
+         {entry} of image {image}{}",
+        path.display(),
+        if *non_distributable {
+            "; the layer is non-distributable: export the tarball again with \
+             --include-non-distributable-layers, or import without that flag"
+        } else {
+            "; the tarball is incomplete: export it again"
+        }
     )]
     MissingLayer {
         path: PathBuf,
         entry: String,
         image: String,
+        /// The layer's media type marks it non-distributable (foreign).
+        non_distributable: bool,
     },
     #[error("cannot write tarball {path}: {reason}")]
     Write { path: PathBuf, reason: String },

@@ -87,22 +87,29 @@ impl TarballReader {
         self.entries.contains_key(&layer_entry_name(digest))
     }
 
+    /// The layer blob `digest` is in the tarball, or the error that says which image lacks it
+    /// (imgpkg's message: a tarball written without `--include-non-distributable-layers`).
+    pub fn require_layer(&self, digest: &Digest) -> Result<(), TarballError> {
+        if self.has_layer(digest) {
+            return Ok(());
+        }
+        let owner = self
+            .images
+            .iter()
+            .find_map(|i| i.layers.iter().find(|l| &l.digest == digest).map(|l| (i, l)));
+        Err(TarballError::MissingLayer {
+            path: self.path.clone(),
+            entry: layer_entry_name(digest),
+            image: owner.map_or_else(|| "(none)".to_string(), |(i, _)| i.manifest.digest.to_string()),
+            non_distributable: owner.is_some_and(|(_, l)| !crate::registry::is_distributable(&l.media_type)),
+        })
+    }
+
     /// Read a layer blob, verified against `digest` while reading.
     pub fn open_layer(&self, digest: &Digest) -> Result<Box<dyn Read + Send>, TarballError> {
+        self.require_layer(digest)?;
         let entry = layer_entry_name(digest);
-        let Some(span) = self.entries.get(&entry).copied() else {
-            let image = self
-                .images
-                .iter()
-                .find(|i| i.layers.iter().any(|l| &l.digest == digest))
-                .map(|i| i.manifest.digest.to_string())
-                .unwrap_or_else(|| "(none)".to_string());
-            return Err(TarballError::MissingLayer {
-                path: self.path.clone(),
-                entry,
-                image,
-            });
-        };
+        let span = self.entries[&entry];
         let file = File::open(&self.path).map_err(|source| io_err("open", &self.path, source))?;
         Ok(Box::new(VerifyingReader {
             file,

@@ -29,8 +29,19 @@ pub struct RegistryAuthFlags {
         hide_env_values = true
     )]
     pub token: Option<String>,
-    /// Anonymous access to every registry (ignores Docker config).
-    #[arg(id = "registry_anon", long = "registry-anon", env = "IMGPKG_ANON")]
+    /// Anonymous access to every registry (ignores Docker config); also when IMGPKG_ANON is
+    /// `true` (that word only, as imgpkg reads it).
+    #[arg(
+        id = "registry_anon",
+        long = "registry-anon",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = crate::goflag::parse_bool,
+        value_name = "BOOL"
+    )]
     pub anon: bool,
     /// A PEM file of CA certificates to trust in addition to the system roots (repeatable).
     #[arg(
@@ -48,11 +59,22 @@ pub struct RegistryAuthFlags {
         num_args = 0..=1,
         require_equals = true,
         default_missing_value = "true",
+        value_parser = crate::goflag::parse_bool,
         value_name = "BOOL"
     )]
     pub verify_certs: bool,
     /// Allow plain HTTP to registries (HTTPS is still tried first).
-    #[arg(id = "registry_insecure", long = "registry-insecure")]
+    #[arg(
+        id = "registry_insecure",
+        long = "registry-insecure",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = crate::goflag::parse_bool,
+        value_name = "BOOL"
+    )]
     pub insecure: bool,
     /// Retries after a failed request (5xx, timeouts, dropped connections).
     #[arg(
@@ -125,7 +147,9 @@ impl RegistryAuthFlags {
         // imgpkg's priority: env keychain, IaaS keychains, then flags (every registry), then
         // Docker config.
         let mut keychain = Keychain::from_imgpkg_env(env)?.then(Keychain::from_imgpkg_iaas_env(env)?);
-        let flag_credentials = self.flag_credentials()?;
+        // imgpkg: IMGPKG_ANON=true (that word only) asks for anonymous access too.
+        let anon = self.anon || env.get("IMGPKG_ANON").map(String::as_str) == Some("true");
+        let flag_credentials = self.flag_credentials(anon)?;
         match flag_credentials {
             Some(c) => keychain = keychain.then(Keychain::for_all(c)),
             None => {
@@ -149,12 +173,12 @@ impl RegistryAuthFlags {
         })
     }
 
-    fn flag_credentials(&self) -> Result<Option<Credentials>, RegistryError> {
+    fn flag_credentials(&self, anon: bool) -> Result<Option<Credentials>, RegistryError> {
         let conflict = |reason: &str| RegistryError::Config {
             what: "registry flags".into(),
             reason: reason.into(),
         };
-        if self.anon && (self.username.is_some() || self.password.is_some() || self.token.is_some()) {
+        if anon && (self.username.is_some() || self.password.is_some() || self.token.is_some()) {
             return Err(conflict(
                 "--registry-anon cannot be combined with --registry-username, --registry-password or --registry-token",
             ));
@@ -164,7 +188,7 @@ impl RegistryAuthFlags {
                 "--registry-token cannot be combined with --registry-username/--registry-password",
             ));
         }
-        if self.anon {
+        if anon {
             return Ok(Some(Credentials::Anonymous));
         }
         if let Some(token) = &self.token {
@@ -349,6 +373,18 @@ mod tests {
         };
         let o = anon.client_options_from(&e, Some(&docker)).unwrap();
         assert_eq!(o.keychain.resolve("docker-only.io", "x"), Credentials::Anonymous);
+        // IMGPKG_ANON=true does the same, as imgpkg reads it: that word only.
+        let mut with_anon = e.clone();
+        with_anon.insert("IMGPKG_ANON".into(), "true".into());
+        let o = RegistryAuthFlags::default()
+            .client_options_from(&with_anon, Some(&docker))
+            .unwrap();
+        assert_eq!(o.keychain.resolve("docker-only.io", "x"), Credentials::Anonymous);
+        with_anon.insert("IMGPKG_ANON".into(), "1".into());
+        let o = RegistryAuthFlags::default()
+            .client_options_from(&with_anon, Some(&docker))
+            .unwrap();
+        assert_ne!(o.keychain.resolve("docker-only.io", "x"), Credentials::Anonymous);
 
         // Token flag.
         let tok = RegistryAuthFlags {

@@ -1,6 +1,6 @@
 //! Registry auth: the `WWW-Authenticate` challenge of each registry and the bearer tokens
 //! fetched for it, cached per (registry, scopes, credentials).
-use super::classify::{classify, distribution_error, unauthorized};
+use super::classify::{classify, distribution_error, go_status_text, unauthorized};
 use super::wire::{authority, read_capped};
 use super::{Client, MAX_SMALL_BODY, Op};
 use crate::registry::{Credentials, RegistryError};
@@ -167,19 +167,21 @@ impl Client {
             }
         };
         let request = request.build().map_err(|e| classify(&e, op))?;
-        super::debug::request(&request);
-        let resp = http.execute(request).await.map_err(|e| classify(&e, op))?;
-        super::debug::response(&resp);
+        let sent = super::debug::Sent::new(&request);
+        let mut resp = http.execute(request).await.map_err(|e| sent.classify(&e, op))?;
+        sent.answered(&mut resp);
         let status = resp.status();
-        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            let body = read_capped(resp, MAX_SMALL_BODY, op).await.unwrap_or_default();
-            let (_, message) = distribution_error(&body);
-            let anonymous = matches!(credentials, Credentials::Anonymous);
-            return Err(unauthorized(op, anonymous, message));
-        }
         if !status.is_success() {
+            let line = resp.extensions().get::<super::debug::RequestLine>().cloned();
             let body = read_capped(resp, MAX_SMALL_BODY, op).await.unwrap_or_default();
             let (code, message) = distribution_error(&body);
+            let go_text = line
+                .map(|line| go_status_text(&line, status.as_u16(), &body))
+                .unwrap_or_default();
+            if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+                let anonymous = matches!(credentials, Credentials::Anonymous);
+                return Err(unauthorized(op, anonymous, message, go_text));
+            }
             return Err(RegistryError::Status {
                 action: format!("{} (getting a token from {realm})", op.action),
                 registry: op.registry.clone(),
@@ -187,6 +189,7 @@ impl Client {
                 code,
                 message,
                 retry_after: None,
+                go_text: go_text.into(),
             });
         }
         #[derive(serde::Deserialize)]

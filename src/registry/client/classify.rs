@@ -1,18 +1,23 @@
 //! Error classification: HTTP statuses, distribution error bodies and transport failures turned
 //! into typed [`RegistryError`]s that name the operation.
+use super::debug::{RequestLine, redacted_url};
 use super::retry::retry_after;
 use super::wire::read_capped;
 use super::{Client, MAX_SMALL_BODY, Op, Subject};
-use crate::registry::RegistryError;
+use crate::registry::{GoText, RegistryError};
 
 impl Client {
     /// Turn a failed response into a typed error, reading (a bounded part of) its body.
     pub(super) async fn status_error(&self, resp: reqwest::Response, op: &Op) -> RegistryError {
         let status = resp.status().as_u16();
         let retry_after = retry_after(resp.headers(), std::time::SystemTime::now());
+        let line = resp.extensions().get::<RequestLine>().cloned();
         let body = read_capped(resp, MAX_SMALL_BODY, op).await.unwrap_or_default();
         let (code, message) = distribution_error(&body);
-        let mut error = status_to_error(op, status, code, message);
+        let go_text = line
+            .map(|line| go_status_text(&line, status, &body))
+            .unwrap_or_default();
+        let mut error = status_to_error(op, status, code, message, go_text);
         if let RegistryError::Status {
             retry_after: slot, ..
         } = &mut error
@@ -23,7 +28,13 @@ impl Client {
     }
 }
 
-pub(super) fn status_to_error(op: &Op, status: u16, code: Option<String>, message: String) -> RegistryError {
+pub(super) fn status_to_error(
+    op: &Op,
+    status: u16,
+    code: Option<String>,
+    message: String,
+    go_text: String,
+) -> RegistryError {
     let action = op.action.clone();
     let reference = || match &op.subject {
         Subject::Manifest(r) => r.clone(),
@@ -35,45 +46,54 @@ pub(super) fn status_to_error(op: &Op, status: u16, code: Option<String>, messag
     };
     let repository = format!("{}/{}", op.registry, op.repository);
     match (status, code.as_deref()) {
-        (401, _) | (_, Some("UNAUTHORIZED")) => unauthorized(op, false, with_code(code.as_deref(), message)),
+        (401, _) | (_, Some("UNAUTHORIZED")) => {
+            unauthorized(op, false, with_code(code.as_deref(), message), go_text)
+        }
         (403, _) | (_, Some("DENIED")) => RegistryError::Denied {
             action,
             registry: op.registry.clone(),
             repository: op.repository.clone(),
             message,
+            go_text: go_text.into(),
         },
         (_, Some("MANIFEST_UNKNOWN")) => RegistryError::ManifestUnknown {
             action,
             reference: reference(),
             message,
+            go_text: go_text.into(),
         },
         (_, Some("BLOB_UNKNOWN")) => RegistryError::BlobUnknown {
             action,
             repository,
             digest: blob(),
             message,
+            go_text: go_text.into(),
         },
         (_, Some("NAME_UNKNOWN")) => RegistryError::NameUnknown {
             action,
             repository,
             message,
+            go_text: go_text.into(),
         },
         (404, None) => match &op.subject {
             Subject::Manifest(r) => RegistryError::ManifestUnknown {
                 action,
                 reference: r.clone(),
                 message,
+                go_text: go_text.into(),
             },
             Subject::Blob(d) => RegistryError::BlobUnknown {
                 action,
                 repository,
                 digest: d.clone(),
                 message,
+                go_text: go_text.into(),
             },
             Subject::Repository => RegistryError::NameUnknown {
                 action,
                 repository,
                 message,
+                go_text: go_text.into(),
             },
         },
         _ => RegistryError::Status {
@@ -83,18 +103,107 @@ pub(super) fn status_to_error(op: &Op, status: u16, code: Option<String>, messag
             code,
             message,
             retry_after: None,
+            go_text: go_text.into(),
         },
     }
 }
 
 /// `anonymous`: nothing was sent, so the registry did not reject credentials, it asked for them.
-pub(super) fn unauthorized(op: &Op, anonymous: bool, message: String) -> RegistryError {
+pub(super) fn unauthorized(op: &Op, anonymous: bool, message: String, go_text: String) -> RegistryError {
     RegistryError::Unauthorized {
         action: op.action.clone(),
         registry: op.registry.clone(),
         repository: op.repository.clone(),
         anonymous,
         message,
+        go_text: go_text.into(),
+    }
+}
+
+/// go-containerregistry's text for a failed answer (its `transport.Error`): the request, then
+/// the registry's diagnostics (`CODE: message; detail`), or the status and the body when the
+/// registry gave none.
+pub(super) fn go_status_text(line: &RequestLine, status: u16, body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        #[serde(default)]
+        errors: Vec<Diagnostic>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Diagnostic {
+        #[serde(default)]
+        code: String,
+        #[serde(default)]
+        message: String,
+        #[serde(default)]
+        detail: serde_json::Value,
+    }
+    let diagnostics = serde_json::from_slice::<Errors>(body)
+        .map(|e| e.errors)
+        .unwrap_or_default();
+    let diagnostic = |d: &Diagnostic| {
+        let mut text = format!("{}: {}", d.code, d.message);
+        if !d.detail.is_null() {
+            text.push_str("; ");
+            text.push_str(&go_value(&d.detail));
+        }
+        text
+    };
+    let answer = match diagnostics.as_slice() {
+        [] => {
+            let reason = reqwest::StatusCode::from_u16(status)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or_default();
+            let raw = String::from_utf8_lossy(body);
+            if !raw.is_empty() {
+                format!(
+                    "unexpected status code {status} {reason}: {}",
+                    truncate(&raw, 500)
+                )
+            } else if line.method == reqwest::Method::HEAD {
+                format!(
+                    "unexpected status code {status} {reason} (HEAD responses have no body, use GET for details)"
+                )
+            } else {
+                format!("unexpected status code {status} {reason}")
+            }
+        }
+        [one] => diagnostic(one),
+        many => format!(
+            "multiple errors returned: {}",
+            many.iter().map(diagnostic).collect::<Vec<_>>().join("; ")
+        ),
+    };
+    format!("{} {}: {answer}", line.method, redacted_url(&line.url))
+}
+
+/// A JSON value as Go's `%v` prints what `encoding/json` decoded into `any`:
+/// `map[Tag:v1]`, `[a b]`, numbers as float64, `<nil>`.
+fn go_value(value: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match value {
+        Value::Null => "<nil>".to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 1e21 => format!("{f:.0}"),
+            Some(f) => f.to_string(),
+            None => n.to_string(),
+        },
+        Value::String(s) => s.clone(),
+        Value::Array(items) => format!("[{}]", items.iter().map(go_value).collect::<Vec<_>>().join(" ")),
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            format!(
+                "map[{}]",
+                entries
+                    .iter()
+                    .map(|(k, v)| format!("{k}:{}", go_value(v)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
+        }
     }
 }
 
@@ -239,6 +348,7 @@ pub(super) fn classify(e: &reqwest::Error, op: &Op) -> RegistryError {
             action: op.action.clone(),
             registry: op.registry.clone(),
             message,
+            go_text: GoText::default(),
         };
     }
     if e.is_timeout() {
@@ -287,19 +397,19 @@ mod tests {
             false,
             Subject::Manifest(reference.to_string()),
         );
-        let e = status_to_error(&op, 404, code, message);
+        let e = status_to_error(&op, 404, code, message, String::new());
         assert_eq!(
             e.to_string(),
             r#"manifest unknown while fetching manifest reg.io/app:v9: reg.io/app:v9 does not exist in the registry: manifest unknown ({"Tag":"v9"})"#
         );
         assert!(!e.is_retryable());
-        let e = status_to_error(&op, 503, None, "busy".into());
+        let e = status_to_error(&op, 503, None, "busy".into(), String::new());
         assert!(e.is_retryable());
         assert_eq!(
             e.to_string(),
             "registry reg.io answered HTTP 503 while fetching manifest reg.io/app:v9: busy"
         );
-        let e = status_to_error(&op, 401, None, String::new());
+        let e = status_to_error(&op, 401, None, String::new(), String::new());
         let text = e.to_string();
         assert!(
             text.contains("registry reg.io rejected the credentials for repository app"),
@@ -307,7 +417,52 @@ mod tests {
         );
         assert!(text.contains("--registry-username"), "{text}");
         assert!(text.contains("docker login reg.io"), "{text}");
-        let e = status_to_error(&op, 403, Some("DENIED".into()), "no".into());
+        let e = status_to_error(&op, 403, Some("DENIED".into()), "no".into(), String::new());
         assert!(matches!(e, RegistryError::Denied { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn go_words_for_failed_answers() {
+        let line = |method: reqwest::Method, url: &str| RequestLine {
+            method,
+            url: reqwest::Url::parse(url).unwrap(),
+        };
+        let get = line(
+            reqwest::Method::GET,
+            "http://127.0.0.1:5000/v2/nothing/manifests/latest",
+        );
+        assert_eq!(
+            go_status_text(
+                &get,
+                404,
+                br#"{"errors":[{"code":"NAME_UNKNOWN","message":"Unknown name"}]}"#
+            ),
+            "GET http://127.0.0.1:5000/v2/nothing/manifests/latest: NAME_UNKNOWN: Unknown name"
+        );
+        assert_eq!(
+            go_status_text(
+                &get,
+                404,
+                br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"latest","n":2,"l":[1,"a"]}}]}"#
+            ),
+            "GET http://127.0.0.1:5000/v2/nothing/manifests/latest: MANIFEST_UNKNOWN: manifest unknown; map[Tag:latest l:[1 a] n:2]"
+        );
+        assert_eq!(
+            go_status_text(
+                &get,
+                400,
+                br#"{"errors":[{"code":"A","message":"one"},{"code":"B","message":"two"}]}"#
+            ),
+            "GET http://127.0.0.1:5000/v2/nothing/manifests/latest: multiple errors returned: A: one; B: two"
+        );
+        assert_eq!(
+            go_status_text(&get, 502, b"bad gateway"),
+            "GET http://127.0.0.1:5000/v2/nothing/manifests/latest: unexpected status code 502 Bad Gateway: bad gateway"
+        );
+        let head = line(reqwest::Method::HEAD, "http://127.0.0.1:5000/v2/x/manifests/v1");
+        assert_eq!(
+            go_status_text(&head, 404, b""),
+            "HEAD http://127.0.0.1:5000/v2/x/manifests/v1: unexpected status code 404 Not Found (HEAD responses have no body, use GET for details)"
+        );
     }
 }

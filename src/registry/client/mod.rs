@@ -27,6 +27,7 @@ mod transport;
 mod upload;
 mod wire;
 
+pub use debug::dump_like_go;
 pub use options::ClientOptions;
 pub use stream::BlobStream;
 pub(crate) use wire::is_loopback;

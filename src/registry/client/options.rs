@@ -89,6 +89,21 @@ impl Default for ClientOptions {
     }
 }
 
+/// The headers every request carries unless it sets its own (`--debug` shows them too):
+/// reqwest's `Accept: */*`, pkgr's `User-Agent`, and `Accept-Encoding: identity`, since pkgr
+/// does not decode compressed transfers (blobs are checked against their digest as sent).
+pub(super) fn default_headers() -> reqwest::header::HeaderMap {
+    use reqwest::header::{ACCEPT, ACCEPT_ENCODING, HeaderMap, HeaderValue, USER_AGENT};
+    let mut headers = HeaderMap::new();
+    headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
+    headers.insert(
+        USER_AGENT,
+        HeaderValue::from_static(concat!("pkgr/", env!("CARGO_PKG_VERSION"))),
+    );
+    headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+    headers
+}
+
 pub(super) fn build_http(
     options: &ClientOptions,
     verify: bool,
@@ -96,7 +111,7 @@ pub(super) fn build_http(
 ) -> Result<reqwest::Client, RegistryError> {
     let mut builder = reqwest::Client::builder()
         .connect_timeout(options.connect_timeout)
-        .user_agent(concat!("pkgr/", env!("CARGO_PKG_VERSION")));
+        .default_headers(default_headers());
     if let Some(t) = read_timeout {
         builder = builder.read_timeout(t);
     }

@@ -2,7 +2,7 @@
 //! auth challenge), the credentials, the Authorization header, and one answer to a 401 challenge.
 use super::challenge::parse_challenge;
 use super::classify::classify;
-use super::debug;
+use super::debug::{GO_HEADER_TIMEOUT, Sent};
 use super::wire::same_authority;
 use super::{Challenge, Client, Op, is_loopback};
 use crate::registry::{Credentials, RegistryError};
@@ -38,9 +38,9 @@ impl Client {
             {
                 request.headers_mut().insert(header::AUTHORIZATION, auth);
             }
-            debug::request(&request);
-            let resp = http.execute(request).await.map_err(|e| classify(&e, op))?;
-            debug::response(&resp);
+            let sent = Sent::new(&request);
+            let mut resp = http.execute(request).await.map_err(|e| sent.classify(&e, op))?;
+            sent.answered(&mut resp);
             let status = resp.status();
             if status == StatusCode::UNAUTHORIZED {
                 // Retry once with what the challenge asks for, when we have something better to send.
@@ -58,6 +58,7 @@ impl Client {
                             registry,
                             repository,
                             message,
+                            go_text,
                             ..
                         } => RegistryError::Unauthorized {
                             action,
@@ -65,6 +66,7 @@ impl Client {
                             repository,
                             anonymous: sent_auth.is_none(),
                             message,
+                            go_text,
                         },
                         other => other,
                     });
@@ -186,19 +188,21 @@ impl Client {
             .timeout(self.inner.options.read_timeout)
             .build()
             .map_err(|e| classify(&e, op))?;
-        debug::request(&request);
-        let resp = http.execute(request).await.map_err(|e| {
+        let sent = Sent::new(&request);
+        let mut resp = http.execute(request).await.map_err(|e| {
             if e.is_timeout() {
+                sent.failed(&e);
                 RegistryError::NoResponse {
                     action: op.action.clone(),
                     registry: op.registry.clone(),
                     message: format!("GET {scheme}://{}/v2/ timed out", op.registry),
+                    go_text: sent.go_error(GO_HEADER_TIMEOUT).into(),
                 }
             } else {
-                classify(&e, op)
+                sent.classify(&e, op)
             }
         })?;
-        debug::response(&resp);
+        sent.answered(&mut resp);
         Ok(resp)
     }
 

@@ -110,7 +110,7 @@ impl Client {
         {
             request.headers_mut().insert(header::AUTHORIZATION, auth);
         }
-        super::debug::request(&request);
+        let request_sent = super::debug::Sent::new(&request);
         let sent = self
             .watch_progress(http.execute(request), &progress, &op, size)
             .await?;
@@ -122,8 +122,8 @@ impl Client {
                 message,
             });
         }
-        let resp = sent.map_err(|e| classify(&e, &op))?;
-        super::debug::response(&resp);
+        let mut resp = sent.map_err(|e| request_sent.classify(&e, &op))?;
+        request_sent.answered(&mut resp);
         if !resp.status().is_success() {
             return Err(self.status_error(resp, &op).await);
         }
