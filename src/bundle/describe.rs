@@ -32,6 +32,8 @@ pub enum ImageType {
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Layer {
     pub digest: String,
+    /// Not printed: imgpkg's description has only the digest.
+    #[serde(skip)]
     pub size: u64,
 }
 

@@ -82,7 +82,6 @@ fn contents(description: &Description, level: usize, top: bool, out: &mut String
     for image in description.images.values() {
         let _ = writeln!(out, "{entry}- Image: {}", image.image);
         let _ = writeln!(out, "{entry}  Type: {}", type_name(image.image_type));
-        let _ = writeln!(out, "{entry}  Size: {} bytes", image.size);
         if image.image_type == ImageType::Image {
             let _ = writeln!(out, "{entry}  Origin: {}", image.origin);
         }
@@ -158,12 +157,6 @@ struct YamlImage {
     layers: Vec<Layer>,
     #[serde(skip_serializing_if = "String::is_empty")]
     origin: String,
-    #[serde(skip_serializing_if = "is_zero")]
-    size: u64,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
 }
 
 impl From<&Description> for YamlDescription {
@@ -190,7 +183,6 @@ impl From<&ImageInfo> for YamlImage {
             image_type: i.image_type,
             layers: i.layers.clone(),
             origin: i.origin.clone(),
-            size: i.size,
         }
     }
 }
@@ -256,15 +248,12 @@ Images:
     Images:
     - Image: reg/new@sha256:i1
       Type: Image
-      Size: 0 bytes
       Origin: reg/img1@sha256:i1
   - Image: reg/new@sha256:i1
     Type: Image
-    Size: 0 bytes
     Origin: reg/img1@sha256:i1
   - Image: reg/new@sha256:l
     Type: Internal
-    Size: 0 bytes
 "
         );
     }
