@@ -39,6 +39,9 @@ pub struct Logged {
     pub watch: bool,
     /// A watch answered with 410 Gone (in the stream or as the HTTP status).
     pub gone: bool,
+    /// Who sent it: the bearer token of its Authorization header (empty without one), the
+    /// identity the real server would authenticate.
+    pub user: String,
 }
 
 impl Logged {
@@ -333,11 +336,16 @@ impl FakeApiServer {
 
     /// A kubeconfig file for this server (for the `pkgr` binary).
     pub fn kubeconfig(&self) -> tempfile::NamedTempFile {
+        self.kubeconfig_for("fake-token")
+    }
+
+    /// A kubeconfig whose requests the log attributes to `user` (its bearer token).
+    pub fn kubeconfig_for(&self, user: &str) -> tempfile::NamedTempFile {
         use std::io::Write;
         let mut file = tempfile::NamedTempFile::new().unwrap();
         write!(
             file,
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\ncurrent-context: fake\nusers:\n- name: fake\n  user:\n    token: fake-token\n",
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\ncurrent-context: fake\nusers:\n- name: fake\n  user:\n    token: {user}\n",
             self.url
         )
         .unwrap();
@@ -576,6 +584,10 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Cha
             .to_string()
     };
     let content_type = header("content-type");
+    let user = header("authorization")
+        .strip_prefix("Bearer ")
+        .unwrap_or_default()
+        .to_string();
     let metadata_only = header("accept").contains("as=PartialObjectMetadata");
     let is_watch = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
     let body = read_body(request.into_body()).await;
@@ -588,6 +600,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Cha
             status,
             watch: is_watch,
             gone,
+            user: user.clone(),
         });
         shared.revision.send_modify(|r| *r += 1);
     };
