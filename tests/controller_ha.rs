@@ -22,8 +22,11 @@ impl Drop for Replica {
     }
 }
 
-fn replica(kubeconfig: &tempfile::NamedTempFile, identity: &str) -> Replica {
-    Replica(
+/// A replica named `identity`, with credentials of its own: the API server's log tells its
+/// requests from the other replica's.
+fn replica(api: &FakeApiServer, identity: &str) -> (Replica, tempfile::NamedTempFile) {
+    let kubeconfig = api.kubeconfig_for(identity);
+    let replica = Replica(
         Command::new(env!("CARGO_BIN_EXE_pkgr"))
             .args(["controller", "--leader-elect", "--metrics-address", "127.0.0.1:0"])
             .env("KUBECONFIG", kubeconfig.path())
@@ -34,7 +37,8 @@ fn replica(kubeconfig: &tempfile::NamedTempFile, identity: &str) -> Replica {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap(),
-    )
+    );
+    (replica, kubeconfig)
 }
 
 fn repository(name: &str, ref_name: &str) -> Value {
@@ -64,26 +68,40 @@ fn holder(api: &FakeApiServer) -> Option<String> {
 #[tokio::test]
 async fn the_standby_that_takes_over_reconciles_what_happened_while_nobody_led() {
     let api = FakeApiServer::start().await;
-    let kubeconfig = api.kubeconfig();
     api.create(REPOS, None, "early", repository("early", "early.corp.com"));
-    let mut first = replica(&kubeconfig, "first");
+    let (mut first, _first_config) = replica(&api, "first");
     api.wait_for(
         "the first replica to lead and reconcile",
         Duration::from_secs(30),
         |api| (holder(api).as_deref() == Some("first") && succeeded(api, "early")).then_some(()),
     )
     .await;
-    let standby = replica(&kubeconfig, "second");
-    // The standby is running once it has read the Lease and found it held.
+    let (standby, _standby_config) = replica(&api, "second");
+    // The standby is running once it has read the Lease (the leader's own reads and renewals
+    // come with the leader's credentials) and found it held: it has not written it.
     api.wait_for("the standby to read the Lease", Duration::from_secs(30), |api| {
-        let reads = api
-            .log()
+        api.log()
             .iter()
-            .filter(|l| l.method == "GET" && l.path.ends_with("/leases/pkgr-controller"))
-            .count();
-        (reads >= 3).then_some(())
+            .any(|l| {
+                l.user == "second"
+                    && l.method == "GET"
+                    && l.path.ends_with("/leases/pkgr-controller")
+                    && l.status == 200
+            })
+            .then_some(())
     })
     .await;
+    let standby_writes: Vec<String> = api
+        .log()
+        .iter()
+        .filter(|l| l.user == "second" && l.is_write() && l.path.contains("/leases/"))
+        .map(|l| format!("{} {} {}", l.method, l.path, l.status))
+        .collect();
+    assert!(
+        standby_writes.is_empty(),
+        "the standby found the Lease held and left it: {standby_writes:?}"
+    );
+    assert_eq!(holder(&api).as_deref(), Some("first"));
 
     // The leader dies without a word (no Lease release).
     first.0.kill().unwrap();

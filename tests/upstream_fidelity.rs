@@ -191,14 +191,52 @@ fn lock() -> ImagesLock {
     }
 }
 
+/// The same documents as [`repository_files`], each in a file of its own, named so that they
+/// are read in another order: a fixed shuffle, metadatas among the Packages.
+fn shuffled_files() -> FileTree {
+    let mut documents = Vec::new();
+    for r in 0..REF_NAMES {
+        let ref_name = case(r * VERSIONS.len()).ref_name;
+        documents.push(metadata_yaml(&ref_name));
+        for v in 0..VERSIONS.len() {
+            documents.push(package_yaml(&case(r * VERSIONS.len() + v)));
+        }
+    }
+    let n = documents.len();
+    // 7919 is prime and does not divide n: a permutation of 0..n.
+    assert_ne!(n % 7919, 0);
+    documents
+        .into_iter()
+        .enumerate()
+        .map(|(k, doc)| (format!("packages/all/{:04}.yml", k * 7919 % n), doc.into_bytes()))
+        .collect()
+}
+
+/// The documents of `files` in the order the repository reads them (by path, then within a file).
+fn read_order(files: &FileTree) -> Vec<String> {
+    files
+        .values()
+        .flat_map(|bytes| {
+            std::str::from_utf8(bytes)
+                .unwrap()
+                .split("---\n")
+                .filter(|d| !d.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 fn relocated(bundle: usize) -> String {
     format!("registry.corp.xyz/apps/repo@sha256:{bundle:064x}")
 }
 
 fn build() -> Output {
-    let files = repository_files();
-    let lock = lock();
-    repository::build(&files, Some(&lock)).unwrap_or_else(|e| panic!("{}", e.detailed()))
+    build_from(&repository_files())
+}
+
+fn build_from(files: &FileTree) -> Output {
+    repository::build(files, Some(&lock())).unwrap_or_else(|e| panic!("{}", e.detailed()))
 }
 
 /// As the controller applies it.
@@ -368,9 +406,20 @@ fn metadatas_leave_out_empty_strings_lists_and_names() {
     }
 }
 
+/// (That the result does not depend on how many threads read the files is checked where they
+/// are split: `src/repository/read.rs`.)
 #[test]
-fn the_result_does_not_depend_on_file_order_or_threads() {
-    let a = build().to_yaml().unwrap();
-    let b = build().to_yaml().unwrap();
-    assert_eq!(a, b);
+fn the_result_does_not_depend_on_which_files_hold_the_documents_or_their_order() {
+    let (nested, shuffled) = (repository_files(), shuffled_files());
+    let (mut a, mut b) = (read_order(&nested), read_order(&shuffled));
+    assert_ne!(a, b, "the two layouts are read in different orders");
+    a.sort();
+    b.sort();
+    assert_eq!(a, b, "the two layouts hold the same documents");
+
+    let (nested, shuffled) = (build_from(&nested), build_from(&shuffled));
+    assert_eq!(nested.packages.len(), REF_NAMES * VERSIONS.len());
+    assert_eq!(nested.to_yaml().unwrap(), shuffled.to_yaml().unwrap());
+    assert_eq!(nested.relocated_images, shuffled.relocated_images);
+    assert_eq!(nested.dropped_fields.len(), shuffled.dropped_fields.len());
 }

@@ -8,22 +8,42 @@
 //! - other errors (connection refused, 503 while the server starts, 403) back off briefly
 //!   (250 ms doubling to 2 s), and the backoff resets with the first event after recovery;
 //! - an outage is logged once when it starts (with its cause and, for 403 only, the RBAC hint) and
-//!   once when it is over, and `/readyz` reports not-ready while any watch is down.
+//!   once when it is over, and `/readyz` reports not-ready while any watch is down;
+//! - each watch keeps a short journal of what it did ([`Step`]: failures, backoffs, lists), so
+//!   that what happened after a 410 can be checked without timing it.
 use futures_util::{Stream, StreamExt};
 use kube::Resource;
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher::{self, Event};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// One thing a watch did, as its journal in [`WatchHealth`] records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// A request or the stream failed: the API's status code when it answered with one (410:
+    /// the resourceVersion expired), `None` when there was no answer (connection refused,
+    /// dropped stream).
+    Failed(Option<u16>),
+    /// Waited (a backoff) before trying again.
+    BackedOff,
+    /// A list completed: the first one, or a re-list.
+    Listed,
+}
+
+/// How many of its latest steps each watch's journal keeps.
+pub const JOURNAL_STEPS: usize = 64;
+
 /// Which watches are down, and since when: what `/readyz` reports. Also which watches have
-/// completed their first list, for reconciles that must not start on an empty cache.
+/// completed their first list, for reconciles that must not start on an empty cache, and each
+/// watch's latest [`Step`]s.
 #[derive(Debug)]
 pub struct WatchHealth {
     down: Mutex<BTreeMap<String, Instant>>,
     listed: tokio::sync::watch::Sender<std::collections::BTreeSet<String>>,
+    journal: Mutex<BTreeMap<String, VecDeque<Step>>>,
 }
 
 impl Default for WatchHealth {
@@ -31,6 +51,7 @@ impl Default for WatchHealth {
         WatchHealth {
             down: Mutex::default(),
             listed: tokio::sync::watch::channel(Default::default()).0,
+            journal: Mutex::default(),
         }
     }
 }
@@ -73,6 +94,25 @@ impl WatchHealth {
     fn mark_up(&self, name: &str) {
         self.down.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
     }
+
+    /// The latest steps (at most [`JOURNAL_STEPS`]) of every watch, oldest first, by name.
+    pub fn journal(&self) -> BTreeMap<String, Vec<Step>> {
+        self.journal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(name, steps)| (name.clone(), steps.iter().copied().collect()))
+            .collect()
+    }
+
+    fn record(&self, name: &str, step: Step) {
+        let mut journal = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        let steps = journal.entry(name.to_string()).or_default();
+        if steps.len() == JOURNAL_STEPS {
+            steps.pop_front();
+        }
+        steps.push_back(step);
+    }
 }
 
 /// How a watch error is handled.
@@ -94,16 +134,20 @@ fn api_code(error: &kube::Error) -> Option<u16> {
     }
 }
 
-/// Sort a watcher error into what to do about it.
-pub fn classify(error: &watcher::Error) -> Failure {
-    let code = match error {
+/// The API's status code in a watcher error, if the API server answered with one.
+pub fn status_code(error: &watcher::Error) -> Option<u16> {
+    match error {
         watcher::Error::WatchError(status) => Some(status.code),
         watcher::Error::InitialListFailed(e)
         | watcher::Error::WatchStartFailed(e)
         | watcher::Error::WatchFailed(e) => api_code(e),
         watcher::Error::NoResourceVersion => None,
-    };
-    match code {
+    }
+}
+
+/// Sort a watcher error into what to do about it.
+pub fn classify(error: &watcher::Error) -> Failure {
+    match status_code(error) {
         Some(410) => Failure::Expired {
             rebuild: matches!(error, watcher::Error::WatchStartFailed(_)),
         },
@@ -188,6 +232,7 @@ where
                 Some(Ok(event)) => {
                     state.writer.apply_watcher_event(&event);
                     if matches!(event, Event::InitDone) {
+                        state.health.record(&state.name, Step::Listed);
                         state.health.mark_listed(&state.name);
                     }
                     // A list that completed or a live event: the watch works again.
@@ -216,6 +261,8 @@ async fn handle_error<K: Resource<DynamicType = ()> + Clone + 'static, F>(
     state: &mut State<K, F>,
     error: &watcher::Error,
 ) {
+    // Recorded as the server answered, whatever `classify` makes of it.
+    state.health.record(&state.name, Step::Failed(status_code(error)));
     match classify(error) {
         Failure::Expired { rebuild } => {
             tracing::debug!(watch = %state.name, %error, "resourceVersion expired: listing again");
@@ -237,6 +284,7 @@ async fn handle_error<K: Resource<DynamicType = ()> + Clone + 'static, F>(
             } else {
                 tracing::debug!(watch = %state.name, %error, "watch still failing");
             }
+            state.health.record(&state.name, Step::BackedOff);
             tokio::time::sleep(state.backoff.next_delay()).await;
         }
     }
@@ -280,6 +328,21 @@ mod tests {
                 .expect("every waiter is woken")
                 .unwrap();
         }
+    }
+
+    #[test]
+    fn the_journal_keeps_each_watch_latest_steps() {
+        let health = WatchHealth::default();
+        health.record("a", Step::Failed(Some(410)));
+        health.record("a", Step::Listed);
+        for _ in 0..JOURNAL_STEPS {
+            health.record("b", Step::Failed(None));
+        }
+        health.record("b", Step::BackedOff);
+        let journal = health.journal();
+        assert_eq!(journal["a"], [Step::Failed(Some(410)), Step::Listed]);
+        assert_eq!(journal["b"].len(), JOURNAL_STEPS);
+        assert_eq!(journal["b"].last(), Some(&Step::BackedOff));
     }
 
     #[test]

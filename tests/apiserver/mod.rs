@@ -4,7 +4,10 @@
 //! bump resourceVersions (server-side apply, JSON and merge patches, PUT with 409 Conflict, POST
 //! with 409 AlreadyExists), finalizers and owner garbage collection. It can be stopped (connections
 //! drop, new ones are refused), started again answering 503 for a while, and compacted, as a
-//! control-plane restart does. kube-runtime's real watcher, reflector and Controller run against it.
+//! control-plane restart does; or compacted while it runs, its watches ended as their
+//! timeoutSeconds end them. Bookmarks carry the server's progress (the newest resourceVersion once
+//! the stream has sent every change it owes), as the watch cache's do. kube-runtime's real watcher,
+//! reflector and Controller run against it.
 #![allow(dead_code)]
 pub mod controller;
 pub mod kapp;
@@ -36,12 +39,50 @@ pub struct Logged {
     pub watch: bool,
     /// A watch answered with 410 Gone (in the stream or as the HTTP status).
     pub gone: bool,
+    /// Who sent it: the bearer token of its Authorization header (empty without one), the
+    /// identity the real server would authenticate.
+    pub user: String,
 }
 
 impl Logged {
     pub fn is_write(&self) -> bool {
         self.method != "GET"
     }
+
+    /// A LIST: a read of a whole collection, not a watch.
+    pub fn is_list(&self) -> bool {
+        self.method == "GET" && !self.watch && route(&self.path).is_some_and(|r| r.2.is_none())
+    }
+
+    /// The collection a LIST or WATCH reads: its path and selectors.
+    pub fn collection(&self) -> String {
+        collection(&self.path, &self.query)
+    }
+}
+
+fn collection(path: &str, query: &BTreeMap<String, String>) -> String {
+    let selector = |name: &str| query.get(name).map(String::as_str).unwrap_or("");
+    format!(
+        "{path}?fieldSelector={}&labelSelector={}",
+        selector("fieldSelector"),
+        selector("labelSelector")
+    )
+}
+
+/// One watch stream the server has answered with 200, open or ended.
+#[derive(Clone, Debug)]
+pub struct WatchStream {
+    /// The collection watched (see [`Logged::collection`]).
+    pub collection: String,
+    /// The resourceVersion it started from, as the client sent it.
+    pub from: Option<String>,
+    /// The client asked for bookmarks (allowWatchBookmarks=true).
+    pub bookmarks_allowed: bool,
+    /// The resourceVersion of the last BOOKMARK sent on it.
+    pub last_bookmark: Option<u64>,
+    /// The resourceVersion of the last change (ADDED, MODIFIED, DELETED) sent on it.
+    pub last_change: Option<u64>,
+    pub open: bool,
 }
 
 struct Shared {
@@ -60,6 +101,10 @@ struct Shared {
     /// Changes of one resource held back from open watches (a slow watch), and that resource.
     held: Mutex<Option<(String, Vec<Change>)>>,
     log: Mutex<Vec<Logged>>,
+    /// Bumped to end every open watch stream cleanly (their timeoutSeconds ran out).
+    end_watches: watch::Sender<u64>,
+    /// Every watch stream answered with 200, in the order they were opened.
+    streams: Mutex<Vec<WatchStream>>,
 }
 
 /// The running fake API server.
@@ -233,6 +278,8 @@ impl FakeApiServer {
             bookmark_ms: AtomicUsize::new(500),
             held: Mutex::default(),
             log: Mutex::default(),
+            end_watches: watch::channel(0).0,
+            streams: Mutex::default(),
         });
         let server = FakeApiServer {
             shared,
@@ -289,11 +336,16 @@ impl FakeApiServer {
 
     /// A kubeconfig file for this server (for the `pkgr` binary).
     pub fn kubeconfig(&self) -> tempfile::NamedTempFile {
+        self.kubeconfig_for("fake-token")
+    }
+
+    /// A kubeconfig whose requests the log attributes to `user` (its bearer token).
+    pub fn kubeconfig_for(&self, user: &str) -> tempfile::NamedTempFile {
         use std::io::Write;
         let mut file = tempfile::NamedTempFile::new().unwrap();
         write!(
             file,
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\ncurrent-context: fake\nusers:\n- name: fake\n  user:\n    token: fake-token\n",
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\ncurrent-context: fake\nusers:\n- name: fake\n  user:\n    token: {user}\n",
             self.url
         )
         .unwrap();
@@ -310,6 +362,8 @@ impl FakeApiServer {
 
     /// Deliver the held events, in order, and stop holding.
     pub fn release_watch_events(&self) {
+        // With the store locked, as every publication: no bookmark passes them on their way.
+        let _store = self.shared.store.lock().unwrap();
         let held = self.shared.held.lock().unwrap().take();
         for change in held.map(|(_, queue)| queue).unwrap_or_default() {
             let _ = self.shared.changes.send(change);
@@ -352,9 +406,27 @@ impl FakeApiServer {
         self.shared.bookmark_ms.store(ms, Ordering::SeqCst);
     }
 
-    /// Forget the watch history (as etcd compaction does) without a restart.
-    pub fn compact(&self) {
-        self.shared.store.lock().unwrap().compact();
+    /// Forget the watch history (as etcd compaction does) without a restart. Returns the
+    /// resourceVersion compacted at: a watch resumed from an older one gets 410 Gone.
+    pub fn compact(&self) -> u64 {
+        let mut store = self.shared.store.lock().unwrap();
+        store.compact();
+        store.compacted_at
+    }
+
+    /// End every open watch stream cleanly, as the server does when a watch's timeoutSeconds
+    /// run out (the connections stay up); the clients resume from their last resourceVersion.
+    /// Returns the indices (in [`FakeApiServer::watch_streams`]) of the streams ended.
+    pub fn end_watches(&self) -> Vec<usize> {
+        let streams = self.shared.streams.lock().unwrap();
+        let open = (0..streams.len()).filter(|&i| streams[i].open).collect();
+        self.shared.end_watches.send_modify(|g| *g += 1);
+        open
+    }
+
+    /// Every watch stream answered with 200 so far, open or ended, in the order they were opened.
+    pub fn watch_streams(&self) -> Vec<WatchStream> {
+        self.shared.streams.lock().unwrap().clone()
     }
 
     /// Every change since the last compaction: (event type, resource, name).
@@ -512,6 +584,10 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Cha
             .to_string()
     };
     let content_type = header("content-type");
+    let user = header("authorization")
+        .strip_prefix("Bearer ")
+        .unwrap_or_default()
+        .to_string();
     let metadata_only = header("accept").contains("as=PartialObjectMetadata");
     let is_watch = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
     let body = read_body(request.into_body()).await;
@@ -524,6 +600,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Cha
             status,
             watch: is_watch,
             gone,
+            user: user.clone(),
         });
         shared.revision.send_modify(|r| *r += 1);
     };
@@ -556,7 +633,15 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Cha
         }
     }
     if is_watch {
-        return watch_response(&shared, &resource, ns.as_deref(), &query, metadata_only, log);
+        return watch_response(
+            &shared,
+            &path,
+            &resource,
+            ns.as_deref(),
+            &query,
+            metadata_only,
+            log,
+        );
     }
     let manager = query
         .get("fieldManager")
@@ -637,14 +722,49 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Cha
     whole(code, &reply)
 }
 
+/// How far a watch of `resource` has been told everything, for its next bookmark: the newest
+/// resourceVersion when the stream has taken every change published so far and none of its
+/// resource's are held back; otherwise only as far as it has sent (a change is on its way).
+fn progress(shared: &Shared, resource: &str, live: &broadcast::Receiver<Change>, sent_up_to: u64) -> u64 {
+    // Changes are published with the store locked: holding it, every change up to `rv` is in the
+    // channel already.
+    let store = shared.store.lock().unwrap();
+    let held = shared.held.lock().unwrap();
+    let holding = held
+        .as_ref()
+        .is_some_and(|(r, queue)| r == resource && !queue.is_empty());
+    if live.is_empty() && !holding {
+        store.rv
+    } else {
+        sent_up_to
+    }
+}
+
 fn watch_line(kind: &str, object: Value) -> Bytes {
     let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap();
     line.push(b'\n');
     Bytes::from(line)
 }
 
+/// Marks its watch stream ended when the stream's task ends, however it ends.
+struct StreamTask(Arc<Shared>, usize);
+
+impl StreamTask {
+    fn note(&self, update: impl FnOnce(&mut WatchStream)) {
+        update(&mut self.0.streams.lock().unwrap()[self.1]);
+        self.0.revision.send_modify(|r| *r += 1);
+    }
+}
+
+impl Drop for StreamTask {
+    fn drop(&mut self) {
+        self.note(|s| s.open = false);
+    }
+}
+
 fn watch_response(
     shared: &Arc<Shared>,
+    path: &str,
     resource: &str,
     ns: Option<&str>,
     query: &BTreeMap<String, String>,
@@ -671,6 +791,18 @@ fn watch_response(
         return Response::builder().status(200).body(ChannelBody(rx)).unwrap();
     }
     log(200, false);
+    let (index, mut ended) = {
+        let mut streams = shared.streams.lock().unwrap();
+        streams.push(WatchStream {
+            collection: collection(path, query),
+            from: query.get("resourceVersion").cloned(),
+            bookmarks_allowed: query.get("allowWatchBookmarks").is_some_and(|b| b == "true"),
+            last_bookmark: None,
+            last_change: None,
+            open: true,
+        });
+        (streams.len() - 1, shared.end_watches.subscribe())
+    };
     let mut live = shared.changes.subscribe();
     let wanted = |c: &Change| matches(&c.object, &c.key, resource, ns, query);
     let replay: Vec<Bytes> = match since {
@@ -706,6 +838,7 @@ fn watch_response(
         query.clone(),
     );
     tokio::spawn(async move {
+        let stream = StreamTask(shared.clone(), index);
         for line in replay {
             if tx.send(line).await.is_err() {
                 return;
@@ -722,18 +855,21 @@ fn watch_response(
                         if tx.send(watch_line(c.kind, shaped(&c.object, metadata_only, false, &resource))).await.is_err() {
                             return;
                         }
+                        stream.note(|s| s.last_change = Some(c.rv));
                     }
                     Ok(_) => {}
                     Err(_) => return,
                 },
                 _ = ticker.tick(), if bookmarks && interval > 0 => {
-                    // Only as far as this stream has delivered: a change may still be on its way.
-                    let mark = json!({"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": sent_up_to.to_string()}});
+                    let progress = progress(&shared, &resource, &live, sent_up_to);
+                    let mark = json!({"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": progress.to_string()}});
                     if tx.send(watch_line("BOOKMARK", mark)).await.is_err() {
                         return;
                     }
+                    stream.note(|s| s.last_bookmark = Some(progress));
                 }
                 _ = tokio::time::sleep_until(deadline) => return,
+                _ = ended.changed() => return,
             }
         }
     });

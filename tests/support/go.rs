@@ -1,5 +1,8 @@
 //! Go's `compress/gzip` at BestSpeed as a reference: a tiny Go program, compiled once per test
 //! binary under the target dir, when `go` is on the PATH.
+//!
+//! Without Go, a comparison is skipped and says so (on stdout and stderr); under CI (`CI` set, as
+//! CI services do, or `PKGR_REQUIRE_GO=1`, as `.ci/run` sets) a missing Go fails the test instead.
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -52,24 +55,52 @@ func main() {
 }
 "#;
 
-/// The compiled Go program, or None (with a note on stderr) when Go is not installed.
+/// The compiled Go program, or None when Go is not installed (see [`skipped`]).
 pub fn go_gzip() -> Option<&'static Path> {
-    static BIN: OnceLock<Option<PathBuf>> = OnceLock::new();
-    BIN.get_or_init(|| build_go_program("go-gzip", GO_PROGRAM))
-        .as_deref()
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    if !go_on_path() {
+        return skipped("go-gzip");
+    }
+    Some(BIN.get_or_init(|| build_go_program("go-gzip", GO_PROGRAM).expect("go is on the PATH")))
+}
+
+fn go_on_path() -> bool {
+    Command::new("go").arg("version").output().is_ok()
+}
+
+/// Whether a missing Go must fail the test rather than skip the comparison: under CI (`CI` set
+/// to anything but `false`/`0`/empty) or with `PKGR_REQUIRE_GO=1`.
+pub fn go_required() -> bool {
+    let set = |name: &str| {
+        std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
+    };
+    set("CI") || set("PKGR_REQUIRE_GO")
+}
+
+/// Go is not installed: the calling test says (on stdout and stderr) that it skipped its
+/// comparison with the Go program `name`, and gets None; or, when [`go_required`], it fails.
+fn skipped<T>(name: &str) -> Option<T> {
+    let test = std::thread::current().name().unwrap_or("this test").to_string();
+    assert!(
+        !go_required(),
+        "`go` is not on the PATH, and under CI (CI or PKGR_REQUIRE_GO set) {test} never skips its \
+         comparison with Go ({name}). Install Go (Debian: `apt-get install golang-go`)."
+    );
+    let note = format!(
+        "SKIPPED: `go` is not on the PATH, so {test} did not compare with Go ({name}). Install Go \
+         (Debian: `apt-get install golang-go`) to run it; under CI (CI or PKGR_REQUIRE_GO=1) this \
+         fails instead."
+    );
+    println!("{note}");
+    eprintln!("{note}");
+    None
 }
 
 /// Compile the one-file Go program `source` under the target dir (so the build cache survives
-/// between runs and no temp dir leaks), or None with a note on stderr when Go is not installed.
+/// between runs and no temp dir leaks), or None when Go is not installed (see [`skipped`]).
 pub fn build_go_program(name: &str, source: &str) -> Option<PathBuf> {
-    if Command::new("go").arg("version").output().is_err() {
-        // Straight to stderr: the test harness would swallow eprintln! of a passing test.
-        let _ = writeln!(
-            std::io::stderr(),
-            "NOTE: `go` is not on the PATH, so the differential test against Go ({name}) was \
-             skipped. Install Go (Debian: `apt-get install golang-go`) to run it."
-        );
-        return None;
+    if !go_on_path() {
+        return skipped(name);
     }
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     std::fs::create_dir_all(&dir).unwrap();
