@@ -9,7 +9,8 @@
 # The registry is Debian's docker-registry on loopback and the controller runs on this machine
 # with that kubeconfig (so it reaches the loopback registry). Needs kubectl ≥ 1.23 (wait
 # --for=jsonpath). Builds pkgr in release mode unless PKGR points at a binary. Cleans up the
-# PackageRepositories it made; the CRDs stay installed.
+# PackageRepositories it made; the CRDs stay installed. Works beside kapp-controller too (full
+# resource names: the short name pkgr is ambiguous there); `pkgr crd` installs what the cluster needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${PKGR_E2E_KUBECONFIG:?set PKGR_E2E_KUBECONFIG to the kubeconfig of the cluster to measure}"
@@ -26,7 +27,7 @@ fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/pkgr-bench-controller.XXXXXX")
 controller_pid=
 cleanup() {
-  kubectl delete pkgr bench-small bench-large --ignore-not-found --wait=true >/dev/null 2>&1 || true
+  kubectl delete packagerepositories.install.package.carvel.dev bench-small bench-large --ignore-not-found --wait=true >/dev/null 2>&1 || true
   [ -n "$controller_pid" ] && kill "$controller_pid" 2>/dev/null || true
   stop_registries
   rm -rf "$work"
@@ -97,7 +98,7 @@ measure() { # NAME IMAGE → seconds from apply to ReconcileSucceeded
   local start end
   start=$(date +%s.%N)
   apply_repo "$1" "$2"
-  kubectl wait "pkgr/$1" --for=jsonpath='{.status.friendlyDescription}'=ReconcileSucceeded --timeout=300s >/dev/null
+  kubectl wait "packagerepositories.install.package.carvel.dev/$1" --for=jsonpath='{.status.friendlyDescription}'=ReconcileSucceeded --timeout=300s >/dev/null
   end=$(date +%s.%N)
   python3 -c "print(f'{$end - $start:.3f}')"
 }
@@ -106,7 +107,7 @@ small=$(measure bench-small "$REG_HOST/bench/small:1")
 idle=$(rss)
 large=$(measure bench-large "$REG_HOST/bench/large:1")
 peak=$(hwm)
-count=$(kubectl get pkgr bench-large -o jsonpath='{.status.packageCount}')
+count=$(kubectl get packagerepositories.install.package.carvel.dev bench-large -o jsonpath='{.status.packageCount}')
 
 printf '\n%-48s %10s %10s\n' "measurement" "pkgr" "target"
 printf '%-48s %9ss %10s\n' "3 Packages: apply → ReconcileSucceeded" "$small" "≤ 0.2 s"
