@@ -13,3 +13,4 @@ pub mod gotime;
 pub mod registry;
 pub mod relocate;
 pub mod repository;
+pub mod verify;
