@@ -85,29 +85,39 @@ impl VerifyError {
 }
 
 fn not_verified(subject: &Subject, attempts: &[Attempt]) -> String {
-    let mut tags: Vec<&str> = attempts.iter().map(|a| a.tag.as_str()).collect();
-    tags.dedup();
+    // A registry subject's name already holds its digest.
+    let digest = if subject.name.contains(subject.digest.as_str()) {
+        String::new()
+    } else {
+        format!(" (digest {})", subject.digest)
+    };
     format!(
-        "{} (digest {}) is not signed by any of the keys given: tried {}: {}",
+        "{}{digest} is not signed by any of the keys given: {}",
         subject.name,
-        subject.digest,
-        tags.join(", "),
         reasons(attempts)
     )
 }
 
+/// `sha256-<hex>.sig: signature 1: …; signature 2: …` (one tag per subject, named once).
 fn reasons(attempts: &[Attempt]) -> String {
     let mut out = String::new();
-    for (i, a) in attempts.iter().enumerate() {
-        if i > 0 {
+    let mut tag = None;
+    for a in attempts {
+        if tag != Some(&a.tag) {
+            if tag.is_some() {
+                out.push_str("; ");
+            }
+            let _ = write!(out, "{}: ", a.tag);
+            tag = Some(&a.tag);
+        } else {
             out.push_str("; ");
         }
         match a.layer {
             Some(n) => {
-                let _ = write!(out, "{} signature {n}: {}", a.tag, a.rejection);
+                let _ = write!(out, "signature {n}: {}", a.rejection);
             }
             None => {
-                let _ = write!(out, "{}: {}", a.tag, a.rejection);
+                let _ = write!(out, "{}", a.rejection);
             }
         }
     }
