@@ -149,6 +149,52 @@ async fn a_relocated_bundle_verifies_at_its_destination_and_from_a_tarball() {
     );
 }
 
+/// `-i` by tag (resolved to its digest) with cosign's `-a`, and the tarball of an image copy,
+/// which has no root bundle: its image is what is verified, not the signature beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_verifies_by_tag_with_annotations_and_from_its_tarball() {
+    let src = TestRegistry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = keypair(dir.path(), "k", KeyKind::P384);
+    let c = client();
+    let tagged = Reference::parse(&src.repo("apps/app:1")).unwrap();
+    let at = tagged.with_digest(push_image(&c, &tagged, b"an image").await);
+    push_sig(
+        &c,
+        &at,
+        &[SigLayer::signed(&key, payload(&at, &[("env", "prod")]))],
+    )
+    .await;
+    let tagged = tagged.to_string();
+    let public = p(&key.public);
+
+    let (ok, out, err) = pkgr(&["verify", "-i", &tagged, "--key", public, "-a", "env=prod"]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains(at.digest().unwrap().as_str()) && out.contains("ECDSA P-384"),
+        "{out}"
+    );
+    let (ok, _, err) = pkgr(&["verify", "-i", &tagged, "--key", public, "-a", "env=dev"]);
+    assert!(!ok);
+    assert!(err.contains("annotation env=\"dev\" is required"), "{err}");
+
+    let tar = dir.path().join("image.tar");
+    copy(
+        Source::Image(at.clone()),
+        Destination::Tarball {
+            path: tar.clone(),
+            resume: false,
+        },
+        with_signatures(),
+    )
+    .await;
+    drop(src);
+    let (ok, out, err) = pkgr(&["verify", "--tar", p(&tar), "--key", public]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(verified_lines(&out), 1, "{out}");
+    assert!(out.contains(at.digest().unwrap().as_str()), "{out}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_with_verify_key_refuses_an_unsigned_root_before_writing_anything() {
     let src = TestRegistry::start();
@@ -255,4 +301,35 @@ fn a_malformed_pem_is_named_before_any_request() {
     let (ok, _, err) = pkgr(&["verify", "-i", &subject, "--key", "/nonexistent/cosign.pub"]);
     assert!(!ok);
     assert!(err.contains("/nonexistent/cosign.pub"), "{err}");
+}
+
+/// The performance bar of issue 20: `pkgr verify --recursive` of a 50-image bundle against a
+/// local registry (a figure to report, not a timing assertion: run with `--run-ignored only`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: prints the time of a 50-image recursive verify"]
+async fn bench_recursive_verify_of_a_50_image_bundle() {
+    let reg = TestRegistry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = keypair(dir.path(), "k", KeyKind::P256);
+    let c = client();
+    let mut images = Vec::new();
+    for i in 0..50 {
+        let at = Reference::parse(&reg.repo(&format!("apps/app{i}:1"))).unwrap();
+        let at = at.with_digest(push_image(&c, &at, format!("layer {i}").as_bytes()).await);
+        sign(&key, &at).await;
+        images.push(at.to_string());
+    }
+    let root = Reference::parse(&reg.repo("bundle:v1")).unwrap();
+    let digest = push_bundle(&c, &root, &images).await;
+    sign(&key, &root.with_digest(digest)).await;
+    let root = root.to_string();
+    let mut best = std::time::Duration::MAX;
+    for _ in 0..3 {
+        let start = std::time::Instant::now();
+        let (ok, out, err) = pkgr(&["verify", "-b", &root, "--key", p(&key.public), "-r"]);
+        best = best.min(start.elapsed());
+        assert!(ok, "{err}");
+        assert_eq!(verified_lines(&out), 51, "{out}");
+    }
+    eprintln!("pkgr verify --recursive, 50 images + root: best of 3 {best:?}");
 }
