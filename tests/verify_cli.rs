@@ -47,8 +47,9 @@ async fn sign(key: &KeyPair, subject: &Reference) {
     .await;
 }
 
-/// A bundle `src/root:v1` (signed by `k1`) listing an image signed by `k1` and one signed by
-/// `k2`; returns the root and the k2 image.
+/// A bundle `src/root:v1` (signed by `k1`) listing an image signed by `k1`, one signed by `k2`
+/// and a nested bundle (signed by `k1`) whose one image is signed by `k1`; returns the root and
+/// the k2 image.
 async fn signed_bundle(reg: &TestRegistry, k1: &KeyPair, k2: &KeyPair) -> (Reference, Reference) {
     let c = client();
     let r = |path: &str| Reference::parse(&reg.repo(path)).unwrap();
@@ -56,9 +57,15 @@ async fn signed_bundle(reg: &TestRegistry, k1: &KeyPair, k2: &KeyPair) -> (Refer
     let one = one.with_digest(push_image(&c, &one, b"first image").await);
     let two = r("src/apps/two:1");
     let two = two.with_digest(push_image(&c, &two, b"second image").await);
+    let deep = r("src/deep/app:1");
+    let deep = deep.with_digest(push_image(&c, &deep, b"nested image").await);
+    let nested = r("src/nested:1");
+    let nested = nested.with_digest(push_bundle(&c, &nested, &[deep.to_string()]).await);
     let root = r("src/root:v1");
-    let digest = push_bundle(&c, &root, &[one.to_string(), two.to_string()]).await;
-    sign(k1, &one).await;
+    let digest = push_bundle(&c, &root, &[one.to_string(), two.to_string(), nested.to_string()]).await;
+    for signed in [&one, &deep, &nested] {
+        sign(k1, signed).await;
+    }
     sign(k2, &two).await;
     sign(k1, &root.with_digest(digest)).await;
     (root, two)
@@ -104,9 +111,9 @@ async fn a_relocated_bundle_verifies_at_its_destination_and_from_a_tarball() {
         // Recursively, one key is not enough: the image signed by the other is named.
         let (ok, out, err) = pkgr(&["verify", from[0], from[1], "--key", p(&k1.public), "--recursive"]);
         assert!(!ok, "{from:?}: {out}");
-        assert_eq!(verified_lines(&out), 2, "{out}");
+        assert_eq!(verified_lines(&out), 4, "{out}");
         assert!(out.contains("NOT verified"), "{out}");
-        assert!(err.contains("1 of 3 not verified"), "{err}");
+        assert!(err.contains("1 of 5 not verified"), "{err}");
         assert!(
             err.contains(&two_digest) && err.contains("signed by none"),
             "{err}"
@@ -124,7 +131,7 @@ async fn a_relocated_bundle_verifies_at_its_destination_and_from_a_tarball() {
             "--recursive",
         ]);
         assert!(ok, "{from:?}: {out}{err}");
-        assert_eq!(verified_lines(&out), 3, "{out}");
+        assert_eq!(verified_lines(&out), 5, "{out}");
     }
 
     // For scripts: one JSON document, a row per subject.
@@ -132,7 +139,7 @@ async fn a_relocated_bundle_verifies_at_its_destination_and_from_a_tarball() {
     assert!(!ok);
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
     let rows = doc["Tables"][0]["Rows"].as_array().unwrap();
-    assert_eq!(rows.len(), 3, "{out}");
+    assert_eq!(rows.len(), 5, "{out}");
     let failed: Vec<&serde_json::Value> = rows.iter().filter(|r| r["verified"] == "false").collect();
     assert_eq!(failed.len(), 1, "{out}");
     assert_eq!(failed[0]["digest"], two_digest.as_str());
@@ -144,7 +151,7 @@ async fn a_relocated_bundle_verifies_at_its_destination_and_from_a_tarball() {
     assert!(
         lines
             .iter()
-            .any(|l| l.as_str().unwrap().contains("1 of 3 not verified")),
+            .any(|l| l.as_str().unwrap().contains("1 of 5 not verified")),
         "{out}"
     );
 }
