@@ -181,6 +181,12 @@ async fn an_image_verifies_by_tag_with_annotations_and_from_its_tarball() {
         out.contains(at.digest().unwrap().as_str()) && out.contains("ECDSA P-384"),
         "{out}"
     );
+    let (ok, _, err) = pkgr(&["verify", "-b", &tagged, "--key", public]);
+    assert!(!ok);
+    assert!(
+        err.contains("Expected bundle image but found plain image"),
+        "{err}"
+    );
     let (ok, _, err) = pkgr(&["verify", "-i", &tagged, "--key", public, "-a", "env=dev"]);
     assert!(!ok);
     assert!(err.contains("annotation env=\"dev\" is required"), "{err}");

@@ -107,6 +107,18 @@ async fn subjects(args: &VerifyArgs, client: &Client) -> Result<(Vec<Subject>, O
         let plan = relocate::plan_from_registry(client, &Source::Bundle(reference), &options).await?;
         return Ok((verify::subjects(&plan, true), Some(plan)));
     }
+    if args.bundle.is_some() {
+        // As copy and pull: -b must name a bundle (the manifest and its config's label).
+        let resolved = crate::bundle::fetch::resolve_image(client, &reference).await?;
+        if !resolved.is_bundle {
+            return Err(relocate::RelocateError::NotABundle {
+                reference: resolved.reference.to_string(),
+            }
+            .into());
+        }
+        let digest = resolved.reference.digest().expect("resolved").clone();
+        return Ok((vec![Subject::in_registry(&reference, digest)], None));
+    }
     let digest = match reference.digest() {
         Some(d) => d.clone(),
         None => match client.head_manifest(&reference).await? {
