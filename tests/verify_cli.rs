@@ -215,8 +215,41 @@ async fn copy_with_verify_key_refuses_an_unsigned_root_before_writing_anything()
     let dir = tempfile::tempdir().unwrap();
     let k1 = keypair(dir.path(), "k1", KeyKind::P256);
     let k2 = keypair(dir.path(), "k2", KeyKind::Rsa);
-    let (root, _) = signed_bundle(&src, &k1, &k2).await;
+    let (root, two) = signed_bundle(&src, &k1, &k2).await;
     let root_text = root.to_string();
+
+    // An ImagesLock has no root: each of its images must be signed.
+    let lock = dir.path().join("images.yml");
+    std::fs::write(
+        &lock,
+        format!("apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\nimages:\n- image: {two}\n"),
+    )
+    .unwrap();
+    let images = dst.repo("images");
+    let with_key = |key: &KeyPair| {
+        pkgr(&[
+            "copy",
+            "--lock",
+            p(&lock),
+            "--to-repo",
+            &images,
+            "--verify-key",
+            p(&key.public),
+        ])
+    };
+    let (ok, _, err) = with_key(&k1);
+    assert!(!ok);
+    assert!(
+        err.contains("refusing to copy") && err.contains(two.digest().unwrap().as_str()),
+        "{err}"
+    );
+    let at_destination = Reference::parse_repository(&images)
+        .unwrap()
+        .with_digest(two.digest().unwrap().clone());
+    assert_eq!(digest_at(&at_destination).await, None);
+    let (ok, out, err) = with_key(&k2);
+    assert!(ok, "{out}{err}");
+    assert!(digest_at(&at_destination).await.is_some());
 
     let (ok, out, err) = pkgr(&[
         "copy",

@@ -99,10 +99,9 @@ impl SignatureSource<'_> {
         }
         match self {
             SignatureSource::Registry(client) => {
-                let repository = subject
-                    .repository
-                    .as_ref()
-                    .expect("checked by signature_manifest");
+                let Some(repository) = &subject.repository else {
+                    return Err(other(subject, &tag, "no repository is known for it".into()));
+                };
                 client
                     .get_blob_bytes(repository, &layer.digest, MAX_PAYLOAD_BYTES)
                     .await
