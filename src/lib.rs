@@ -14,3 +14,4 @@ pub mod gotime;
 pub mod registry;
 pub mod relocate;
 pub mod repository;
+pub mod verify;

@@ -59,6 +59,11 @@ pub struct CopyArgs {
     #[arg(long = "repo-based-tags", default_value_t = false, action = clap::ArgAction::Set,
           num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::goflag::parse_bool, value_name = "BOOL")]
     repo_based_tags: bool,
+    /// Refuse to copy unless the root (each image of an ImagesLock) carries a cosign signature
+    /// made by this PEM public key; repeat for several (one must verify). Checked before anything
+    /// is written.
+    #[arg(long = "verify-key", value_name = "FILE")]
+    verify_keys: Vec<PathBuf>,
     #[command(flatten)]
     registry: Box<RegistryAuthFlags>,
 }
@@ -136,6 +141,11 @@ pub async fn run(args: CopyArgs) -> CommandResult {
     }
     let source = source(&args)?;
     let destination = destination(&args)?;
+    let verify_keys = args
+        .verify_keys
+        .iter()
+        .map(|path| crate::verify::PublicKey::from_file(path))
+        .collect::<Result<Vec<_>, _>>()?;
     let client_options = args.registry.client_options()?;
     let client = Client::new(client_options)?;
     let clients = Clients {
@@ -146,6 +156,7 @@ pub async fn run(args: CopyArgs) -> CommandResult {
         concurrency: args.concurrency,
         include_non_distributable: args.include_non_distributable_layers,
         cosign_signatures: args.cosign_signatures,
+        verify_keys: verify_keys.into(),
         tag_style: if args.repo_based_tags {
             TagStyle::RepoBased
         } else {

@@ -13,6 +13,7 @@ mod refusals;
 mod render;
 mod tag;
 pub mod ui;
+mod verify;
 pub mod voice;
 
 use ui::{Ui, UiFlags};
@@ -50,6 +51,8 @@ enum Command {
     Crd(crd::CrdArgs),
     /// Describe a bundle: its images and nested bundles, where they are now and where they came from.
     Describe(describe::DescribeArgs),
+    /// Verify cosign signatures of a bundle or image (and, with --recursive, of everything in it) with public keys.
+    Verify(verify::VerifyArgs),
     /// List tags of a repository, or resolve a tag to its digest.
     #[command(subcommand)]
     Tag(tag::TagCommand),
@@ -144,6 +147,7 @@ pub fn main() -> ExitCode {
             Command::Crd(args) => crd::run(args).await,
             Command::Tag(command) => tag::run(command).await,
             Command::Describe(args) => describe::run(args).await,
+            Command::Verify(args) => verify::run(args).await,
             Command::Completion(args) => completion::run(args).await,
             Command::Version => {
                 ui.block(&format!("{}\n", voice.version_line()));

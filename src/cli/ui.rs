@@ -163,6 +163,11 @@ impl Ui {
         self.voice
     }
 
+    /// Whether output goes into one JSON document (`--json`).
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
     /// A status line (imgpkg's `PrintLinef`): `Pushed '…'`, `Succeeded`.
     pub fn line(&self, text: &str) {
         self.emit(

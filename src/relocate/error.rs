@@ -60,6 +60,8 @@ pub enum RelocateError {
         expected: Digest,
         actual: Digest,
     },
+    #[error("refusing to copy (--verify-key): nothing was copied")]
+    Unverified(#[source] Box<crate::verify::VerifyError>),
     #[error("a copy task stopped unexpectedly: {0}")]
     Task(String),
 }

@@ -61,6 +61,10 @@ pub struct CopyOptions {
     /// Copy the cosign signature (`sha256-<hex>.sig`) of every image found in a source registry
     /// (`--cosign-signatures`); signatures inside a tarball are always imported.
     pub cosign_signatures: bool,
+    /// `--verify-key`: when not empty, the root (every image of an ImagesLock) must carry a
+    /// cosign signature one of these keys made, checked after planning, before anything is
+    /// written.
+    pub verify_keys: Arc<[crate::verify::PublicKey]>,
 }
 
 impl Default for CopyOptions {
@@ -72,6 +76,7 @@ impl Default for CopyOptions {
             max_bundle_layer_bytes: 256 * 1024 * 1024,
             tag_style: TagStyle::Digest,
             cosign_signatures: false,
+            verify_keys: Arc::from([]),
         }
     }
 }
@@ -161,6 +166,7 @@ pub async fn copy(
     };
     let (plan, root_head) = futures_util::join!(planning, root_head);
     let plan = plan?;
+    verify_root(clients, &plan, &options).await?;
     progress.planned(&plan);
     progress.milestone(Milestone::Planned {
         images: plan
@@ -266,4 +272,22 @@ fn lock_output(plan: &Plan, source: &Source, repo: &Reference) -> LockOutput {
             .collect(),
     };
     LockOutput::Images(ImagesLock { images })
+}
+
+/// `--verify-key`: refuse the copy unless every root of the plan is signed by one of the keys.
+async fn verify_root(clients: &Clients, plan: &Plan, options: &CopyOptions) -> Result<(), RelocateError> {
+    if options.verify_keys.is_empty() {
+        return Ok(());
+    }
+    let source = match &plan.tarball {
+        Some(reader) => crate::verify::SignatureSource::Tarball(reader),
+        None => crate::verify::SignatureSource::Registry(&clients.source),
+    };
+    let none = std::collections::BTreeMap::new();
+    for subject in crate::verify::subjects(plan, false) {
+        crate::verify::verify(source, &subject, &options.verify_keys, &none)
+            .await
+            .map_err(|e| RelocateError::Unverified(Box::new(e)))?;
+    }
+    Ok(())
 }

@@ -1,5 +1,6 @@
 //! Shared helpers for integration tests (each test file does `mod support;`).
 #![allow(dead_code)]
+pub mod cosign;
 pub mod data;
 pub mod go;
 pub mod hostile;
