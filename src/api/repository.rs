@@ -54,6 +54,28 @@ pub struct ImgpkgBundleFetch {
     pub secret_ref: Option<SecretRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag_selection: Option<VersionSelection>,
+    /// pkgr's addition: apply nothing unless the bundle is signed (cosign, public keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<Verify>,
+}
+
+/// Offline signature verification before anything is applied (Flux OCIRepository's shape).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Verify {
+    /// `cosign`: the `sha256-<hex>.sig` signature next to the image, checked with public keys.
+    #[schemars(schema_with = "cosign_provider_schema")]
+    pub provider: String,
+    /// A Secret in the controller's namespace: every key whose name ends in `.pub` is a PEM
+    /// public key (ECDSA P-256/P-384, RSA, Ed25519); one of them must verify a signature.
+    pub secret_ref: SecretRef,
+    /// Annotations the signature's payload must carry (cosign's `-a key=value`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub match_annotations: BTreeMap<String, String>,
+}
+
+fn cosign_provider_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "string", "enum": ["cosign"]})
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
@@ -66,6 +88,9 @@ pub struct ImageFetch {
     pub sub_path: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag_selection: Option<VersionSelection>,
+    /// pkgr's addition: apply nothing unless the image is signed (cosign, public keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<Verify>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]

@@ -161,6 +161,22 @@ pub enum ReconcileError {
         needed_mib: u64,
         allowance_mib: u64,
     },
+    #[error(
+        "{image} is not signed by any key of Secret {namespace}/{name} (spec.fetch verify); \
+         nothing was applied: {reason}"
+    )]
+    NotVerified {
+        image: String,
+        namespace: String,
+        name: String,
+        reason: String,
+    },
+    #[error("Secret {namespace}/{name} named by spec.fetch verify.secretRef: {reason}")]
+    VerifyKeys {
+        namespace: String,
+        name: String,
+        reason: String,
+    },
     #[error("handing {kind} {name} over to PackageRepository {to}, which supplies it too")]
     HandOver {
         kind: &'static str,

@@ -66,6 +66,16 @@ enum How<'a> {
     },
 }
 
+impl Resolved<'_> {
+    /// The registry session it was resolved with (`None` for an inline source).
+    pub(super) fn session(&self) -> Option<&dyn Session> {
+        match &self.how {
+            How::Inline(_) => None,
+            How::Registry { session, .. } => Some(session.as_ref()),
+        }
+    }
+}
+
 /// The resolve phase: the source the repository names, its credentials, and its digest.
 pub(super) async fn resolve_source<'a>(
     repo: &'a PackageRepository,

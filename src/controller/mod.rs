@@ -23,6 +23,7 @@ mod shortcut;
 pub mod sink;
 pub mod source;
 pub mod status;
+mod verify;
 pub mod watch;
 mod wording;
 pub mod writes;
@@ -161,6 +162,8 @@ pub struct Context {
     /// Every PackageRepository (`None` outside `run`), and which were reconciled since start.
     pub repositories: Option<Store<PackageRepository>>,
     pub first_pass: first_pass::FirstPass,
+    /// Verified (digest, keys, annotations) fingerprints (see `verify`).
+    pub verified: Mutex<std::collections::HashSet<String>>,
     /// Repositories whose objects in `settings.previous_sink` are gone (or were never there).
     pub retired: Mutex<std::collections::HashSet<String>>,
     /// Where Packages and PackageMetadatas go (pkgr's CRDs, or kapp-controller's storage).
@@ -204,6 +207,7 @@ impl Context {
             repositories: None,
             first_pass: Default::default(),
             retired: Mutex::default(),
+            verified: Mutex::default(),
             sink,
         }
     }
@@ -334,7 +338,13 @@ pub fn uses_secret(repo: &PackageRepository, name: &str) -> bool {
     let fetch = &repo.spec.fetch;
     let bundle = fetch.imgpkg_bundle.as_ref().and_then(|b| b.secret_ref.as_ref());
     let image = fetch.image.as_ref().and_then(|i| i.secret_ref.as_ref());
-    bundle.into_iter().chain(image).any(|s| s.name == name)
+    // The Secret of verify's keys too: a rotated key is used at the next reconcile.
+    let keys = verify::requested(repo).map(|v| &v.secret_ref);
+    bundle
+        .into_iter()
+        .chain(image)
+        .chain(keys)
+        .any(|s| s.name == name)
 }
 
 #[cfg(test)]

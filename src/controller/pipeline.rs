@@ -1,5 +1,5 @@
 //! One full pass over a repository, as the phases in order:
-//! resolve → short-cut → fetch → expand → ownership → apply → prune.
+//! resolve → verify → short-cut → fetch → expand → ownership → apply → prune.
 //! (Status and Events, the last phase, are the caller's: `reconcile`.)
 use super::Context;
 use super::Memo;
@@ -34,6 +34,9 @@ pub(super) async fn run_pipeline(
     // Resolve: the source, its credentials, its digest.
     let resolved = resolve_source(repo, ctx).await?;
     let fetched = resolved.fetched.clone();
+    // Verify (when asked): signed by one of the Secret's keys, or nothing is touched. Before the
+    // short-cut, so a rotated key counts at once; remembered, so a resync costs nothing more.
+    super::verify::verify_source(repo, ctx, &resolved).await?;
     // Short-cut: same digest, generation and applied objects.
     if unchanged(ctx, repo, &fetched).await {
         return Ok(None);

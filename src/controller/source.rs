@@ -69,6 +69,18 @@ pub trait Session: Send + Sync {
         image: &'a str,
         expect_bundle: bool,
     ) -> BoxFuture<'a, Result<Contents, SourceError>>;
+    /// Is `image` (`repository@digest`) signed, as cosign signs, by one of `keys`, over a payload
+    /// for its digest carrying `annotations`? `Ok`: what vouched for it; `Err`: why not, every
+    /// signature tried (or why none could be read), for people.
+    fn verify<'a>(
+        &'a self,
+        image: &'a str,
+        keys: &'a [crate::verify::PublicKey],
+        annotations: &'a std::collections::BTreeMap<String, String>,
+    ) -> BoxFuture<'a, Result<String, String>> {
+        let _ = (keys, annotations);
+        Box::pin(async move { Err(format!("{image}: this source cannot read signatures")) })
+    }
 }
 
 /// The real registry, through `registry::Client` and `bundle::fetch`.
@@ -227,6 +239,55 @@ impl Session for RegistrySession {
                 images_lock: fetched.images_lock,
             })
         })
+    }
+
+    fn verify<'a>(
+        &'a self,
+        image: &'a str,
+        keys: &'a [crate::verify::PublicKey],
+        annotations: &'a std::collections::BTreeMap<String, String>,
+    ) -> BoxFuture<'a, Result<String, String>> {
+        Box::pin(self.verify_signed(image, keys, annotations))
+    }
+}
+
+impl RegistrySession {
+    async fn verify_signed(
+        &self,
+        image: &str,
+        keys: &[crate::verify::PublicKey],
+        annotations: &std::collections::BTreeMap<String, String>,
+    ) -> Result<String, String> {
+        use crate::verify::{SignatureSource, Subject, verify};
+        let reference = Reference::parse(image).map_err(|e| format!("{image}: {e}"))?;
+        let digest = reference
+            .digest()
+            .cloned()
+            .ok_or_else(|| format!("{image} names no digest"))?;
+        let subject = Subject::in_registry(&reference, digest);
+        match verify(
+            SignatureSource::Registry(&self.client),
+            &subject,
+            keys,
+            annotations,
+        )
+        .await
+        {
+            Ok(v) => Ok(format!(
+                "{} signed ({} signature {}, {} key {})",
+                v.subject.name, v.tag, v.layer, v.key_kind, v.key
+            )),
+            Err(error) => {
+                let mut text = error.to_string();
+                let mut cause = std::error::Error::source(&error);
+                while let Some(c) = cause {
+                    text.push_str(": ");
+                    text.push_str(&c.to_string());
+                    cause = c.source();
+                }
+                Err(text)
+            }
+        }
     }
 }
 
