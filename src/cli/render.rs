@@ -47,6 +47,11 @@ pub struct RenderArgs {
     /// `pkgr copy --tar FILE --to-repo REPO` does), so image references point at REPO@digest.
     #[arg(long = "relocated-to", value_name = "REPO", requires = "tar")]
     relocated_to: Option<String>,
+    /// Render only if the repository carries a cosign signature made by this PEM public key
+    /// (repeatable: one must verify), as a PackageRepository's `verify` asks the controller to.
+    /// From a tarball, the signature copied into it is read, with no network.
+    #[arg(long = "verify-key", value_name = "FILE")]
+    verify_keys: Vec<PathBuf>,
     #[command(flatten)]
     registry: RegistryAuthFlags,
 }
@@ -79,6 +84,12 @@ pub async fn run(args: RenderArgs) -> CommandResult {
         Ok(source) => source,
         Err(message) => return usage(message),
     };
+    // Keys first: a broken one is named before any request.
+    let keys = args
+        .verify_keys
+        .iter()
+        .map(|path| crate::verify::PublicKey::from_file(path))
+        .collect::<Result<Vec<_>, _>>()?;
     let contents = match &source {
         Source::Bundle(reference) | Source::Image(reference) => {
             let options = match args.registry.client_options() {
@@ -86,9 +97,25 @@ pub async fn run(args: RenderArgs) -> CommandResult {
                 Err(error) => return usage(format!("registry flags: {error}")),
             };
             let client = Client::new(options)?;
-            fetch(&client, reference, matches!(source, Source::Bundle(_))).await?
+            let contents = fetch(&client, reference, matches!(source, Source::Bundle(_))).await?;
+            if !keys.is_empty() {
+                let resolved = Reference::parse(&contents.origin)?;
+                let digest = resolved
+                    .digest()
+                    .cloned()
+                    .ok_or("the resolved reference has no digest")?;
+                let subject = crate::verify::Subject::in_registry(&resolved, digest);
+                let source = crate::verify::SignatureSource::Registry(&client);
+                crate::verify::verify(source, &subject, &keys, &Default::default()).await?;
+            }
+            contents
         }
-        Source::Tar { path, relocated_to } => read_tar(path, relocated_to.as_ref())?,
+        Source::Tar { path, relocated_to } => {
+            if !keys.is_empty() {
+                verify_tar(path, &keys).await?;
+            }
+            read_tar(path, relocated_to.as_ref())?
+        }
     };
     let Contents {
         files,
@@ -154,6 +181,25 @@ async fn fetch(client: &Client, reference: &Reference, bundle: bool) -> Result<C
         images_lock: if bundle { fetched.images_lock } else { None },
         origin: fetched.resolved.to_string(),
     })
+}
+
+/// `--verify-key` with `--tar`: the tarball's root is signed, by the signature copied with it.
+async fn verify_tar(
+    path: &Path,
+    keys: &[crate::verify::PublicKey],
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let reader = TarballReader::open(path)?;
+    let Some(root) = reader.root() else {
+        return Err(format!("{}: cannot tell which image is the repository", path.display()).into());
+    };
+    let subject = crate::verify::Subject {
+        digest: root.manifest.digest.clone(),
+        repository: None,
+        name: format!("{} ({})", path.display(), root.manifest.digest),
+    };
+    let source = crate::verify::SignatureSource::Tarball(&reader);
+    crate::verify::verify(source, &subject, keys, &Default::default()).await?;
+    Ok(())
 }
 
 /// The root image of a tarball, read with no network access.
