@@ -405,3 +405,36 @@ async fn deleting_one_of_two_repositories_hands_the_shared_package_over() {
     assert_eq!(api.packages_served_in("default").len(), 1);
     running.stop().await;
 }
+
+/// The watch lags behind a first repository's applies (as under load) when a second repository
+/// that supplies the same Package reconciles: it still sees whose the object is (the API server
+/// says so, not the lagging cache) and leaves it to the first, instead of taking it over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_repository_leaves_the_first_ones_object_even_while_the_watch_lags() {
+    let api = FakeApiServer::start().await;
+    api.install_kapp_controller(None, true, true);
+    let running = start(&api).await;
+    api.hold_watch_events(INTERNAL_PACKAGES);
+    api.create(
+        REPOS,
+        None,
+        "first",
+        repository("first", "app.corp.com", &["1.0.0"]),
+    );
+    wait_described(&api, "first", "ReconcileSucceeded").await;
+    api.create(
+        REPOS,
+        None,
+        "second",
+        repository("second", "app.corp.com", &["1.0.0"]),
+    );
+    wait_described(&api, "second", "ReconcileSucceeded").await;
+    let stored = internal_package_name("app.corp.com.1.0.0");
+    let object = api.get(INTERNAL_PACKAGES, Some(GLOBAL), &stored).unwrap();
+    assert_eq!(
+        object["metadata"]["ownerReferences"][0]["name"], "first",
+        "{object}"
+    );
+    api.release_watch_events();
+    running.stop().await;
+}

@@ -126,6 +126,16 @@ impl OwnWrites {
             .is_some_and(|w| !w.seen && w.version.as_deref() == Some(version))
     }
 
+    /// pkgr wrote (or deleted) `name` and the watch has not delivered that write yet: the cache
+    /// may not show it.
+    pub fn unseen(&self, kind: Kind, name: &str) -> bool {
+        self.writes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(kind, name.to_string()))
+            .is_some_and(|w| !w.seen)
+    }
+
     /// A receiver that wakes each time the watch delivers one of pkgr's writes.
     pub fn deliveries(&self) -> tokio::sync::watch::Receiver<u64> {
         self.seen.subscribe()

@@ -45,7 +45,14 @@ pub(super) async fn plan(
     let mut kapp_held: Vec<(Kind, String, String)> = Vec::new();
     for mut object in desired {
         plan.keep.insert((object.kind, object.name.clone()));
-        let Some(meta) = cached_meta(ctx, object.kind, &object.name) else {
+        // The cache may not show pkgr's own last write of it yet (another repository applied it
+        // a moment ago): then the API server says whose it is, not the lagging cache.
+        let meta = if ctx.own_writes.unseen(object.kind, &object.name) {
+            read_meta(ctx, object.kind, &object.name).await?
+        } else {
+            cached_meta(ctx, object.kind, &object.name)
+        };
+        let Some(meta) = meta else {
             plan.to_write.push(object);
             continue;
         };
@@ -141,6 +148,25 @@ pub(super) fn cached_meta(ctx: &Context, kind: Kind, name: &str) -> Option<kube:
             .get(&ObjectRef::new(name))
             .map(|o| o.metadata.clone()),
     }
+}
+
+/// The metadata of an object as the API server has it now.
+async fn read_meta(
+    ctx: &Context,
+    kind: Kind,
+    name: &str,
+) -> Result<Option<kube::api::ObjectMeta>, ReconcileError> {
+    ctx.sink
+        .api(&ctx.client, kind)
+        .get_metadata_opt(name)
+        .await
+        .map(|o| o.map(|o| o.metadata))
+        .map_err(|source| ReconcileError::ReadShared {
+            kind: kind.as_str(),
+            name: ctx.sink.display_name(kind, name),
+            theirs: "another PackageRepository".to_string(),
+            source: Box::new(source),
+        })
 }
 
 /// The whole object another repository supplies, to compare with ours (the caches hold metadata
