@@ -10,9 +10,8 @@ mod apiserver;
 mod support;
 
 use futures_util::TryStreamExt;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
@@ -267,13 +266,7 @@ async fn e2e_air_gapped_workflow_runs_against_the_fake_api_server() {
 }
 
 async fn scenario(kubeconfig: &str) {
-    let config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(kubeconfig).expect("read the kubeconfig"),
-        &Default::default(),
-    )
-    .await
-    .expect("kubeconfig usable");
-    let client = kube::Client::try_from(config).unwrap();
+    let client = support::e2e::client(kubeconfig).await;
     let run_id = std::process::id();
     // This workflow checks pkgr's own Package CRDs: beside kapp-controller, tests/e2e_kapp.rs
     // checks the same through kapp-controller's API.
@@ -334,33 +327,7 @@ async fn scenario(kubeconfig: &str) {
     let relocated_app = format!("{}@{app_digest}", registry.repo("final/repo"));
 
     // Step 1: CRDs and namespace.
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in pkgr::api::crds() {
-        let name = crd.metadata.name.clone().unwrap();
-        crds.patch(
-            &name,
-            &PatchParams::apply("pkgr-e2e").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .unwrap();
-        tokio::time::timeout(
-            WAIT,
-            await_condition(crds.clone(), &name, conditions::is_crd_established()),
-        )
-        .await
-        .expect("CRD established in time")
-        .unwrap();
-    }
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .patch(
-            NAMESPACE,
-            &PatchParams::apply("pkgr-e2e"),
-            &Patch::Apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})),
-        )
-        .await
-        .unwrap();
+    support::e2e::install(&client, pkgr::api::crds(), NAMESPACE, WAIT).await;
 
     // The controller binary, with the test CA.
     let controller = ControllerProcess(

@@ -10,9 +10,9 @@
 mod apiserver;
 mod support;
 
-use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
-use kube::runtime::wait::{await_condition, conditions};
+use kube::runtime::wait::await_condition;
 use pkgr::api::PackageRepository;
 use serde_json::json;
 use std::process::{Child, Command, Stdio};
@@ -124,43 +124,9 @@ async fn e2e_beside_kapp_controller_runs_against_the_fake_api_server() {
 }
 
 async fn scenario(kubeconfig: &str, kapp_controller_runs: bool) {
-    let config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(kubeconfig).expect("read the kubeconfig"),
-        &Default::default(),
-    )
-    .await
-    .expect("kubeconfig usable");
-    let client = kube::Client::try_from(config).unwrap();
+    let client = support::e2e::client(kubeconfig).await;
     // Only the PackageRepository CRD: kapp-controller serves Packages.
-    let crds: Api<
-        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-    > = Api::all(client.clone());
-    for crd in pkgr::api::crds_for(true) {
-        let name = crd.metadata.name.clone().unwrap();
-        crds.patch(
-            &name,
-            &PatchParams::apply("pkgr-e2e").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .unwrap();
-        tokio::time::timeout(
-            WAIT,
-            await_condition(crds.clone(), &name, conditions::is_crd_established()),
-        )
-        .await
-        .expect("CRD established in time")
-        .unwrap();
-    }
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .patch(
-            NAMESPACE,
-            &PatchParams::apply("pkgr-e2e"),
-            &Patch::Apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})),
-        )
-        .await
-        .unwrap();
+    support::e2e::install(&client, pkgr::api::crds_for(true), NAMESPACE, WAIT).await;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), NAMESPACE);
     let registry = TestRegistry::start_tls_auth(USER, PASSWORD);
     let ca = std::fs::read_to_string(registry.ca_pem.as_ref().unwrap()).unwrap();

@@ -16,7 +16,7 @@ mod apiserver;
 mod support;
 
 use futures_util::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::wait::{await_condition, conditions};
 use pkgr::api::{Package, PackageRepository};
@@ -296,42 +296,8 @@ async fn e2e_restart_scenarios_run_against_the_fake_api_server() {
 }
 
 async fn scenario(kubeconfig: &str, restart: Option<RestartApiServer>) {
-    let config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(kubeconfig).expect("read the kubeconfig"),
-        &Default::default(),
-    )
-    .await
-    .expect("kubeconfig usable");
-    let client = kube::Client::try_from(config).unwrap();
-    let crds: Api<
-        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-    > = Api::all(client.clone());
-    for crd in pkgr::api::crds() {
-        let name = crd.metadata.name.clone().unwrap();
-        crds.patch(
-            &name,
-            &PatchParams::apply("pkgr-e2e").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .unwrap();
-        tokio::time::timeout(
-            WAIT,
-            await_condition(crds.clone(), &name, conditions::is_crd_established()),
-        )
-        .await
-        .expect("CRD established in time")
-        .unwrap();
-    }
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .patch(
-            NAMESPACE,
-            &PatchParams::apply("pkgr-e2e"),
-            &Patch::Apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})),
-        )
-        .await
-        .unwrap();
+    let client = support::e2e::client(kubeconfig).await;
+    support::e2e::install(&client, pkgr::api::crds(), NAMESPACE, WAIT).await;
     let repos: Api<PackageRepository> = Api::all(client.clone());
     let secrets: Api<Secret> = Api::namespaced(client.clone(), NAMESPACE);
 

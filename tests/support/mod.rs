@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 pub mod cosign;
 pub mod data;
+pub mod e2e;
 pub mod go;
 pub mod hostile;
 pub mod images;
