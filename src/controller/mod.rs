@@ -166,8 +166,6 @@ pub struct Context {
     pub verified: Mutex<std::collections::HashSet<String>>,
     /// Repositories whose objects in `settings.previous_sink` are gone (or were never there).
     pub retired: Mutex<std::collections::HashSet<String>>,
-    /// Where Packages and PackageMetadatas go (pkgr's CRDs, or kapp-controller's storage).
-    pub sink: sink::Sink,
 }
 
 /// The Event reporter name.
@@ -188,7 +186,6 @@ impl Context {
             instance: std::env::var("POD_NAME").ok(),
         };
         let fetches = Arc::new(tokio::sync::Semaphore::new(settings.fetch_concurrency.max(1)));
-        let sink = settings.sink.clone();
         Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
@@ -208,12 +205,16 @@ impl Context {
             first_pass: Default::default(),
             retired: Mutex::default(),
             verified: Mutex::default(),
-            sink,
         }
     }
 }
 
 impl Context {
+    /// Where Packages and PackageMetadatas go (pkgr's CRDs, or kapp-controller's storage).
+    pub fn sink(&self) -> &sink::Sink {
+        &self.settings.sink
+    }
+
     /// Was PackageRepository `name` deleted (and not created again) since this controller started?
     pub fn has_departed(&self, name: &str) -> bool {
         self.departed
@@ -245,12 +246,12 @@ impl Context {
 
     /// Where the Packages went, for the status and Events.
     pub fn destination(&self) -> String {
-        let mut text = self.sink.describe();
+        let mut text = self.sink().describe();
         let available = self
             .settings
             .packaging_api
             .load(std::sync::atomic::Ordering::Relaxed);
-        if self.sink.namespace().is_some() && !available {
+        if self.sink().namespace().is_some() && !available {
             text.push_str(
                 "; kapp-controller's packaging API is not available now: the Packages appear in \
                  `kubectl get packages` once it is back",
@@ -262,7 +263,7 @@ impl Context {
     /// Before the first write of a reconcile: beside kapp-controller, its global packaging
     /// namespace must exist (else nothing is written, and the status says what to create).
     pub async fn sink_ready(&self, repository: &str) -> Result<(), ReconcileError> {
-        let Some(namespace) = self.sink.namespace() else {
+        let Some(namespace) = self.sink().namespace() else {
             return Ok(());
         };
         let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =

@@ -33,7 +33,7 @@ pub(super) async fn plan(
     fetched: &str,
 ) -> Result<Plan, ReconcileError> {
     let name = repo.name_any();
-    let desired = apply::desired_objects(repo, output, &ctx.sink)?;
+    let desired = apply::desired_objects(repo, output, ctx.sink())?;
     let mut plan = Plan {
         to_write: Vec::with_capacity(desired.len()),
         mark: String::new(),
@@ -88,7 +88,7 @@ pub(super) async fn plan(
     if let Some((kind, object, holder)) = kapp_held.first().cloned() {
         return Err(ReconcileError::HeldByKappController {
             kind: kind.as_str(),
-            name: ctx.sink.display_name(kind, &object),
+            name: ctx.sink().display_name(kind, &object),
             holder,
             others: kapp_held.len() - 1 + foreign.len(),
         });
@@ -98,11 +98,11 @@ pub(super) async fn plan(
             kind: kind.as_str(),
             plural: kind.plural(),
             namespace: ctx
-                .sink
+                .sink()
                 .namespace()
                 .map(|ns| format!(" -n {ns}"))
                 .unwrap_or_default(),
-            name: ctx.sink.display_name(kind, &object),
+            name: ctx.sink().display_name(kind, &object),
             writers,
             others: foreign.len() - 1,
         });
@@ -127,7 +127,7 @@ fn named_for_people(ctx: &Context, kind: Kind, error: ReconcileError) -> Reconci
             field,
         } => ReconcileError::Conflict {
             kind: k,
-            name: ctx.sink.display_name(kind, &name),
+            name: ctx.sink().display_name(kind, &name),
             ours,
             theirs,
             field,
@@ -156,14 +156,14 @@ async fn read_meta(
     kind: Kind,
     name: &str,
 ) -> Result<Option<kube::api::ObjectMeta>, ReconcileError> {
-    ctx.sink
+    ctx.sink()
         .api(&ctx.client, kind)
         .get_metadata_opt(name)
         .await
         .map(|o| o.map(|o| o.metadata))
         .map_err(|source| ReconcileError::ReadShared {
             kind: kind.as_str(),
-            name: ctx.sink.display_name(kind, name),
+            name: ctx.sink().display_name(kind, name),
             theirs: "another PackageRepository".to_string(),
             source: Box::new(source),
         })
@@ -179,11 +179,11 @@ async fn read_full(
 ) -> Result<Option<serde_json::Value>, ReconcileError> {
     let read = |source| ReconcileError::ReadShared {
         kind: kind.as_str(),
-        name: ctx.sink.display_name(kind, name),
+        name: ctx.sink().display_name(kind, name),
         theirs: theirs.to_string(),
         source: Box::new(source),
     };
-    writes::read(&ctx.client, &ctx.sink, kind, name)
+    writes::read(&ctx.client, ctx.sink(), kind, name)
         .await
         .map_err(read)
 }

@@ -79,7 +79,7 @@ pub(super) async fn run_pipeline(
     let mut applied = plan.kept;
     let written = writes::apply_all(
         &ctx.client,
-        &ctx.sink,
+        ctx.sink(),
         plan.to_write,
         &plan.mark,
         ctx.settings.apply_concurrency,
@@ -91,7 +91,7 @@ pub(super) async fn run_pipeline(
     let handover = |kind: Kind, object: &str| ctx.first_sharer(&name, kind, object);
     let pruned = writes::prune(
         &ctx.client,
-        &ctx.sink,
+        ctx.sink(),
         &name,
         &plan.keep,
         &ctx.own_writes,
@@ -126,7 +126,7 @@ async fn retire_previous(ctx: &Context, repository: &str) {
     let Some(previous) = &ctx.settings.previous_sink else {
         return;
     };
-    if previous == &ctx.sink
+    if previous == ctx.sink()
         || ctx
             .retired
             .lock()

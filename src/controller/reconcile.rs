@@ -289,7 +289,7 @@ async fn cleanup(repo: &PackageRepository, ctx: &Context) -> Result<Action, Reco
     let handover = |kind: Kind, object: &str| ctx.first_sharer(&name, kind, object);
     let deleted = match super::writes::prune(
         &ctx.client,
-        &ctx.sink,
+        ctx.sink(),
         &name,
         &BTreeSet::new(),
         &ctx.own_writes,
