@@ -12,8 +12,9 @@
 #   to-tar    SRC image -> tarball   (skopeo: oci-archive:)
 #   from-tar  tarball -> DST repository, destination empty (skopeo: from its oci-archive)
 #   floor     the destination's own ingest rate: the same 10 layers uploaded to DST by curl, all
-#             at once (one POST and one streamed PUT each, the same TLS and Basic auth), from
-#             files on disk; a client that does nothing else. from-tar is reported against it.
+#             at once (one POST and one streamed PUT each, HTTP/1.1 as pkgr speaks, the same TLS
+#             and Basic auth), from files on disk; a client that does nothing else. from-tar is
+#             reported against it. (curl's default HTTP/2 is about 3x slower to docker-registry.)
 #   bundle50  pkgr only: the 50-image bundle, cold and warm: time and registry requests
 #             (from both registries' access logs), writes on DST
 # Measured with /usr/bin/time -v: wall time, CPU user+sys, peak RSS. Targets (issue 19): cold
@@ -160,7 +161,7 @@ upload() {
     "https://$host/v2/bench/floor/blobs/uploads/" | tr -d '\r' | awk 'tolower($1) == "location:" {print $2}')
   case $location in http*) ;; *) location="https://$host$location" ;; esac
   sep='?'; case $location in *\?*) sep='&' ;; esac
-  curl -sSf --cacert "$ca" -u bench:bench-pass -H 'Content-Type: application/octet-stream' -H 'Expect:' \
+  curl --http1.1 -sSf --cacert "$ca" -u bench:bench-pass -H 'Content-Type: application/octet-stream' -H 'Expect:' \
     -T "$file" -o /dev/null "$location${sep}digest=$digest"
 }
 pids=()
