@@ -204,5 +204,26 @@ async fn only_a_signed_repository_is_applied_and_a_rotated_key_counts_at_once() 
         text.contains("broken.pub") && text.contains("signing-keys"),
         "{text}"
     );
+
+    // The keys Secret deleted: the status names the verify block's secretRef, not the
+    // credentials' one.
+    let before: Vec<Value> = api.all(PACKAGES);
+    api.delete("v1/secrets", Some(NS), "signing-keys");
+    let missing = api
+        .wait_for("the missing keys Secret named", WAIT, |api| {
+            let s = status(api, "signed");
+            s["friendlyDescription"]
+                .as_str()
+                .is_some_and(|d| d.contains("does not exist"))
+                .then_some(s)
+        })
+        .await;
+    assert_eq!(
+        missing["friendlyDescription"].as_str().unwrap(),
+        "ReconcileFailed: Secret kapp-controller/signing-keys named by \
+         spec.fetch.imgpkgBundle.verify.secretRef does not exist; create it in namespace \
+         kapp-controller"
+    );
+    assert_eq!(api.all(PACKAGES), before, "nothing applied is touched");
     running.stop().await;
 }

@@ -13,10 +13,16 @@ pub enum ReconcileError {
     #[error("spec.syncPeriod {value:?} is not a Go duration such as 30s, 5m or 1h30m")]
     InvalidSyncPeriod { value: String },
     #[error(
-        "Secret {namespace}/{name} named by spec.fetch secretRef does not exist; create it in \
-         namespace {namespace}"
+        "Secret {namespace}/{name} named by {field} does not exist; create it in namespace \
+         {namespace}"
     )]
-    SecretMissing { namespace: String, name: String },
+    SecretMissing {
+        namespace: String,
+        name: String,
+        /// Where the repository names it: `spec.fetch secretRef` (credentials) or the verify
+        /// block's secretRef (keys).
+        field: &'static str,
+    },
     #[error(
         "Secret {namespace}/{name} has unknown key {key:?}: use username+password, token, \
          hostname with username+password or token, or a Secret of type kubernetes.io/dockerconfigjson"

@@ -172,6 +172,7 @@ pub(super) async fn read_secret_ref(
     let missing = || ReconcileError::SecretMissing {
         namespace: namespace.clone(),
         name: name.to_string(),
+        field: "spec.fetch secretRef",
     };
     if let Some(cache) = &ctx.secrets {
         // The watch cache saves an API read on every resync; a Secret change re-triggers us.

@@ -44,7 +44,12 @@ pub(super) async fn verify_source(
     let Some(session) = resolved.session() else {
         return Err(keys_error("verify needs an imgpkgBundle or image source".into()));
     };
-    let secret = read(ctx, &namespace, &name).await?;
+    let field = if repo.spec.fetch.imgpkg_bundle.is_some() {
+        "spec.fetch.imgpkgBundle.verify.secretRef"
+    } else {
+        "spec.fetch.image.verify.secretRef"
+    };
+    let secret = read(ctx, &namespace, &name, field).await?;
     let mut fingerprint = sha2::Sha256::new();
     fingerprint.update(resolved.fetched.as_bytes());
     let mut keys = Vec::new();
@@ -103,10 +108,16 @@ pub(super) async fn verify_source(
 }
 
 /// The Secret holding the keys (from the watch cache when there is one).
-async fn read(ctx: &Context, namespace: &str, name: &str) -> Result<Secret, ReconcileError> {
+async fn read(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    field: &'static str,
+) -> Result<Secret, ReconcileError> {
     let missing = || ReconcileError::SecretMissing {
         namespace: namespace.to_string(),
         name: name.to_string(),
+        field,
     };
     if let Some(cache) = &ctx.secrets {
         return cache
