@@ -12,12 +12,15 @@
 pub mod controller;
 pub mod kapp;
 pub mod patch;
+mod route;
 pub mod store;
+mod streams;
 
 use bytes::Bytes;
 use hyper::body::{Body as _, Frame, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use route::{collection, kind_of, matches, parse_query, route, shaped};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -26,6 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 pub use store::{Change, Key, Store};
+use streams::watch_response;
 use tokio::sync::{broadcast, mpsc, watch};
 
 /// One request as the server saw it.
@@ -58,15 +62,6 @@ impl Logged {
     pub fn collection(&self) -> String {
         collection(&self.path, &self.query)
     }
-}
-
-fn collection(path: &str, query: &BTreeMap<String, String>) -> String {
-    let selector = |name: &str| query.get(name).map(String::as_str).unwrap_or("");
-    format!(
-        "{path}?fieldSelector={}&labelSelector={}",
-        selector("fieldSelector"),
-        selector("labelSelector")
-    )
 }
 
 /// One watch stream the server has answered with 200, open or ended.
@@ -137,130 +132,6 @@ fn whole(code: u16, body: &Value) -> Response<ChannelBody> {
         .header("content-type", "application/json")
         .body(ChannelBody(rx))
         .unwrap()
-}
-
-/// Where a path points: resource, namespace, name, subresource.
-type Route = (String, Option<String>, Option<String>, Option<String>);
-
-fn route(path: &str) -> Option<Route> {
-    let s: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let (gv, rest) = match s.as_slice() {
-        ["api", v, rest @ ..] => (v.to_string(), rest),
-        ["apis", g, v, rest @ ..] => (format!("{g}/{v}"), rest),
-        _ => return None,
-    };
-    let (ns, rest) = match rest {
-        ["namespaces", ns, rest @ ..] if !rest.is_empty() => (Some(ns.to_string()), rest),
-        _ => (None, rest),
-    };
-    let (res, name, sub) = match rest {
-        [res] => (res, None, None),
-        [res, name] => (res, Some(name.to_string()), None),
-        [res, name, sub] => (res, Some(name.to_string()), Some(sub.to_string())),
-        _ => return None,
-    };
-    Some((format!("{gv}/{res}"), ns, name, sub))
-}
-
-/// Kind and apiVersion of a resource's objects.
-fn kind_of(resource: &str) -> (String, String) {
-    let (gv, plural) = resource.rsplit_once('/').unwrap_or(("v1", resource));
-    let kind = match plural {
-        "secrets" => "Secret",
-        "configmaps" => "ConfigMap",
-        "leases" => "Lease",
-        "events" => "Event",
-        "packagerepositories" => "PackageRepository",
-        "packages" => "Package",
-        "packagemetadatas" => "PackageMetadata",
-        "internalpackages" => "InternalPackage",
-        "internalpackagemetadatas" => "InternalPackageMetadata",
-        "customresourcedefinitions" => "CustomResourceDefinition",
-        "apiservices" => "APIService",
-        "namespaces" => "Namespace",
-        other => other,
-    };
-    (kind.to_string(), gv.to_string())
-}
-
-/// Built-in kinds come without apiVersion and kind inside lists, as the real server sends them.
-fn is_builtin(resource: &str) -> bool {
-    !resource.contains(".carvel.dev") && !resource.starts_with("apiextensions")
-}
-
-fn matches(
-    object: &Value,
-    key: &Key,
-    resource: &str,
-    ns: Option<&str>,
-    query: &BTreeMap<String, String>,
-) -> bool {
-    if key.resource != resource || (ns.is_some() && key.namespace.as_deref() != ns) {
-        return false;
-    }
-    let labels = object.pointer("/metadata/labels");
-    let label_ok = query.get("labelSelector").is_none_or(|sel| {
-        sel.split(',')
-            .filter(|t| !t.is_empty())
-            .all(|term| match term.split_once('=') {
-                Some((k, v)) => labels.and_then(|l| l.get(k)).and_then(Value::as_str) == Some(v),
-                None => labels.and_then(|l| l.get(term)).is_some(),
-            })
-    });
-    let field_ok = query.get("fieldSelector").is_none_or(|sel| {
-        sel.split(',')
-            .filter(|t| !t.is_empty())
-            .all(|term| match term.split_once('=') {
-                Some(("metadata.name", v)) => key.name == v,
-                Some(("metadata.namespace", v)) => key.namespace.as_deref() == Some(v),
-                _ => true,
-            })
-    });
-    label_ok && field_ok
-}
-
-/// The object as a metadata-only client asked for it.
-fn shaped(object: &Value, metadata_only: bool, in_list: bool, resource: &str) -> Value {
-    if metadata_only {
-        return json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": object["metadata"]});
-    }
-    let mut object = object.clone();
-    if in_list && is_builtin(resource) {
-        if let Some(m) = object.as_object_mut() {
-            m.remove("apiVersion");
-            m.remove("kind");
-        }
-    }
-    object
-}
-
-fn parse_query(q: Option<&str>) -> BTreeMap<String, String> {
-    q.unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (k.to_string(), percent_decode(v))
-        })
-        .collect()
-}
-
-fn percent_decode(v: &str) -> String {
-    let bytes = v.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() + 1 && i + 3 <= bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&v[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
-        i += 1;
-    }
-    String::from_utf8(out).unwrap()
 }
 
 impl FakeApiServer {
@@ -720,162 +591,4 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Cha
     };
     log(code, false);
     whole(code, &reply)
-}
-
-/// How far a watch of `resource` has been told everything, for its next bookmark: the newest
-/// resourceVersion when the stream has taken every change published so far and none of its
-/// resource's are held back; otherwise only as far as it has sent (a change is on its way).
-fn progress(shared: &Shared, resource: &str, live: &broadcast::Receiver<Change>, sent_up_to: u64) -> u64 {
-    // Changes are published with the store locked: holding it, every change up to `rv` is in the
-    // channel already.
-    let store = shared.store.lock().unwrap();
-    let held = shared.held.lock().unwrap();
-    let holding = held
-        .as_ref()
-        .is_some_and(|(r, queue)| r == resource && !queue.is_empty());
-    if live.is_empty() && !holding {
-        store.rv
-    } else {
-        sent_up_to
-    }
-}
-
-fn watch_line(kind: &str, object: Value) -> Bytes {
-    let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap();
-    line.push(b'\n');
-    Bytes::from(line)
-}
-
-/// Marks its watch stream ended when the stream's task ends, however it ends.
-struct StreamTask(Arc<Shared>, usize);
-
-impl StreamTask {
-    fn note(&self, update: impl FnOnce(&mut WatchStream)) {
-        update(&mut self.0.streams.lock().unwrap()[self.1]);
-        self.0.revision.send_modify(|r| *r += 1);
-    }
-}
-
-impl Drop for StreamTask {
-    fn drop(&mut self) {
-        self.note(|s| s.open = false);
-    }
-}
-
-fn watch_response(
-    shared: &Arc<Shared>,
-    path: &str,
-    resource: &str,
-    ns: Option<&str>,
-    query: &BTreeMap<String, String>,
-    metadata_only: bool,
-    log: impl Fn(u16, bool),
-) -> Response<ChannelBody> {
-    let (tx, rx) = mpsc::channel::<Bytes>(1024);
-    let since: Option<u64> = query
-        .get("resourceVersion")
-        .filter(|v| !v.is_empty() && *v != "0")
-        .and_then(|v| v.parse().ok());
-    let store = shared.store.lock().unwrap();
-    if let Some(since) = since
-        && since < store.compacted_at
-    {
-        let message = format!("too old resource version: {since} ({})", store.compacted_at);
-        let (code, status) = store::status(410, "Expired", &message);
-        if shared.gone_as_http.load(Ordering::SeqCst) {
-            log(code, true);
-            return whole(code, &status);
-        }
-        log(200, true);
-        let _ = tx.try_send(watch_line("ERROR", status));
-        return Response::builder().status(200).body(ChannelBody(rx)).unwrap();
-    }
-    log(200, false);
-    let (index, mut ended) = {
-        let mut streams = shared.streams.lock().unwrap();
-        streams.push(WatchStream {
-            collection: collection(path, query),
-            from: query.get("resourceVersion").cloned(),
-            bookmarks_allowed: query.get("allowWatchBookmarks").is_some_and(|b| b == "true"),
-            last_bookmark: None,
-            last_change: None,
-            open: true,
-        });
-        (streams.len() - 1, shared.end_watches.subscribe())
-    };
-    let mut live = shared.changes.subscribe();
-    let wanted = |c: &Change| matches(&c.object, &c.key, resource, ns, query);
-    let replay: Vec<Bytes> = match since {
-        Some(since) => store
-            .history
-            .iter()
-            .filter(|c| c.rv > since && wanted(c))
-            .map(|c| watch_line(c.kind, shaped(&c.object, metadata_only, false, resource)))
-            .collect(),
-        None => store
-            .objects
-            .iter()
-            .filter(|(k, o)| matches(o, k, resource, ns, query))
-            .map(|(_, o)| watch_line("ADDED", shaped(o, metadata_only, false, resource)))
-            .collect(),
-    };
-    let mut sent_up_to = store.rv;
-    drop(store);
-    let (kind, api_version) = if metadata_only {
-        ("PartialObjectMetadata".to_string(), "meta.k8s.io/v1".to_string())
-    } else {
-        kind_of(resource)
-    };
-    let bookmarks = query.get("allowWatchBookmarks").is_some_and(|b| b == "true");
-    let timeout = query
-        .get("timeoutSeconds")
-        .and_then(|t| t.parse().ok())
-        .map_or(Duration::from_secs(3600), Duration::from_secs);
-    let (shared, resource, ns, query) = (
-        shared.clone(),
-        resource.to_string(),
-        ns.map(str::to_string),
-        query.clone(),
-    );
-    tokio::spawn(async move {
-        let stream = StreamTask(shared.clone(), index);
-        for line in replay {
-            if tx.send(line).await.is_err() {
-                return;
-            }
-        }
-        let deadline = tokio::time::Instant::now() + timeout;
-        let interval = shared.bookmark_ms.load(Ordering::SeqCst);
-        let mut ticker = tokio::time::interval(Duration::from_millis(interval.max(1) as u64));
-        loop {
-            tokio::select! {
-                change = live.recv() => match change {
-                    Ok(c) if c.rv > sent_up_to && matches(&c.object, &c.key, &resource, ns.as_deref(), &query) => {
-                        sent_up_to = c.rv;
-                        if tx.send(watch_line(c.kind, shaped(&c.object, metadata_only, false, &resource))).await.is_err() {
-                            return;
-                        }
-                        stream.note(|s| s.last_change = Some(c.rv));
-                    }
-                    Ok(_) => {}
-                    Err(_) => return,
-                },
-                _ = ticker.tick(), if bookmarks && interval > 0 => {
-                    let progress = progress(&shared, &resource, &live, sent_up_to);
-                    let mark = json!({"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": progress.to_string()}});
-                    if tx.send(watch_line("BOOKMARK", mark)).await.is_err() {
-                        return;
-                    }
-                    stream.note(|s| s.last_bookmark = Some(progress));
-                }
-                _ = tokio::time::sleep_until(deadline) => return,
-                _ = ended.changed() => return,
-            }
-        }
-    });
-    Response::builder()
-        .status(200)
-        .header("content-type", "application/json")
-        .body(ChannelBody(rx))
-        .unwrap()
 }
