@@ -97,9 +97,11 @@ fn text_entry(
     if let Some(origin) = origin {
         out.push_str(&format!("{pad}  Origin: {origin}\n"));
     }
-    out.push_str(&format!("{pad}  Layers:\n"));
-    for layer in layers {
-        out.push_str(&format!("{pad}    - Digest: {layer}\n"));
+    if !layers.is_empty() {
+        out.push_str(&format!("{pad}  Layers:\n"));
+        for layer in layers {
+            out.push_str(&format!("{pad}    - Digest: {layer}\n"));
+        }
     }
     if !annotations.is_empty() {
         out.push_str(&format!("{pad}  Annotations:\n"));
@@ -117,10 +119,12 @@ fn in_digest_order(mut entries: Vec<(&str, String)>) -> String {
 }
 
 /// The YAML document after the `sha:` line (without `--tty` nothing follows it, as in imgpkg).
+/// Written as Go's writer does: digest keys unquoted, every reference on its own one line.
 fn yaml_body(stdout: &str, sha: &str) -> Value {
     let body = stdout
         .strip_prefix(&format!("sha: {sha}\n"))
         .unwrap_or_else(|| panic!("no sha line first: {stdout}"));
+    assert!(!body.contains('"') && !body.contains(">-"), "{stdout}");
     serde_saphyr::from_str(body).unwrap()
 }
 
@@ -386,4 +390,53 @@ fn a_bundle_relocated_out_of_a_registry_that_is_gone_is_described_without_reachi
     // The tripwire does catch a describe that goes there.
     imgpkg.fails(&["describe", "--bundle", &bundle]);
     assert!(tripwire.hits() > 0, "the tripwire saw nothing");
+}
+
+#[test]
+fn a_nested_bundles_signature_is_listed_in_both_bundles_as_imgpkg_does() {
+    let reg = TestRegistry::start();
+    let imgpkg = Installed::new();
+    let look = Look::new();
+    let base = reg.repo("local-tests/test-repo");
+    let img = imgpkg.push("-i", &format!("{base}-img"), &[("app.txt", "an image")]);
+    let nested_repo = format!("{base}-bundle-nested");
+    let nested = imgpkg.push(
+        "-b",
+        &nested_repo,
+        &[(".imgpkg/images.yml", &images_lock(&[(&img, None)]))],
+    );
+    let outer = imgpkg.push(
+        "-b",
+        &format!("{base}-bundle-outer"),
+        &[(".imgpkg/images.yml", &images_lock(&[(&nested, None)]))],
+    );
+    let (sig, sig_tag) = look.sign(&nested);
+
+    // imgpkg looks up the signature of every entry of a bundle's ImagesLock, nested bundles
+    // included, and the nested bundle looks up its own: the signature shows at both levels.
+    let out = imgpkg.ok(&["describe", "-b", &outer, "--layers=false"]).stdout;
+    let signature = |pad: &str| {
+        text_entry(
+            pad,
+            &format!("{nested_repo}@{sig}"),
+            "Signature",
+            None,
+            &[],
+            &[("tag", &sig_tag)],
+        )
+    };
+    let nested_entries = in_digest_order(vec![
+        (
+            digest_of(&img),
+            text_entry("    ", &img, "Image", Some(&img), &[], &[]),
+        ),
+        (&sig, signature("    ")),
+    ]);
+    let expected = format!(
+        "Bundle SHA: {}\n\nImages:\n{}    Images:\n{nested_entries}{}",
+        digest_of(&outer),
+        text_entry("  ", &nested, "Bundle", Some(&nested), &[], &[]),
+        signature("  "),
+    );
+    assert_eq!(out, expected);
 }

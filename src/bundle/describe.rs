@@ -142,7 +142,8 @@ fn describe_bundle<'a>(
                 Vec::new()
             },
         };
-        // The bundle and its plain images, whose signatures this bundle lists.
+        // Whose signatures this bundle lists: itself and every entry of its ImagesLock, nested
+        // bundles included (imgpkg lists a nested bundle's signature both here and inside it).
         let mut signed = vec![image.reference.clone()];
         let mut entries: Vec<_> = lock.images.iter().zip(&localized.lock.images).collect();
         entries.sort_by(|a, b| a.0.image.cmp(&b.0.image));
@@ -160,6 +161,7 @@ fn describe_bundle<'a>(
                 _ => Some(resolve_image(client, &reference).await?),
             };
             let is_bundle = known.unwrap_or_else(|| resolved.as_ref().is_some_and(|r| r.is_bundle));
+            signed.push(reference.clone());
             if is_bundle {
                 let nested = describe_bundle(
                     client,
@@ -176,7 +178,6 @@ fn describe_bundle<'a>(
                     (Some(r), true) => layers_of(&r.manifest.layers),
                     _ => Vec::new(),
                 };
-                signed.push(reference.clone());
                 description.images.insert(
                     digest,
                     ImageInfo {
