@@ -7,7 +7,7 @@ use super::fetch::{
 use super::layer::Limits;
 use super::lock::ImagesLock;
 use super::signature::find_signature;
-use crate::registry::{Client, Reference};
+use crate::registry::{Client, ManifestBody, Reference};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -142,7 +142,8 @@ fn describe_bundle<'a>(
                 Vec::new()
             },
         };
-        // The bundle and its plain images, whose signatures this bundle lists.
+        // Whose signatures this bundle lists: itself and every entry of its ImagesLock, nested
+        // bundles included (imgpkg lists a nested bundle's signature both here and inside it).
         let mut signed = vec![image.reference.clone()];
         let mut entries: Vec<_> = lock.images.iter().zip(&localized.lock.images).collect();
         entries.sort_by(|a, b| a.0.image.cmp(&b.0.image));
@@ -160,6 +161,7 @@ fn describe_bundle<'a>(
                 _ => Some(resolve_image(client, &reference).await?),
             };
             let is_bundle = known.unwrap_or_else(|| resolved.as_ref().is_some_and(|r| r.is_bundle));
+            signed.push(reference.clone());
             if is_bundle {
                 let nested = describe_bundle(
                     client,
@@ -176,7 +178,6 @@ fn describe_bundle<'a>(
                     (Some(r), true) => layers_of(&r.manifest.layers),
                     _ => Vec::new(),
                 };
-                signed.push(reference.clone());
                 description.images.insert(
                     digest,
                     ImageInfo {
@@ -197,23 +198,29 @@ fn describe_bundle<'a>(
                 .await
                 .map_err(|e| BundleError::registry("checking the locations image", &tag, e))?
             {
-                let at = image.reference.with_digest(head.digest.clone()).to_string();
+                let at = image.reference.with_digest(head.digest.clone());
+                // imgpkg lists the locations image's layer like any other entry's.
+                let layers = if with_layers {
+                    manifest_layers(client, &at).await?
+                } else {
+                    Vec::new()
+                };
                 description.images.insert(
                     head.digest.to_string(),
                     ImageInfo {
-                        image: at.clone(),
-                        origin: at,
+                        image: at.to_string(),
+                        origin: at.to_string(),
                         annotations: BTreeMap::new(),
                         image_type: ImageType::Internal,
-                        layers: Vec::new(),
-                        size: 0,
+                        size: layers.iter().map(|l| l.size).sum(),
+                        layers,
                     },
                 );
             }
         }
         if options.cosign_artifacts {
             for subject in &signed {
-                if let Some((digest, info)) = signature(client, subject).await? {
+                if let Some((digest, info)) = signature(client, subject, with_layers).await? {
                     description.images.insert(digest, info);
                 }
             }
@@ -223,7 +230,11 @@ fn describe_bundle<'a>(
 }
 
 /// The cosign signature of `subject` (which carries a digest), described as imgpkg lists it.
-async fn signature(client: &Client, subject: &Reference) -> Result<Option<(String, ImageInfo)>, BundleError> {
+async fn signature(
+    client: &Client,
+    subject: &Reference,
+    with_layers: bool,
+) -> Result<Option<(String, ImageInfo)>, BundleError> {
     let found = find_signature(client, subject)
         .await
         .map_err(|e| BundleError::registry("checking for a cosign signature of", subject, e))?;
@@ -231,6 +242,11 @@ async fn signature(client: &Client, subject: &Reference) -> Result<Option<(Strin
         return Ok(None);
     };
     let digest = found.image.digest().map(ToString::to_string).unwrap_or_default();
+    let layers = if with_layers {
+        manifest_layers(client, &found.image).await?
+    } else {
+        Vec::new()
+    };
     let image = found.image.to_string();
     Ok(Some((
         digest,
@@ -239,10 +255,27 @@ async fn signature(client: &Client, subject: &Reference) -> Result<Option<(Strin
             image,
             annotations: BTreeMap::from([("tag".to_string(), found.tag)]),
             image_type: ImageType::Signature,
-            layers: Vec::new(),
-            size: 0,
+            size: layers.iter().map(|l| l.size).sum(),
+            layers,
         },
     )))
+}
+
+/// The layers of the image at `reference`, from its manifest alone (no config needed).
+async fn manifest_layers(client: &Client, reference: &Reference) -> Result<Vec<Layer>, BundleError> {
+    let manifest = client
+        .get_manifest(reference)
+        .await
+        .map_err(|e| BundleError::fetching_image("fetching the manifest of", reference, e))?;
+    match manifest
+        .parse()
+        .map_err(|e| BundleError::registry("reading the manifest of", reference, e))?
+    {
+        ManifestBody::Image(image) => Ok(layers_of(&image.layers)),
+        ManifestBody::Index(_) => Err(BundleError::Unexpected(format!(
+            "{reference} is an image index, which has no layers of its own to list"
+        ))),
+    }
 }
 
 fn layers_of(layers: &[crate::registry::Descriptor]) -> Vec<Layer> {

@@ -1,7 +1,8 @@
 //! `describe -b REF`: a bundle's images and nested bundles, in imgpkg's text or YAML layout.
 use super::CommandResult;
+use super::describe_yaml;
 use super::ui::ui;
-use crate::bundle::describe::{DescribeOptions, Description, ImageInfo, ImageType, Layer, describe};
+use crate::bundle::describe::{DescribeOptions, Description, ImageType, Layer, describe};
 use crate::registry::{Client, Reference, RegistryAuthFlags};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -47,7 +48,7 @@ pub async fn run(args: DescribeArgs) -> CommandResult {
     let ui = ui();
     match args.output_type {
         OutputType::Text => ui.block(&text(&description)),
-        OutputType::Yaml => ui.block(&yaml(&description)?),
+        OutputType::Yaml => ui.block(&describe_yaml::yaml(&description)?),
     }
     ui.succeeded();
     Ok(ExitCode::SUCCESS)
@@ -117,79 +118,10 @@ fn type_name(image_type: ImageType) -> &'static str {
     }
 }
 
-/// imgpkg's YAML layout: `sha: <digest>` then the description with sorted keys, empty fields
-/// left out (as Go's `sigs.k8s.io/yaml` writes it).
-pub fn yaml(description: &Description) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
-    let body = serde_saphyr::to_string(&YamlDescription::from(description))
-        .map_err(|e| format!("cannot write the description as YAML: {e}"))?;
-    Ok(format!("sha: {}\n{body}", description.digest()))
-}
-
-/// Field order is alphabetical: it is the order of the YAML keys.
-#[derive(serde::Serialize)]
-struct YamlDescription {
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    annotations: BTreeMap<String, String>,
-    content: YamlContent,
-    image: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    layers: Vec<Layer>,
-    metadata: BTreeMap<String, String>,
-    origin: String,
-}
-
-#[derive(serde::Serialize)]
-struct YamlContent {
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    bundles: BTreeMap<String, YamlDescription>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    images: BTreeMap<String, YamlImage>,
-}
-
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct YamlImage {
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    annotations: BTreeMap<String, String>,
-    image: String,
-    image_type: ImageType,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    layers: Vec<Layer>,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    origin: String,
-}
-
-impl From<&Description> for YamlDescription {
-    fn from(d: &Description) -> Self {
-        YamlDescription {
-            annotations: d.annotations.clone(),
-            content: YamlContent {
-                bundles: d.bundles.iter().map(|(k, b)| (k.clone(), b.into())).collect(),
-                images: d.images.iter().map(|(k, i)| (k.clone(), i.into())).collect(),
-            },
-            image: d.image.clone(),
-            layers: d.layers.clone(),
-            metadata: BTreeMap::new(),
-            origin: d.origin.clone(),
-        }
-    }
-}
-
-impl From<&ImageInfo> for YamlImage {
-    fn from(i: &ImageInfo) -> Self {
-        YamlImage {
-            annotations: i.annotations.clone(),
-            image: i.image.clone(),
-            image_type: i.image_type,
-            layers: i.layers.clone(),
-            origin: i.origin.clone(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bundle::describe::ImageInfo;
 
     fn image(image: &str, origin: &str, image_type: ImageType) -> ImageInfo {
         ImageInfo {
@@ -256,29 +188,5 @@ Images:
     Type: Internal
 "
         );
-    }
-
-    #[test]
-    fn yaml_layout_has_sorted_keys_and_no_empty_fields() {
-        let out = yaml(&sample()).unwrap();
-        assert!(out.starts_with("sha: sha256:a\n"), "{out}");
-        let value: serde_json::Value = serde_saphyr::from_str(out.split_once('\n').unwrap().1).unwrap();
-        assert_eq!(value["image"], "reg/new@sha256:a");
-        assert_eq!(value["metadata"], serde_json::json!({}));
-        let internal = &value["content"]["images"]["sha256:l"];
-        assert_eq!(internal["imageType"], "Internal");
-        assert!(internal.get("size").is_none() && internal.get("annotations").is_none());
-        let nested = &value["content"]["bundles"]["sha256:b"];
-        assert_eq!(nested["annotations"]["what"], "nested");
-        assert_eq!(
-            nested["content"]["images"]["sha256:i1"]["origin"],
-            "reg/img1@sha256:i1"
-        );
-        let keys: Vec<&str> = out
-            .lines()
-            .filter(|l| !l.starts_with(' '))
-            .map(|l| l.split(':').next().unwrap())
-            .collect();
-        assert_eq!(keys, ["sha", "content", "image", "metadata", "origin"]);
     }
 }

@@ -7,6 +7,7 @@ mod controller;
 mod copy;
 mod crd;
 mod describe;
+mod describe_yaml;
 mod pull;
 mod push;
 mod refusals;

@@ -84,7 +84,7 @@ impl Installed {
     }
 
     /// Push a directory holding `files` as a plain image (`-i`) or a bundle (`-b`, with an
-    /// empty images.yml); returns the `repo@digest` reference imgpkg printed.
+    /// empty images.yml unless `files` has one); returns the `repo@digest` reference imgpkg printed.
     pub fn push(&self, flag: &str, reference: &str, files: &[(&str, &str)]) -> String {
         let dir = tempfile::tempdir_in(self.dir.path()).unwrap();
         for (name, content) in files {
@@ -92,7 +92,7 @@ impl Installed {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, content).unwrap();
         }
-        if flag == "-b" {
+        if flag == "-b" && !files.iter().any(|(name, _)| *name == ".imgpkg/images.yml") {
             std::fs::create_dir_all(dir.path().join(".imgpkg")).unwrap();
             std::fs::write(
                 dir.path().join(".imgpkg/images.yml"),
