@@ -311,9 +311,14 @@ async fn tls_registry_with_ca_and_basic_auth() {
     .unwrap();
     let err = no_ca.get_manifest(&repo.with_tag("v1")).await.unwrap_err();
     assert!(matches!(err, RegistryError::Tls { .. }), "{err:?}");
-    let text = err.to_string();
+    let text = err.worded(&pkgr::cli::CommandLine);
     assert!(text.contains(&reg.host), "{text}");
     assert!(text.contains("--registry-ca-cert-path"), "{text}");
+    let cluster = err.worded(&pkgr::controller::audience::ClusterUser);
+    assert!(
+        cluster.contains("caCerts") && !cluster.contains("--registry"),
+        "{cluster}"
+    );
 
     // Wrong password: Unauthorized naming registry and repository, and no secret in the text.
     let wrong = client_with(

@@ -366,10 +366,15 @@ async fn silent_server_times_out() {
     let err = c.get_manifest(&reference(&server, "app:v1")).await.unwrap_err();
     assert!(matches!(err, RegistryError::NoResponse { .. }), "{err:?}");
     assert!(!err.is_retryable());
-    let text = err.to_string();
+    let text = err.worded(&pkgr::cli::CommandLine);
     assert!(
-        text.contains(&server.host) && text.contains("--registry-response-header-timeout"),
+        text.contains(&server.host) && text.contains("(--registry-response-header-timeout)"),
         "{text}"
+    );
+    let cluster = err.worded(&pkgr::controller::audience::ClusterUser);
+    assert!(
+        cluster.contains(&server.host) && !cluster.contains("--registry"),
+        "{cluster}"
     );
     assert_eq!(
         calls.load(Ordering::SeqCst),

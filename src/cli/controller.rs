@@ -84,8 +84,8 @@ pub async fn run(args: ControllerArgs) -> CommandResult {
     );
     let mut source = RegistrySource::new(options);
     source.limits.max_bytes = budget.max_repository_bytes;
-    let config_error =
-        |e: config::ConfigError| super::render_error(&e).trim_start_matches("pkgr: ").to_string();
+    // A cluster user's words (config keys, not CLI flags), as in the statuses.
+    let config_error = |e: config::ConfigError| controller::error::full_chain(&e);
     let config = config::load(&client, &args.namespace)
         .await
         .map_err(config_error)?;

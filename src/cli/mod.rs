@@ -2,6 +2,7 @@
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use std::process::ExitCode;
 
+mod audience;
 mod completion;
 mod controller;
 mod copy;
@@ -16,6 +17,7 @@ mod tag;
 pub mod ui;
 mod verify;
 pub mod voice;
+pub use audience::CommandLine;
 
 use ui::{Ui, UiFlags};
 use voice::Voice;

@@ -151,7 +151,7 @@ fn report(results: &[Result<Verified, VerifyError>]) {
                     "false".into(),
                     String::new(),
                     String::new(),
-                    e.reason(),
+                    e.reason(&super::CommandLine),
                 ],
             })
             .collect();
@@ -169,7 +169,11 @@ fn report(results: &[Result<Verified, VerifyError>]) {
                 "verified {}: {} signature {} by {} ({})",
                 v.subject.name, v.tag, v.layer, v.key, v.key_kind
             )),
-            Err(e) => ui.log(&format!("NOT verified {}: {}", e.subject().name, e.reason())),
+            Err(e) => ui.log(&format!(
+                "NOT verified {}: {}",
+                e.subject().name,
+                e.reason(&super::CommandLine)
+            )),
         }
     }
 }

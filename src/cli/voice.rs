@@ -2,6 +2,7 @@
 //!
 //! An imgpkg user's scripts match imgpkg's words (`imgpkg: Error: …`, `imgpkg version X`), so
 //! every text that differs between the two voices is decided here and nowhere else.
+use super::audience::CommandLine;
 use crate::relocate::Milestone;
 use std::ffi::OsStr;
 use std::path::Path;
@@ -55,10 +56,10 @@ impl Voice {
     pub fn error_text(self, error: &(dyn std::error::Error + 'static)) -> String {
         match self {
             Voice::Pkgr => {
-                let mut out = format!("pkgr: {error}");
+                let mut out = format!("pkgr: {}", link_text(error));
                 let mut source = error.source();
                 while let Some(cause) = source {
-                    out.push_str(&format!("\n  caused by: {cause}"));
+                    out.push_str(&format!("\n  caused by: {}", link_text(cause)));
                     source = cause.source();
                 }
                 out
@@ -142,7 +143,7 @@ fn go_chain(error: &(dyn std::error::Error + 'static)) -> String {
                 explanations.extend(explanation);
                 words
             }
-            None => current.to_string(),
+            None => link_text(current),
         };
         if out.is_empty() {
             out = text;
@@ -179,7 +180,15 @@ fn imgpkg_words(error: &(dyn std::error::Error + 'static)) -> Option<(String, Op
     let registry = error
         .downcast_ref::<RegistryError>()
         .or_else(|| error.downcast_ref::<Box<RegistryError>>().map(|b| &**b))?;
-    Some((registry.go_text()?.to_string(), registry.explanation()))
+    Some((
+        registry.go_text()?.to_string(),
+        registry.explanation(&CommandLine),
+    ))
+}
+
+/// One link of an error chain, registry errors with the flags that fix them.
+fn link_text(link: &(dyn std::error::Error + 'static)) -> String {
+    crate::registry::RegistryError::link_text(link, &CommandLine)
 }
 
 /// imgpkg's (go-cli-ui's) multi-line error layout: on the first line, outside brackets, each
@@ -393,6 +402,54 @@ mod tests {
             Voice::Imgpkg.error_text(&unknown_request),
             "imgpkg: Error: repository unknown while listing tags of reg.io/app: reg.io/app does not exist in the registry"
         );
+    }
+
+    #[test]
+    fn both_voices_tell_the_flags_that_fix_a_registry_error() {
+        use crate::bundle::BundleError;
+        use crate::registry::RegistryError;
+        let tls = RegistryError::Tls {
+            action: "fetching manifest reg.io/app:v1".into(),
+            registry: "reg.io".into(),
+            message: "invalid peer certificate: UnknownIssuer".into(),
+        };
+        let error = BundleError::registry("fetching the manifest of", "reg.io/app:v1", tls);
+        for voice in [Voice::Pkgr, Voice::Imgpkg] {
+            let text = voice.error_text(&error);
+            assert!(
+                text.contains(
+                    "UnknownIssuer. If the registry uses a private CA, pass it with \
+                     --registry-ca-cert-path; --registry-verify-certs=false turns verification off (unsafe)"
+                ),
+                "{text}"
+            );
+        }
+        let unauthorized = RegistryError::Unauthorized {
+            action: "fetching manifest reg.io/app:v1".into(),
+            registry: "reg.io".into(),
+            repository: "app".into(),
+            anonymous: true,
+            message: "UNAUTHORIZED: authentication required".into(),
+            go_text: "GET https://reg.io/v2/app/manifests/v1: UNAUTHORIZED: authentication required".into(),
+        };
+        let error = BundleError::fetching_image("fetching the manifest of", "reg.io/app:v1", unauthorized);
+        assert_eq!(
+            Voice::Imgpkg.error_text(&error),
+            "imgpkg: Error: Fetching image:\n  GET https://reg.io/v2/app/manifests/v1:\n    UNAUTHORIZED: authentication \
+             required (registry reg.io asks for credentials, and none were found for \
+             repository app. Give credentials with --registry-username/--registry-password (or \
+             --registry-token), the IMGPKG_REGISTRY_HOSTNAME/USERNAME/PASSWORD environment variables, or \
+             `docker login reg.io`)"
+        );
+        // Inside an io::Error (a blob stream's failure), the hint is still there.
+        let silent = std::io::Error::other(RegistryError::NoResponse {
+            action: "downloading blob sha256:ab".into(),
+            registry: "reg.io".into(),
+            message: "timed out".into(),
+            go_text: Default::default(),
+        });
+        let text = Voice::Pkgr.error_text(&silent);
+        assert!(text.contains("(--registry-response-header-timeout)"), "{text}");
     }
 
     #[test]

@@ -266,31 +266,19 @@ pub const MAX_ERROR_MESSAGE: usize = 8 * 1024;
 pub const MAX_SHORT_REASON: usize = 300;
 
 /// The short reason: the top message, plus the root cause when there is one (the top alone,
-/// "fetching X", does not say what went wrong).
+/// "fetching X", does not say what went wrong). Registry errors are worded for a cluster user.
 pub fn short_reason(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut root = None;
-    let mut source = error.source();
-    while let Some(cause) = source {
-        root = Some(cause);
-        source = cause.source();
-    }
-    let text = match root {
-        Some(root) => format!("{error}: {root}"),
-        None => error.to_string(),
+    let top = super::audience::link_text(error);
+    let text = match super::audience::root(error) {
+        Some(root) => format!("{top}: {root}"),
+        None => top,
     };
-    truncate(&super::wording::for_cluster_user(&text), MAX_SHORT_REASON)
+    truncate(&text, MAX_SHORT_REASON)
 }
 
-/// The whole chain, `top: cause: cause`, bounded.
+/// The whole chain, `top: cause: cause`, bounded; registry errors worded for a cluster user.
 pub fn full_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    truncate(&super::wording::for_cluster_user(&text), MAX_ERROR_MESSAGE)
+    truncate(&super::audience::chain(error), MAX_ERROR_MESSAGE)
 }
 
 /// Cut at a char boundary at most `max` bytes long, marking the cut.

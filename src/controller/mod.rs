@@ -3,6 +3,7 @@
 //! `run` wires the `kube::runtime::Controller`; `reconcile` holds the phases; the registry side is
 //! behind `source::Source` so tests can fake it.
 pub mod apply;
+pub mod audience;
 pub mod budget;
 pub mod config;
 pub mod error;
@@ -25,7 +26,6 @@ pub mod source;
 pub mod status;
 mod verify;
 pub mod watch;
-mod wording;
 pub mod writes;
 
 use crate::api::{Package, PackageMetadata, PackageRepository};

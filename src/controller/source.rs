@@ -259,7 +259,8 @@ impl RegistrySession {
         annotations: &std::collections::BTreeMap<String, String>,
     ) -> Result<String, String> {
         use crate::verify::{SignatureSource, Subject, verify};
-        let reference = Reference::parse(image).map_err(|e| format!("{image}: {e}"))?;
+        let reference = Reference::parse(image)
+            .map_err(|e| format!("{image}: {}", e.worded(&super::audience::ClusterUser)))?;
         let digest = reference
             .digest()
             .cloned()
@@ -277,16 +278,7 @@ impl RegistrySession {
                 "{} signed ({} signature {}, {} key {})",
                 v.subject.name, v.tag, v.layer, v.key_kind, v.key
             )),
-            Err(error) => {
-                let mut text = error.to_string();
-                let mut cause = std::error::Error::source(&error);
-                while let Some(c) = cause {
-                    text.push_str(": ");
-                    text.push_str(&c.to_string());
-                    cause = c.source();
-                }
-                Err(text)
-            }
+            Err(error) => Err(super::audience::chain(&error)),
         }
     }
 }

@@ -1,4 +1,9 @@
 //! Registry errors: each names what was being done, to which reference (and blob).
+//!
+//! The message (`Display`) states the facts only. What the user can change about it is a typed
+//! [`Fix`]; each reader's words for it are added by [`RegistryError::worded`] (see `fix.rs`), so
+//! that the CLI's flags never reach a cluster user, nor Secrets someone at a shell.
+use super::fix::Fix;
 use std::path::PathBuf;
 
 /// Everything that can go wrong talking to a registry or reading registry configuration.
@@ -7,35 +12,41 @@ use std::path::PathBuf;
 /// message says what was being done to what.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("invalid image reference {input:?}: {reason}")]
-    InvalidReference { input: String, reason: String },
+    #[error("{}", invalid_reference_text(input, reason, None))]
+    InvalidReference {
+        input: String,
+        reason: String,
+        /// [`Fix::PlainHttp`] for a reference written with `http://`.
+        fix: Option<Fix>,
+    },
 
     #[error("invalid digest {input:?}: {reason} (expected sha256:<64 lowercase hex characters>)")]
     InvalidDigest { input: String, reason: String },
 
-    #[error(
-        "TLS error while {action}: could not establish a trusted connection to registry {registry}: {message}. \
-         If the registry uses a private CA, pass it with --registry-ca-cert-path; \
-         --registry-verify-certs=false turns verification off (unsafe)"
-    )]
+    /// Fixed by trusting the registry's CA ([`Fix::TrustRegistryCa`]).
+    #[error("{}", tls_text(action, registry, message, None))]
     Tls {
         action: String,
         registry: String,
         message: String,
     },
 
-    #[error("connection to registry {registry} failed while {action}: {message}")]
+    #[error("{}", connection_text(action, registry, message, fix, None))]
     Connection {
         action: String,
         registry: String,
         message: String,
+        /// [`Fix::PlainHttp`] when the registry answered the TLS handshake with something
+        /// else (usually plain HTTP).
+        fix: Option<Fix>,
     },
 
     /// No response headers within `--registry-response-header-timeout`: the registry is not
     /// answering, and waiting the same time again would not change that (imgpkg does not retry).
+    /// [`Fix::ResponseTimeout`].
     #[error(
         "no response while {action}: {} ({message})",
-        no_response_explanation(registry)
+        no_response_explanation(registry, None)
     )]
     NoResponse {
         action: String,
@@ -53,11 +64,11 @@ pub enum RegistryError {
         message: String,
     },
 
+    /// Fixed by credentials ([`Fix::Credentials`]).
     #[error(
-        "unauthorized while {action}: {}{}. {}",
+        "unauthorized while {action}: {}{}",
         unauthorized_explanation(registry, repository, *anonymous),
-        detail_suffix(message),
-        credentials_hint(registry)
+        detail_suffix(message)
     )]
     Unauthorized {
         action: String,
@@ -149,11 +160,13 @@ pub enum RegistryError {
         go_text: GoText,
     },
 
-    #[error("registry {registry} sent an unusable response while {action}: {message}")]
+    #[error("{}", protocol_text(action, registry, message, None))]
     Protocol {
         action: String,
         registry: String,
         message: String,
+        /// [`Fix::PlainHttp`] for a token realm on plain HTTP where that is not allowed.
+        fix: Option<Fix>,
     },
 
     #[error(
@@ -211,8 +224,12 @@ pub enum RegistryError {
     #[error("cannot read CA certificate file {}: {reason}", path.display())]
     CaCert { path: PathBuf, reason: String },
 
-    #[error("cannot build the HTTP client: {0}")]
-    ClientBuild(String),
+    #[error("{}", client_build_text(message, fix, None))]
+    ClientBuild {
+        message: String,
+        /// [`Fix::SystemCaRoots`] when the system has no CA roots.
+        fix: Option<Fix>,
+    },
 
     /// A foreign (non-distributable) layer that neither its repository nor any of its URLs
     /// provided.
@@ -254,14 +271,75 @@ impl From<&str> for GoText {
     }
 }
 
-fn no_response_explanation(registry: &str) -> String {
+/// `hint`, where these take one, is a reader's words for the error's [`Fix`] (`None`: the
+/// facts alone, as `Display` prints them).
+pub(super) fn no_response_explanation(registry: &str, hint: Option<&str>) -> String {
     format!(
-        "registry {registry} sent nothing back within the response timeout \
-         (--registry-response-header-timeout); check that it is up and reachable"
+        "registry {registry} sent nothing back within the response timeout{}; check that it is up \
+         and reachable",
+        bracketed(hint)
     )
 }
 
-fn unauthorized_explanation(registry: &str, repository: &str, anonymous: bool) -> String {
+pub(super) fn tls_text(action: &str, registry: &str, message: &str, hint: Option<&str>) -> String {
+    format!(
+        "TLS error while {action}: could not establish a trusted connection to registry {registry}: \
+         {message}{}",
+        sentence(hint)
+    )
+}
+
+pub(super) fn connection_text(
+    action: &str,
+    registry: &str,
+    message: &str,
+    fix: &Option<Fix>,
+    hint: Option<&str>,
+) -> String {
+    let not_tls = match fix {
+        Some(Fix::PlainHttp) => format!(
+            " (the registry does not seem to speak TLS{})",
+            hint.map(|h| format!("; {h}")).unwrap_or_default()
+        ),
+        _ => String::new(),
+    };
+    format!("connection to registry {registry} failed while {action}: {message}{not_tls}")
+}
+
+pub(super) fn protocol_text(action: &str, registry: &str, message: &str, hint: Option<&str>) -> String {
+    format!(
+        "registry {registry} sent an unusable response while {action}: {message}{}",
+        bracketed(hint)
+    )
+}
+
+pub(super) fn invalid_reference_text(input: &str, reason: &str, hint: Option<&str>) -> String {
+    format!("invalid image reference {input:?}: {reason}{}", bracketed(hint))
+}
+
+pub(super) fn client_build_text(message: &str, fix: &Option<Fix>, hint: Option<&str>) -> String {
+    let roots = match fix {
+        Some(Fix::SystemCaRoots) => format!(
+            ". pkgr trusts the system's CA bundle (/etc/ssl/certs/ca-certificates.crt on Debian, or \
+             SSL_CERT_FILE / SSL_CERT_DIR when set) and found no certificate there{}",
+            hint.map(|h| format!(": {h}")).unwrap_or_default()
+        ),
+        _ => String::new(),
+    };
+    format!("cannot build the HTTP client: {message}{roots}")
+}
+
+/// `. Hint` after a message.
+pub(super) fn sentence(hint: Option<&str>) -> String {
+    hint.map(|h| format!(". {h}")).unwrap_or_default()
+}
+
+/// ` (hint)` after a message.
+fn bracketed(hint: Option<&str>) -> String {
+    hint.map(|h| format!(" ({h})")).unwrap_or_default()
+}
+
+pub(super) fn unauthorized_explanation(registry: &str, repository: &str, anonymous: bool) -> String {
     let what = if anonymous {
         "asks for credentials, and none were found"
     } else {
@@ -270,22 +348,15 @@ fn unauthorized_explanation(registry: &str, repository: &str, anonymous: bool) -
     format!("registry {registry} {what} for repository {repository}")
 }
 
-fn credentials_hint(registry: &str) -> String {
-    format!(
-        "Give credentials with --registry-username/--registry-password (or --registry-token), \
-         the IMGPKG_REGISTRY_HOSTNAME/USERNAME/PASSWORD environment variables, or `docker login {registry}`"
-    )
-}
-
-fn denied_explanation(registry: &str, repository: &str) -> String {
+pub(super) fn denied_explanation(registry: &str, repository: &str) -> String {
     format!("registry {registry} does not allow this on repository {repository}")
 }
 
-fn absent_explanation(what: &str) -> String {
+pub(super) fn absent_explanation(what: &str) -> String {
     format!("{what} does not exist in the registry")
 }
 
-fn blob_absent_explanation(digest: &str, repository: &str) -> String {
+pub(super) fn blob_absent_explanation(digest: &str, repository: &str) -> String {
     format!("blob {digest} is not in repository {repository}")
 }
 
@@ -297,7 +368,7 @@ fn tried_list(tried: &[(String, String)]) -> String {
         .join("; ")
 }
 
-fn detail_suffix(message: &str) -> String {
+pub(super) fn detail_suffix(message: &str) -> String {
     if message.is_empty() {
         String::new()
     } else {
@@ -360,33 +431,6 @@ impl RegistryError {
             _ => return None,
         };
         text.as_str()
-    }
-
-    /// What pkgr's message says beyond [`go_text`](Self::go_text): which image or repository
-    /// is missing, what to change. Part of the message ([`Display`](std::fmt::Display)).
-    pub fn explanation(&self) -> Option<String> {
-        Some(match self {
-            RegistryError::NoResponse { registry, .. } => no_response_explanation(registry),
-            RegistryError::Unauthorized {
-                registry,
-                repository,
-                anonymous,
-                ..
-            } => format!(
-                "{}. {}",
-                unauthorized_explanation(registry, repository, *anonymous),
-                credentials_hint(registry)
-            ),
-            RegistryError::Denied {
-                registry, repository, ..
-            } => denied_explanation(registry, repository),
-            RegistryError::ManifestUnknown { reference, .. } => absent_explanation(reference),
-            RegistryError::BlobUnknown {
-                repository, digest, ..
-            } => blob_absent_explanation(digest, repository),
-            RegistryError::NameUnknown { repository, .. } => absent_explanation(repository),
-            _ => return None,
-        })
     }
 
     /// A 404-type error (manifest, blob or repository unknown).
@@ -470,10 +514,11 @@ mod tests {
             registry: "reg.io".into(),
             message: "UnknownIssuer".into(),
         };
-        let text = tls.to_string();
-        assert!(
-            text.contains("registry reg.io") && text.contains("--registry-ca-cert-path"),
-            "{text}"
+        assert_eq!(
+            tls.to_string(),
+            "TLS error while downloading blob sha256:ab from reg.io/app: could not establish a \
+             trusted connection to registry reg.io: UnknownIssuer",
+            "the facts; what to change is each reader's (fix.rs)"
         );
     }
 
@@ -518,60 +563,5 @@ mod tests {
             message: String::new(),
         };
         assert!(cut.is_retryable());
-    }
-
-    #[test]
-    fn the_explanation_is_part_of_the_message_and_go_words_are_kept_apart() {
-        let errors = [
-            RegistryError::NoResponse {
-                action: action(),
-                registry: "reg.io".into(),
-                message: "timed out".into(),
-                go_text: "Get \"https://reg.io/v2/\": net/http: timeout awaiting response headers".into(),
-            },
-            RegistryError::Unauthorized {
-                action: action(),
-                registry: "reg.io".into(),
-                repository: "app".into(),
-                anonymous: true,
-                message: "UNAUTHORIZED: authentication required".into(),
-                go_text: GoText::default(),
-            },
-            RegistryError::Denied {
-                action: action(),
-                registry: "reg.io".into(),
-                repository: "app".into(),
-                message: String::new(),
-                go_text: GoText::default(),
-            },
-            RegistryError::ManifestUnknown {
-                action: action(),
-                reference: "reg.io/app:v1".into(),
-                message: "manifest unknown".into(),
-                go_text: "GET https://reg.io/v2/app/manifests/v1: MANIFEST_UNKNOWN: manifest unknown".into(),
-            },
-            RegistryError::NameUnknown {
-                action: action(),
-                repository: "reg.io/app".into(),
-                message: String::new(),
-                go_text: GoText::default(),
-            },
-        ];
-        for error in &errors {
-            let explanation = error.explanation().expect("explained");
-            let text = error.to_string();
-            // The Unauthorized message puts the registry's words between the two sentences.
-            for part in explanation.split(". ") {
-                assert!(text.contains(part), "{text} lacks {part}");
-            }
-            if let Some(go) = error.go_text() {
-                assert!(!text.contains(go), "pkgr's own words: {text}");
-            }
-        }
-        assert_eq!(errors[1].go_text(), None, "empty: the request is not known");
-        assert_eq!(
-            errors[3].explanation().as_deref(),
-            Some("reg.io/app:v1 does not exist in the registry")
-        );
     }
 }

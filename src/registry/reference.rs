@@ -192,6 +192,7 @@ fn invalid(input: &str, reason: &str) -> RegistryError {
     RegistryError::InvalidReference {
         input: input.to_string(),
         reason: reason.to_string(),
+        fix: None,
     }
 }
 
@@ -201,11 +202,13 @@ fn parse_reference(input: &str) -> Result<Reference, RegistryError> {
         return Err(invalid(input, "the reference is empty"));
     }
     if input.contains("://") {
-        return Err(invalid(
-            input,
-            "a reference must not include a protocol prefix such as http:// or https://; \
-             give host/repository (plain HTTP is chosen with --registry-insecure)",
-        ));
+        return Err(RegistryError::InvalidReference {
+            input: input.to_string(),
+            reason: "a reference must not include a protocol prefix such as http:// or https://; \
+                     give host/repository"
+                .to_string(),
+            fix: Some(crate::registry::Fix::PlainHttp),
+        });
     }
     if input.trim() != input || input.chars().any(char::is_whitespace) {
         return Err(invalid(input, "the reference contains whitespace"));

@@ -15,7 +15,7 @@ pub use payload::{Rejection, parse_annotation};
 pub use source::{MAX_PAYLOAD_BYTES, SignatureSource, SourceError, Subject};
 
 use crate::bundle::signature::signature_tag;
-use crate::registry::{Digest, ManifestBody};
+use crate::registry::{Digest, ManifestBody, RegistryError};
 use crate::relocate::Plan;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
@@ -67,15 +67,16 @@ impl VerifyError {
         }
     }
 
-    /// Why, in one line (the subject left out): for tables and status conditions.
-    pub fn reason(&self) -> String {
+    /// Why, in one line (the subject left out), registry errors worded for `audience`: for
+    /// tables and status conditions.
+    pub fn reason(&self, audience: &dyn crate::registry::Audience) -> String {
         match self {
             VerifyError::NotVerified { attempts, .. } => reasons(attempts),
             VerifyError::Source { source, .. } => {
-                let mut out = source.to_string();
+                let mut out = RegistryError::link_text(source, audience);
                 let mut cause = std::error::Error::source(source);
                 while let Some(c) = cause {
-                    let _ = write!(out, ": {c}");
+                    let _ = write!(out, ": {}", RegistryError::link_text(c, audience));
                     cause = c.source();
                 }
                 out

@@ -114,6 +114,7 @@ impl Client {
             action: op.action.clone(),
             registry: op.registry.clone(),
             message,
+            fix: None,
         };
         let mut url = Url::parse(realm)
             .map_err(|e| protocol(format!("the token realm {realm:?} is not a URL: {e}")))?;
@@ -122,10 +123,14 @@ impl Client {
             "https" => {}
             "http" if self.plain_http_allowed(&realm_authority) => {}
             other => {
-                return Err(protocol(format!(
-                    "the token realm {realm} uses {other}, which is not allowed for this host; \
-                     use --registry-insecure to allow plain HTTP"
-                )));
+                return Err(RegistryError::Protocol {
+                    action: op.action.clone(),
+                    registry: op.registry.clone(),
+                    message: format!(
+                        "the token realm {realm} uses {other}, which is not allowed for this host"
+                    ),
+                    fix: Some(crate::registry::Fix::PlainHttp),
+                });
             }
         }
         let scopes = &op.scopes;

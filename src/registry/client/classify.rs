@@ -327,18 +327,22 @@ pub(super) fn not_tls(e: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 pub(super) fn classify(e: &reqwest::Error, op: &Op) -> RegistryError {
-    let mut message = error_chain(e);
-    if not_tls(e) {
-        message.push_str(
-            " (the registry does not seem to speak TLS; if it only serves plain HTTP, \
-             allow that with --registry-insecure)",
-        );
-    }
+    let message = error_chain(e);
     if let Some(cert) = certificate_error(e) {
         return RegistryError::Tls {
             action: op.action.clone(),
             registry: op.registry.clone(),
             message: cert,
+        };
+    }
+    // The handshake met something other than TLS: a connection failure whose fix is plain HTTP
+    // (each reader is told how to allow it).
+    if not_tls(e) {
+        return RegistryError::Connection {
+            action: op.action.clone(),
+            registry: op.registry.clone(),
+            message,
+            fix: Some(crate::registry::Fix::PlainHttp),
         };
     }
     // Waiting for response headers is bounded by the user's --registry-response-header-timeout;
@@ -370,12 +374,14 @@ pub(super) fn classify(e: &reqwest::Error, op: &Op) -> RegistryError {
             action: op.action.clone(),
             registry: op.registry.clone(),
             message,
+            fix: None,
         };
     }
     RegistryError::Connection {
         action: op.action.clone(),
         registry: op.registry.clone(),
         message,
+        fix: None,
     }
 }
 #[cfg(test)]
@@ -415,8 +421,12 @@ mod tests {
             text.contains("registry reg.io rejected the credentials for repository app"),
             "{text}"
         );
-        assert!(text.contains("--registry-username"), "{text}");
-        assert!(text.contains("docker login reg.io"), "{text}");
+        assert_eq!(
+            e.fix(),
+            Some(crate::registry::Fix::Credentials {
+                registry: "reg.io".into()
+            })
+        );
         let e = status_to_error(&op, 403, Some("DENIED".into()), "no".into(), String::new());
         assert!(matches!(e, RegistryError::Denied { .. }), "{e:?}");
     }

@@ -33,7 +33,7 @@ pub use stream::BlobStream;
 pub(crate) use wire::is_loopback;
 
 use challenge::{Challenge, TokenKey, TokenSlot};
-use options::build_http;
+use options::{build_http, verified_tls};
 use stream::Verifying;
 use transport::SchemeSlot;
 use wire::{content_digest, content_type, is_generic, manifest_path, next_link, read_capped};
@@ -120,12 +120,14 @@ impl Client {
     pub fn new(options: ClientOptions) -> Result<Client, RegistryError> {
         let some_unverified = !options.verify_certs || !options.skip_tls_verify_hosts.is_empty();
         let read_timeout = Some(options.read_timeout);
-        let verified = build_http(&options, options.verify_certs, read_timeout)?;
-        let upload_verified = build_http(&options, options.verify_certs, None)?;
+        // The system's CA roots are read once, and both verifying clients share them.
+        let tls = options.verify_certs.then(|| verified_tls(&options)).transpose()?;
+        let verified = build_http(&options, tls.as_ref(), read_timeout)?;
+        let upload_verified = build_http(&options, tls.as_ref(), None)?;
         let (unverified, upload_unverified) = if some_unverified {
             (
-                Some(build_http(&options, false, read_timeout)?),
-                Some(build_http(&options, false, None)?),
+                Some(build_http(&options, None, read_timeout)?),
+                Some(build_http(&options, None, None)?),
             )
         } else {
             (None, None)
@@ -454,6 +456,7 @@ impl Client {
                             action: op.action.clone(),
                             registry: op.registry.clone(),
                             message: format!("the tag list is not the expected JSON: {e}"),
+                            fix: None,
                         })?;
                     Ok((list.tags.unwrap_or_default(), link))
                 })
@@ -470,6 +473,7 @@ impl Client {
             message: format!(
                 "more than {MAX_TAG_PAGES} pages of tags; the registry's Link headers seem to loop"
             ),
+            fix: None,
         })
     }
 

@@ -1,6 +1,6 @@
 //! How to reach registries: the client's options and the HTTP clients built from them.
 use super::classify::error_chain;
-use crate::registry::{Keychain, RegistryError};
+use crate::registry::{Fix, Keychain, RegistryError};
 use std::time::Duration;
 
 /// How to reach registries.
@@ -104,9 +104,45 @@ pub(super) fn default_headers() -> reqwest::header::HeaderMap {
     headers
 }
 
+/// The TLS set-up of every verifying connection a client makes: the system's CA roots plus the
+/// `--registry-ca-cert-path` / `caCerts` bundles, checked with the verifier reqwest itself uses,
+/// and reqwest's other defaults (TLS 1.2 and 1.3, SNI, ALPN `http/1.1`). Reading and parsing the
+/// system roots is most of what building a client costs, so it is done once here and the
+/// client's two verifying HTTP clients (requests, uploads) share the result.
+pub(super) fn verified_tls(options: &ClientOptions) -> Result<rustls::ClientConfig, RegistryError> {
+    #[cfg(test)]
+    tests::ROOT_LOADS.with(|n| n.set(n.get() + 1));
+    use rustls_pki_types::pem::PemObject;
+    let mut extra_roots = Vec::new();
+    for (i, pem) in options.ca_certs_pem.iter().enumerate() {
+        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(pem) {
+            extra_roots.push(cert.map_err(|e| RegistryError::ClientBuild {
+                message: format!("CA certificate bundle #{} is not valid PEM: {e}", i + 1),
+                fix: None,
+            })?);
+        }
+    }
+    // As reqwest: a process-wide default provider when one was installed, else aws-lc-rs.
+    let provider = rustls::crypto::CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+    let verifier = rustls_platform_verifier::Verifier::new_with_extra_roots(extra_roots, provider.clone())
+        .map_err(|e| client_build_error(&e))?;
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(rustls::ALL_VERSIONS)
+        .map_err(|e| client_build_error(&e))?
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(verifier))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// One HTTP client: verifying with `tls` (from [`verified_tls`]), or without verification when
+/// `tls` is `None`.
 pub(super) fn build_http(
     options: &ClientOptions,
-    verify: bool,
+    tls: Option<&rustls::ClientConfig>,
     read_timeout: Option<Duration>,
 ) -> Result<reqwest::Client, RegistryError> {
     let mut builder = reqwest::Client::builder()
@@ -115,24 +151,17 @@ pub(super) fn build_http(
     if let Some(t) = read_timeout {
         builder = builder.read_timeout(t);
     }
-    if verify {
-        let mut certs = Vec::new();
-        for (i, pem) in options.ca_certs_pem.iter().enumerate() {
-            let parsed = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
-                RegistryError::ClientBuild(format!("CA certificate bundle #{} is not valid PEM: {e}", i + 1))
-            })?;
-            certs.extend(parsed);
-        }
-        builder = builder.tls_certs_merge(certs);
-    } else {
-        builder = builder.tls_danger_accept_invalid_certs(true);
-    }
+    builder = match tls {
+        Some(tls) => builder.tls_backend_preconfigured(tls.clone()),
+        None => builder.tls_danger_accept_invalid_certs(true),
+    };
     let no_proxy = options
         .no_proxy
         .as_deref()
         .and_then(reqwest::NoProxy::from_string);
-    let proxy_error = |which: &str, e: reqwest::Error| {
-        RegistryError::ClientBuild(format!("the {which} proxy URL is invalid: {}", e.without_url()))
+    let proxy_error = |which: &str, e: reqwest::Error| RegistryError::ClientBuild {
+        message: format!("the {which} proxy URL is invalid: {}", e.without_url()),
+        fix: None,
     };
     if let Some(p) = options.http_proxy.as_deref().filter(|p| !p.is_empty()) {
         builder = builder.proxy(
@@ -148,26 +177,62 @@ pub(super) fn build_http(
                 .no_proxy(no_proxy),
         );
     }
-    builder.build().map_err(|e| {
-        let chain = error_chain(&e);
-        // rustls-platform-verifier's words when the system has no CA roots (an image without
-        // ca-certificates, an SSL_CERT_FILE that names an empty file): say where they come from.
-        if chain.contains("No CA certificates were loaded from the system") {
-            RegistryError::ClientBuild(format!(
-                "{chain}. pkgr trusts the system's CA bundle (/etc/ssl/certs/ca-certificates.crt on \
-                 Debian, or SSL_CERT_FILE / SSL_CERT_DIR when set) and found no certificate there: \
-                 install the ca-certificates package, or pass the registry's CA with \
-                 --registry-ca-cert-path"
-            ))
-        } else {
-            RegistryError::ClientBuild(chain)
-        }
-    })
+    builder.build().map_err(|e| client_build_error(&e))
+}
+
+fn client_build_error(e: &(dyn std::error::Error + 'static)) -> RegistryError {
+    let message = error_chain(e);
+    // rustls-platform-verifier's words when the system has no CA roots (an image without
+    // ca-certificates, an SSL_CERT_FILE that names an empty file): the message says where they
+    // come from, and each reader is told how to give some.
+    let fix = message
+        .contains("No CA certificates were loaded from the system")
+        .then_some(Fix::SystemCaRoots);
+    RegistryError::ClientBuild { message, fix }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    thread_local! {
+        /// How often this thread loaded the system's CA roots (built a verifying TLS set-up).
+        pub(crate) static ROOT_LOADS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    fn root_loads_building(options: ClientOptions) -> usize {
+        let before = ROOT_LOADS.with(|n| n.get());
+        crate::registry::Client::new(options).expect("client");
+        ROOT_LOADS.with(|n| n.get()) - before
+    }
+
+    #[test]
+    fn a_client_loads_the_ca_roots_once() {
+        assert_eq!(root_loads_building(ClientOptions::default()), 1);
+        let per_registry = ClientOptions {
+            skip_tls_verify_hosts: vec!["reg.corp.xyz".into()],
+            ..ClientOptions::default()
+        };
+        assert_eq!(root_loads_building(per_registry), 1);
+        let unverified = ClientOptions {
+            verify_certs: false,
+            ..ClientOptions::default()
+        };
+        assert_eq!(root_loads_building(unverified), 0, "nothing is verified");
+    }
+
+    #[test]
+    fn a_bundle_that_is_not_pem_is_named() {
+        let options = ClientOptions {
+            ca_certs_pem: vec![
+                b"".to_vec(),
+                b"-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n".to_vec(),
+            ],
+            ..ClientOptions::default()
+        };
+        let err = crate::registry::Client::new(options).unwrap_err().to_string();
+        assert!(err.contains("CA certificate bundle #2 is not valid PEM"), "{err}");
+    }
 
     #[test]
     fn proxy_credentials_are_redacted_in_debug() {

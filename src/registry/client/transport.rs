@@ -246,11 +246,17 @@ mod tests {
         let op = Op::new("fetching manifest".into(), &reference, false, Subject::Repository);
         let classified = classify(&err, &op);
         assert!(
-            matches!(classified, RegistryError::Connection { .. }),
+            matches!(
+                classified,
+                RegistryError::Connection {
+                    fix: Some(crate::registry::Fix::PlainHttp),
+                    ..
+                }
+            ),
             "{classified:?}"
         );
         assert!(
-            classified.to_string().contains("--registry-insecure"),
+            classified.to_string().contains("does not seem to speak TLS"),
             "{classified}"
         );
     }

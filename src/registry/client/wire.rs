@@ -76,11 +76,13 @@ pub(super) fn upload_location(resp: &reqwest::Response, op: &Op) -> Result<Url, 
                 "the upload response (HTTP {}) has no Location header",
                 resp.status().as_u16()
             ),
+            fix: None,
         })?;
     resp.url().join(location).map_err(|e| RegistryError::Protocol {
         action: op.action.clone(),
         registry: op.registry.clone(),
         message: format!("the upload Location {location:?} is not a valid URL: {e}"),
+        fix: None,
     })
 }
 
