@@ -133,3 +133,37 @@ async fn one_refused_lookup_is_reported_in_the_same_layout() {
         "{text}"
     );
 }
+
+/// Invoked as `imgpkg`, the gathered error is printed whole after `imgpkg: Error: `, one line
+/// per image and reason, and the exit status is a failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn as_imgpkg_the_gathered_error_keeps_its_lines() {
+    let registry = TestRegistry::start();
+    let proxy = Proxy::start(&registry.host).await;
+    let g = signed_bundle(&proxy).await;
+    for subject in [&g.images[0], &g.bundle] {
+        proxy.refuse(&format!("/manifests/{}", sig_tag(subject.digest().unwrap())), 403);
+    }
+    let imgpkg = support::imgpkg::Installed::new();
+    let run = imgpkg.fails(&[
+        "copy",
+        "-b",
+        &g.bundle.to_string(),
+        "--to-repo",
+        &registry.repo("dst/bundle"),
+        "--cosign-signatures",
+    ]);
+    let expected = format!(
+        "imgpkg: Error: Unable to retrieve the following images:\nImage: '{}'\nError: access denied",
+        sig_ref(&g.images[0])
+    );
+    assert!(run.stderr.starts_with(&expected), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "\nImage: '{}'\nError: access denied",
+            sig_ref(&g.bundle)
+        )),
+        "{}",
+        run.stderr
+    );
+}

@@ -330,3 +330,42 @@ fn support_chain(error: &(dyn std::error::Error + 'static)) -> String {
     }
     out
 }
+
+/// As imgpkg, the copy lists what it exports sorted by reference, signatures among them, and
+/// ends with imgpkg's `Tagging images`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn as_imgpkg_the_exports_are_listed_sorted_signatures_included() {
+    let src = TestRegistry::start();
+    let dst = TestRegistry::start();
+    let g = build(&client(), &src).await;
+    let imgpkg = support::imgpkg::Installed::new();
+    let root = g.root.with_digest(g.root_digest.clone());
+    let run = imgpkg.ok(&[
+        "copy",
+        "--tty",
+        "-b",
+        &root.to_string(),
+        "--to-repo",
+        &dst.repo("dst/bundle"),
+        "--cosign-signatures",
+    ]);
+    let exported: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("copy | will export "))
+        .collect();
+    let mut sorted = exported.clone();
+    sorted.sort();
+    assert_eq!(exported, sorted, "{}", run.stdout);
+    // The root, every image of every bundle (nested ones included) and the four signatures.
+    assert_eq!(exported.len(), 9, "{}", run.stdout);
+    for (subject, sig) in &g.signatures {
+        let at = subject_repo(&g, subject).with_digest(sig.clone()).to_string();
+        assert!(exported.contains(&at.as_str()), "{at} in {}", run.stdout);
+    }
+    assert!(
+        run.stdout.ends_with("copy | Tagging images\n\nSucceeded\n"),
+        "{}",
+        run.stdout
+    );
+}

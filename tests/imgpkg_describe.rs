@@ -165,10 +165,7 @@ fn describe_a_nested_bundle_before_and_after_copy() {
     );
     assert!(lines.contains(&"copy | exported 3 images"), "{copy}");
     assert!(lines.contains(&"copy | importing 3 images..."), "{copy}");
-    assert!(
-        copy.ends_with("copy | done uploading images\n\nSucceeded\n"),
-        "{copy}"
-    );
+    assert!(copy.ends_with("copy | Tagging images\n\nSucceeded\n"), "{copy}");
     let out = imgpkg.ok(&[
         "describe",
         "-b",

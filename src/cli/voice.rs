@@ -86,7 +86,8 @@ impl Voice {
             }
             Milestone::Importing { images } => vec![format!("importing {images} images...")],
             Milestone::Writing => vec!["writing layers...".to_string()],
-            Milestone::Uploaded => vec!["done uploading images".to_string()],
+            // imgpkg's line before it tags (pkgr tags as it pushes, so it comes once all is in).
+            Milestone::Uploaded => vec!["Tagging images".to_string()],
             Milestone::NonDistributable { included, images } => {
                 return non_distributable_warning(*included, images).into_iter().collect();
             }
@@ -285,7 +286,7 @@ mod tests {
         );
         assert_eq!(
             Voice::Imgpkg.copy_milestone(&Milestone::Uploaded, false),
-            ["copy | done uploading images"]
+            ["copy | Tagging images"]
         );
         assert!(Voice::Pkgr.copy_milestone(&planned, false).is_empty());
 
