@@ -197,7 +197,9 @@ fn describe_bundle<'a>(
                 .await
                 .map_err(|e| BundleError::registry("checking the locations image", &tag, e))?
             {
-                let at = image.reference.with_digest(head.digest.clone()).to_string();
+                let pinned = image.reference.with_digest(head.digest.clone());
+                let layers = layers_if(client, &pinned, with_layers).await?;
+                let at = pinned.to_string();
                 description.images.insert(
                     head.digest.to_string(),
                     ImageInfo {
@@ -205,15 +207,15 @@ fn describe_bundle<'a>(
                         origin: at,
                         annotations: BTreeMap::new(),
                         image_type: ImageType::Internal,
-                        layers: Vec::new(),
-                        size: 0,
+                        size: layers.iter().map(|l| l.size).sum(),
+                        layers,
                     },
                 );
             }
         }
         if options.cosign_artifacts {
             for subject in &signed {
-                if let Some((digest, info)) = signature(client, subject).await? {
+                if let Some((digest, info)) = signature(client, subject, with_layers).await? {
                     description.images.insert(digest, info);
                 }
             }
@@ -223,7 +225,11 @@ fn describe_bundle<'a>(
 }
 
 /// The cosign signature of `subject` (which carries a digest), described as imgpkg lists it.
-async fn signature(client: &Client, subject: &Reference) -> Result<Option<(String, ImageInfo)>, BundleError> {
+async fn signature(
+    client: &Client,
+    subject: &Reference,
+    with_layers: bool,
+) -> Result<Option<(String, ImageInfo)>, BundleError> {
     let found = find_signature(client, subject)
         .await
         .map_err(|e| BundleError::registry("checking for a cosign signature of", subject, e))?;
@@ -231,6 +237,7 @@ async fn signature(client: &Client, subject: &Reference) -> Result<Option<(Strin
         return Ok(None);
     };
     let digest = found.image.digest().map(ToString::to_string).unwrap_or_default();
+    let layers = layers_if(client, &found.image, with_layers).await?;
     let image = found.image.to_string();
     Ok(Some((
         digest,
@@ -239,10 +246,20 @@ async fn signature(client: &Client, subject: &Reference) -> Result<Option<(Strin
             image,
             annotations: BTreeMap::from([("tag".to_string(), found.tag)]),
             image_type: ImageType::Signature,
-            layers: Vec::new(),
-            size: 0,
+            size: layers.iter().map(|l| l.size).sum(),
+            layers,
         },
     )))
+}
+
+/// The layers of `image` (a digest reference) when they are asked for, as imgpkg lists them
+/// for every image it describes (locations images and signatures included).
+async fn layers_if(client: &Client, image: &Reference, with_layers: bool) -> Result<Vec<Layer>, BundleError> {
+    if !with_layers {
+        return Ok(Vec::new());
+    }
+    let resolved = resolve_image(client, image).await?;
+    Ok(layers_of(&resolved.manifest.layers))
 }
 
 fn layers_of(layers: &[crate::registry::Descriptor]) -> Vec<Layer> {
