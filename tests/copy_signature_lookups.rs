@@ -1,7 +1,7 @@
-//! `copy --cosign-signatures` when the registry refuses signature lookups: every refused `.sig`
-//! lookup of the copy is named in one error, in imgpkg's layout (`Unable to retrieve the
-//! following images:` / `Image: '…'` / `Error: …`), against a real docker-registry behind a
-//! proxy that refuses chosen paths.
+//! Signature lookups the registry refuses, against a real docker-registry behind a proxy that
+//! refuses chosen paths: `copy --cosign-signatures` names every refused `.sig` lookup in one
+//! error, in imgpkg's layout (`Unable to retrieve the following images:` / `Image: '…'` /
+//! `Error: …`); `describe` lists a denied one as an entry carrying the error, as imgpkg does.
 mod copy_proxy;
 mod support;
 
@@ -166,4 +166,32 @@ async fn as_imgpkg_the_gathered_error_keeps_its_lines() {
         "{}",
         run.stderr
     );
+}
+
+/// `describe` lists a signature whose lookup the registry denies as an entry of its own, keyed
+/// by the signature tag, with imgpkg's `access denied` instead of an image, and succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_lists_a_denied_signature_as_an_error_entry() {
+    let registry = TestRegistry::start();
+    let proxy = Proxy::start(&registry.host).await;
+    let g = signed_bundle(&proxy).await;
+    let a = &g.images[0];
+    proxy.refuse(&format!("/manifests/{}", sig_tag(a.digest().unwrap())), 403);
+    let imgpkg = support::imgpkg::Installed::new();
+    let bundle = g.bundle.to_string();
+
+    let yaml = imgpkg.ok(&["describe", "-b", &bundle, "-o", "yaml"]).stdout;
+    let body: serde_json::Value = serde_saphyr::from_str(yaml.split_once('\n').unwrap().1).unwrap();
+    let images = body["content"]["images"].as_object().unwrap();
+    assert_eq!(
+        images.get(&sig_ref(a)),
+        Some(&serde_json::json!({"error": "access denied", "imageType": "Signature"})),
+        "{yaml}"
+    );
+    // The other images' signatures (and the bundle's) are listed as usual.
+    let listed = images.values().filter(|i| i["imageType"] == "Signature").count();
+    assert_eq!(listed, 4, "{yaml}");
+
+    let text = imgpkg.ok(&["describe", "-b", &bundle]).stdout;
+    assert!(text.contains("  - Image: \n    Type: Signature\n"), "{text}");
 }

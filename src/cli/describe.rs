@@ -151,6 +151,9 @@ struct YamlContent {
 struct YamlImage {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     annotations: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    error: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     image: String,
     image_type: ImageType,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -179,6 +182,7 @@ impl From<&ImageInfo> for YamlImage {
     fn from(i: &ImageInfo) -> Self {
         YamlImage {
             annotations: i.annotations.clone(),
+            error: i.error.clone(),
             image: i.image.clone(),
             image_type: i.image_type,
             layers: i.layers.clone(),
@@ -199,6 +203,7 @@ mod tests {
             image_type,
             layers: vec![],
             size: 0,
+            error: String::new(),
         }
     }
 
