@@ -124,7 +124,7 @@ async fn signatures_travel_through_a_tarball() {
         assert!(entry.top_level);
         // imgpkg records no origin for a signature: its entry reads `"OrigRef":""`.
         assert_eq!(entry.orig_ref, "", "signature {sig}");
-        let read_from = subject_repo(&g, subject).with_digest(sig.clone());
+        let read_from = g.repo_of(subject).with_digest(sig.clone());
         assert!(
             raw.contains(&format!(r#""Refs":["{read_from}"],"#))
                 && raw.contains(&format!(
@@ -306,20 +306,6 @@ fn manifest_json_text(tar: &std::path::Path) -> String {
     text
 }
 
-/// The repository `subject` of `g` was pushed to (where its signature sits too).
-fn subject_repo(g: &Graph, subject: &Digest) -> Reference {
-    let path = if subject == &g.signed {
-        "src/apps/signed".to_string()
-    } else if subject == &g.deep {
-        LONG_PATH.to_string()
-    } else if subject == &g.nested_bundle {
-        "src/nested/bundle".to_string()
-    } else {
-        "src/root".to_string()
-    };
-    Reference::parse_repository(&format!("{}/{path}", g.root.registry())).unwrap()
-}
-
 fn support_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut out = error.to_string();
     let mut source = error.source();
@@ -329,43 +315,4 @@ fn support_chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     out
-}
-
-/// As imgpkg, the copy lists what it exports sorted by reference, signatures among them, and
-/// ends with imgpkg's `Tagging images`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn as_imgpkg_the_exports_are_listed_sorted_signatures_included() {
-    let src = TestRegistry::start();
-    let dst = TestRegistry::start();
-    let g = build(&client(), &src).await;
-    let imgpkg = support::imgpkg::Installed::new();
-    let root = g.root.with_digest(g.root_digest.clone());
-    let run = imgpkg.ok(&[
-        "copy",
-        "--tty",
-        "-b",
-        &root.to_string(),
-        "--to-repo",
-        &dst.repo("dst/bundle"),
-        "--cosign-signatures",
-    ]);
-    let exported: Vec<&str> = run
-        .stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("copy | will export "))
-        .collect();
-    let mut sorted = exported.clone();
-    sorted.sort();
-    assert_eq!(exported, sorted, "{}", run.stdout);
-    // The root, every image of every bundle (nested ones included) and the four signatures.
-    assert_eq!(exported.len(), 9, "{}", run.stdout);
-    for (subject, sig) in &g.signatures {
-        let at = subject_repo(&g, subject).with_digest(sig.clone()).to_string();
-        assert!(exported.contains(&at.as_str()), "{at} in {}", run.stdout);
-    }
-    assert!(
-        run.stdout.ends_with("copy | Tagging images\n\nSucceeded\n"),
-        "{}",
-        run.stdout
-    );
 }

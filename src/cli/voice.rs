@@ -86,6 +86,10 @@ impl Voice {
             }
             Milestone::Importing { images } => vec![format!("importing {images} images...")],
             Milestone::Writing => vec!["writing layers...".to_string()],
+            Milestone::FileWritten { name, elapsed } => vec![format!(
+                "done: file '{name}' ({})",
+                crate::gotime::format_duration_nanos(elapsed.as_nanos().min(i64::MAX as u128) as i64)
+            )],
             // imgpkg's line before it tags (pkgr tags as it pushes, so it comes once all is in).
             Milestone::Uploaded => vec!["Tagging images".to_string()],
             Milestone::NonDistributable { included, images } => {
@@ -287,6 +291,16 @@ mod tests {
         assert_eq!(
             Voice::Imgpkg.copy_milestone(&Milestone::Uploaded, false),
             ["copy | Tagging images"]
+        );
+        assert_eq!(
+            Voice::Imgpkg.copy_milestone(
+                &Milestone::FileWritten {
+                    name: "manifest.json".into(),
+                    elapsed: std::time::Duration::from_nanos(12_088),
+                },
+                false
+            ),
+            ["copy | done: file 'manifest.json' (12.088\u{b5}s)"]
         );
         assert!(Voice::Pkgr.copy_milestone(&planned, false).is_empty());
 

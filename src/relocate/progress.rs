@@ -39,6 +39,9 @@ pub enum Milestone {
     Writing,
     /// Everything is in the destination repository.
     Uploaded,
+    /// One file of the tarball (`manifest.json`, `sha256-<hex>.tar.gz`) was written, taking
+    /// `elapsed`.
+    FileWritten { name: String, elapsed: Duration },
     /// The copy is done; `images` lists each image (by where it was read, sorted) with the
     /// non-distributable layers it has, and `included` says whether they were copied.
     NonDistributable {
