@@ -30,8 +30,8 @@ impl ProgressMode {
 /// Milestones of a copy, for a caller that tells them in its own words (imgpkg's `copy | …`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Milestone {
-    /// The graph is known; `images` are its top-level images (those of every ImagesLock, and
-    /// the root), each named where it was read.
+    /// The graph is known; `images` are its top-level images (those of every ImagesLock, the
+    /// root and the signatures found), each named where it was read, sorted as imgpkg lists them.
     Planned { images: Vec<String> },
     /// Transfers into the destination repository start.
     Importing { images: usize },
