@@ -1,7 +1,7 @@
 //! `copy --cosign-signatures` against real docker-registry instances: the signatures of the
 //! bundle, its images and a nested bundle's images arrive under their `sha256-<hex>.sig` tags
-//! with unchanged digests, registry → registry and through a tarball; a lookup the registry
-//! refuses fails the copy, naming the image.
+//! with unchanged digests, registry → registry and through a tarball, where manifest.json records
+//! them as imgpkg does (`"OrigRef":""`); a lookup the registry refuses fails the copy, naming it.
 mod support;
 
 use pkgr::bundle::tarball::TarballReader;
@@ -113,6 +113,7 @@ async fn signatures_travel_through_a_tarball() {
     // In manifest.json each signature is a top-level image carrying its .sig tag, as imgpkg
     // writes it; the root bundle keeps its own tag and label.
     let reader = TarballReader::open(&tar).unwrap();
+    let raw = manifest_json_text(&tar);
     for (subject, sig) in &g.signatures {
         let entry = reader
             .images()
@@ -121,6 +122,25 @@ async fn signatures_travel_through_a_tarball() {
             .unwrap_or_else(|| panic!("signature {sig} of {subject} not in the tarball"));
         assert_eq!(entry.tag.as_deref(), Some(sig_tag(subject).as_str()));
         assert!(entry.top_level);
+        // imgpkg records no origin for a signature: its entry reads `"OrigRef":""`.
+        assert_eq!(entry.orig_ref, "", "signature {sig}");
+        let read_from = g.repo_of(subject).with_digest(sig.clone());
+        assert!(
+            raw.contains(&format!(r#""Refs":["{read_from}"],"#))
+                && raw.contains(&format!(
+                    r#""Tag":"{}","OrigRef":"","Labels":null}}"#,
+                    sig_tag(subject)
+                )),
+            "signature {sig} of {subject} in {raw}"
+        );
+    }
+    // Everything else keeps the reference it was reached through.
+    for entry in reader
+        .images()
+        .iter()
+        .filter(|i| i.tag.as_deref().is_none_or(|t| !t.ends_with(".sig")))
+    {
+        assert!(!entry.orig_ref.is_empty(), "{entry:?}");
     }
     assert_eq!(reader.root().unwrap().manifest.digest, g.root_digest);
     assert_eq!(reader.root().unwrap().tag.as_deref(), Some("v1"));
@@ -171,6 +191,12 @@ async fn an_image_copy_keeps_its_tag_and_its_signature_through_a_tarball() {
         with_signatures(),
     )
     .await;
+    // imgpkg records no origin for the image of an `-i` copy, nor for its signature.
+    let raw = manifest_json_text(&tar);
+    let reader = TarballReader::open(&tar).unwrap();
+    assert_eq!(reader.images().len(), 2, "{raw}");
+    assert!(reader.images().iter().all(|i| i.orig_ref.is_empty()), "{raw}");
+    assert_eq!(raw.matches(r#""OrigRef":"""#).count(), 2, "{raw}");
     let via_tar = Reference::parse_repository(&dst.repo("tar/app")).unwrap();
     copy(
         Source::Tarball(tar),
@@ -186,7 +212,8 @@ async fn an_image_copy_keeps_its_tag_and_its_signature_through_a_tarball() {
 }
 
 /// A registry that serves one image but answers 403 to any signature lookup: the copy fails,
-/// naming the image and how to copy without signatures, instead of silently leaving them out.
+/// naming the signature and how to copy without signatures, instead of silently leaving them out
+/// (tests/copy_signature_lookups.rs has several refusals gathered into one error).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_signature_lookup_fails_the_copy_naming_the_image() {
     use support::hostile::{HostileServer, Reply};
@@ -255,7 +282,9 @@ async fn a_refused_signature_lookup_fails_the_copy_naming_the_image() {
     .await
     .unwrap_err();
     let message = support_chain(&err);
-    assert!(message.contains(&image.to_string()), "{message}");
+    // Named by its signature tag, as imgpkg names what it could not retrieve.
+    let sig_ref = image.with_tag(&sig_tag(&digest));
+    assert!(message.contains(&format!("Image: '{sig_ref}'")), "{message}");
     assert!(message.contains("--cosign-signatures"), "{message}");
     assert!(
         message.contains("403") || message.to_lowercase().contains("denied"),
@@ -264,6 +293,17 @@ async fn a_refused_signature_lookup_fails_the_copy_naming_the_image() {
     // Without the flag nothing asks for signatures and the same copy succeeds.
     copy(Source::Image(image), destination, CopyOptions::default()).await;
     assert!(tar.exists());
+}
+
+/// The tarball's manifest.json as written.
+fn manifest_json_text(tar: &std::path::Path) -> String {
+    use std::io::Read;
+    let mut archive = tar::Archive::new(std::fs::File::open(tar).unwrap());
+    let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
+    assert_eq!(entry.path().unwrap().to_str(), Some("manifest.json"));
+    let mut text = String::new();
+    entry.read_to_string(&mut text).unwrap();
+    text
 }
 
 fn support_chain(error: &(dyn std::error::Error + 'static)) -> String {

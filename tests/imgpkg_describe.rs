@@ -145,6 +145,14 @@ fn describe_a_nested_bundle_before_and_after_copy() {
         "{unsigned}"
     );
     assert!(out.ends_with("\nSucceeded\n"), "{out}");
+    // A signature lists its layers too, as every image imgpkg describes does.
+    let with_layers = imgpkg.ok(&["describe", "-b", &format!("{outer_repo}:v1")]);
+    assert!(
+        with_layers.contains(&format!(
+            "  - Image: {img_repo}@{sig_digest}\n    Type: Signature\n    Layers:\n      - Digest: sha256:"
+        )),
+        "{with_layers}"
+    );
 
     // After a copy: everything in the destination repository, origins kept, locations images listed.
     let dst = reg.repo("dst/bundle");
@@ -165,10 +173,7 @@ fn describe_a_nested_bundle_before_and_after_copy() {
     );
     assert!(lines.contains(&"copy | exported 3 images"), "{copy}");
     assert!(lines.contains(&"copy | importing 3 images..."), "{copy}");
-    assert!(
-        copy.ends_with("copy | done uploading images\n\nSucceeded\n"),
-        "{copy}"
-    );
+    assert!(copy.ends_with("copy | Tagging images\n\nSucceeded\n"), "{copy}");
     let out = imgpkg.ok(&[
         "describe",
         "-b",
@@ -216,6 +221,15 @@ fn describe_a_nested_bundle_before_and_after_copy() {
         yaml["content"]["bundles"][&nested_digest]["origin"],
         nested.as_str()
     );
+    // The locations image lists its one layer as well.
+    let internal: Vec<&serde_json::Value> = yaml["content"]["images"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|i| i["imageType"] == "Internal")
+        .collect();
+    assert_eq!(internal.len(), 1, "{out}");
+    assert_eq!(internal[0]["layers"].as_array().map(Vec::len), Some(1), "{out}");
     assert!(out.starts_with(&format!("sha: {outer_digest}\n")), "{out}");
 
     // A plain image is refused, in imgpkg's words.

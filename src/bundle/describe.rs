@@ -6,8 +6,8 @@ use super::fetch::{
 };
 use super::layer::Limits;
 use super::lock::ImagesLock;
-use super::signature::find_signature;
-use crate::registry::{Client, ManifestBody, Reference};
+use super::signature::{find_signature, signature_tag};
+use crate::registry::{Client, ManifestBody, Reference, RegistryError};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -50,6 +50,9 @@ pub struct ImageInfo {
     pub layers: Vec<Layer>,
     /// Sum of the layer sizes; 0 unless layers were asked for (as imgpkg).
     pub size: u64,
+    /// Why it could not be read (a signature lookup the registry denied: `access denied`);
+    /// such an entry has no image, origin or layers, as in imgpkg's description.
+    pub error: String,
 }
 
 /// A bundle and, recursively, its contents.
@@ -187,6 +190,7 @@ fn describe_bundle<'a>(
                         image_type: ImageType::Image,
                         size: layers.iter().map(|l| l.size).sum(),
                         layers,
+                        error: String::new(),
                     },
                 );
             }
@@ -214,6 +218,7 @@ fn describe_bundle<'a>(
                         image_type: ImageType::Internal,
                         size: layers.iter().map(|l| l.size).sum(),
                         layers,
+                        error: String::new(),
                     },
                 );
             }
@@ -235,9 +240,36 @@ async fn signature(
     subject: &Reference,
     with_layers: bool,
 ) -> Result<Option<(String, ImageInfo)>, BundleError> {
-    let found = find_signature(client, subject)
-        .await
-        .map_err(|e| BundleError::registry("checking for a cosign signature of", subject, e))?;
+    let found = match find_signature(client, subject).await {
+        Ok(found) => found,
+        // imgpkg lists a denied lookup as an entry of its own, keyed by the signature tag, with
+        // the error instead of an image.
+        Err(RegistryError::Denied { .. }) => {
+            let key = match subject.digest() {
+                Some(d) => subject.with_tag(&signature_tag(d)).to_string(),
+                None => subject.to_string(),
+            };
+            return Ok(Some((
+                key,
+                ImageInfo {
+                    image: String::new(),
+                    origin: String::new(),
+                    annotations: BTreeMap::new(),
+                    image_type: ImageType::Signature,
+                    layers: Vec::new(),
+                    size: 0,
+                    error: "access denied".to_string(),
+                },
+            )));
+        }
+        Err(e) => {
+            return Err(BundleError::registry(
+                "checking for a cosign signature of",
+                subject,
+                e,
+            ));
+        }
+    };
     let Some(found) = found else {
         return Ok(None);
     };
@@ -257,6 +289,7 @@ async fn signature(
             image_type: ImageType::Signature,
             size: layers.iter().map(|l| l.size).sum(),
             layers,
+            error: String::new(),
         },
     )))
 }

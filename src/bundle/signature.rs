@@ -27,12 +27,20 @@ pub async fn find_signature(
         return Ok(None);
     };
     let tag = signature_tag(digest);
-    let Some(head) = client.head_manifest(&subject.with_tag(&tag)).await? else {
-        return Ok(None);
+    let at = subject.with_tag(&tag);
+    let found = match client.head_manifest(&at).await {
+        Ok(head) => head.map(|h| h.digest),
+        // As go-containerregistry (imgpkg) does, a refused HEAD is asked again with GET, whose
+        // answer carries the registry's own words for the refusal.
+        Err(_) => match client.get_manifest(&at).await {
+            Ok(manifest) => Some(manifest.digest),
+            Err(RegistryError::ManifestUnknown { .. }) => None,
+            Err(e) => return Err(e),
+        },
     };
-    Ok(Some(Signature {
+    Ok(found.map(|digest| Signature {
         tag,
-        image: subject.with_digest(head.digest),
+        image: subject.with_digest(digest),
     }))
 }
 

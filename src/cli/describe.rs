@@ -131,6 +131,7 @@ mod tests {
             image_type,
             layers: vec![],
             size: 0,
+            error: String::new(),
         }
     }
 

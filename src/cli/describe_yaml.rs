@@ -161,6 +161,10 @@ struct YamlContent {
 struct YamlImage {
     #[serde(skip_serializing_if = "GoMap::is_empty")]
     annotations: GoMap<String>,
+    /// Why the entry has no image: a signature lookup the registry denied.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    error: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     image: String,
     image_type: ImageType,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -189,6 +193,7 @@ impl From<&ImageInfo> for YamlImage {
     fn from(i: &ImageInfo) -> Self {
         YamlImage {
             annotations: annotations(&i.annotations),
+            error: i.error.clone(),
             image: i.image.clone(),
             image_type: i.image_type,
             layers: i.layers.clone(),
@@ -218,6 +223,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             image_type,
+            error: String::new(),
             layers: vec![Layer {
                 digest: C.into(),
                 size: 1,

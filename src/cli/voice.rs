@@ -87,7 +87,12 @@ impl Voice {
             }
             Milestone::Importing { images } => vec![format!("importing {images} images...")],
             Milestone::Writing => vec!["writing layers...".to_string()],
-            Milestone::Uploaded => vec!["done uploading images".to_string()],
+            Milestone::FileWritten { name, elapsed } => vec![format!(
+                "done: file '{name}' ({})",
+                crate::gotime::format_duration_nanos(elapsed.as_nanos().min(i64::MAX as u128) as i64)
+            )],
+            // imgpkg's line before it tags (pkgr tags as it pushes, so it comes once all is in).
+            Milestone::Uploaded => vec!["Tagging images".to_string()],
             Milestone::NonDistributable { included, images } => {
                 return non_distributable_warning(*included, images).into_iter().collect();
             }
@@ -188,6 +193,16 @@ fn imgpkg_words(error: &(dyn std::error::Error + 'static)) -> Option<(String, Op
 
 /// One link of an error chain, registry errors with the flags that fix them.
 fn link_text(link: &(dyn std::error::Error + 'static)) -> String {
+    use crate::relocate::{RelocateError, SignatureLookupError};
+    let lookups =
+        link.downcast_ref::<SignatureLookupError>()
+            .or_else(|| match link.downcast_ref::<RelocateError>() {
+                Some(RelocateError::Signatures(lookups)) => Some(lookups),
+                _ => None,
+            });
+    if let Some(lookups) = lookups {
+        return lookups.worded(Some(&CommandLine));
+    }
     crate::registry::RegistryError::link_text(link, &CommandLine)
 }
 
@@ -294,7 +309,17 @@ mod tests {
         );
         assert_eq!(
             Voice::Imgpkg.copy_milestone(&Milestone::Uploaded, false),
-            ["copy | done uploading images"]
+            ["copy | Tagging images"]
+        );
+        assert_eq!(
+            Voice::Imgpkg.copy_milestone(
+                &Milestone::FileWritten {
+                    name: "manifest.json".into(),
+                    elapsed: std::time::Duration::from_nanos(12_088),
+                },
+                false
+            ),
+            ["copy | done: file 'manifest.json' (12.088\u{b5}s)"]
         );
         assert!(Voice::Pkgr.copy_milestone(&planned, false).is_empty());
 

@@ -60,6 +60,9 @@ pub enum RelocateError {
         expected: Digest,
         actual: Digest,
     },
+    /// Every `.sig` lookup the registry refused, gathered (imgpkg's `Unable to retrieve …`).
+    #[error(transparent)]
+    Signatures(super::signatures::SignatureLookupError),
     #[error("refusing to copy (--verify-key): nothing was copied")]
     Unverified(#[source] Box<crate::verify::VerifyError>),
     #[error("a copy task stopped unexpectedly: {0}")]

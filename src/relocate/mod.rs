@@ -14,6 +14,7 @@ mod tar_export;
 pub use error::RelocateError;
 pub use plan::{Node, NodeKind, Plan, Root, Top, plan_from_registry, plan_from_tarball};
 pub use progress::{Milestone, Progress, ProgressMode};
+pub use signatures::{SignatureFailure, SignatureLookupError};
 pub use tags::{TagStyle, repo_based_tag};
 
 use crate::bundle::lock::{BundleLock, ImagesLock, LockedImage};
@@ -168,17 +169,18 @@ pub async fn copy(
     let plan = plan?;
     verify_root(clients, &plan, &options).await?;
     progress.planned(&plan);
-    progress.milestone(Milestone::Planned {
-        images: plan
-            .tops
-            .iter()
-            .map(|t| {
-                plan.nodes
-                    .get(&t.digest)
-                    .map_or_else(|| t.orig_ref.clone(), |n| n.display_name())
-            })
-            .collect(),
-    });
+    // imgpkg lists what it exports sorted by reference.
+    let mut exported: Vec<String> = plan
+        .tops
+        .iter()
+        .map(|t| {
+            plan.nodes
+                .get(&t.digest)
+                .map_or_else(|| t.orig_ref.clone(), |n| n.display_name())
+        })
+        .collect();
+    exported.sort();
+    progress.milestone(Milestone::Planned { images: exported });
     let plan = Arc::new(plan);
     let mut summary = match destination {
         Destination::Repository(repo) => {

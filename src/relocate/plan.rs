@@ -180,6 +180,9 @@ pub(super) struct Item {
     pub(super) top: bool,
     /// See [`Top::tag`].
     pub(super) tag: Option<String>,
+    /// imgpkg records no origin for it (a cosign signature): its [`Top::orig_ref`] stays empty,
+    /// as manifest.json's `"OrigRef":""`.
+    pub(super) no_origin: bool,
 }
 
 struct Fetched {
@@ -216,6 +219,8 @@ pub async fn plan_from_registry(
                 },
                 top: true,
                 tag: None,
+                // imgpkg records no origin for the image of an `-i` copy.
+                no_origin: matches!(source, Source::Image(_)),
             });
         }
         Source::BundleLock(lock) => {
@@ -236,6 +241,7 @@ pub async fn plan_from_registry(
                 expect: Expect::Bundle,
                 top: true,
                 tag: None,
+                no_origin: false,
             });
         }
         Source::ImagesLock(lock) => {
@@ -249,6 +255,7 @@ pub async fn plan_from_registry(
                     expect: Expect::LockedImage,
                     top: true,
                     tag: None,
+                    no_origin: false,
                 });
             }
         }
@@ -384,7 +391,11 @@ async fn fetch_item(client: &Client, item: Item, options: &CopyOptions) -> Resul
     };
     let top = item.top.then(|| Top {
         digest: digest.clone(),
-        orig_ref: orig_ref.clone(),
+        orig_ref: if item.no_origin {
+            String::new()
+        } else {
+            orig_ref.clone()
+        },
         tag: item.tag.clone(),
     });
     match body {
@@ -401,6 +412,7 @@ async fn fetch_item(client: &Client, item: Item, options: &CopyOptions) -> Resul
                     expect: Expect::Any,
                     top: false,
                     tag: None,
+                    no_origin: false,
                 })
                 .collect();
             Ok(Fetched {
@@ -491,6 +503,7 @@ fn lock_items(lock: &ImagesLock, bundle_repo: &Reference) -> Result<Vec<Item>, R
             expect: Expect::Any,
             top: true,
             tag: None,
+            no_origin: false,
         });
     }
     Ok(items)

@@ -30,8 +30,8 @@ impl ProgressMode {
 /// Milestones of a copy, for a caller that tells them in its own words (imgpkg's `copy | …`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Milestone {
-    /// The graph is known; `images` are its top-level images (those of every ImagesLock, and
-    /// the root), each named where it was read.
+    /// The graph is known; `images` are its top-level images (those of every ImagesLock, the
+    /// root and the signatures found), each named where it was read, sorted as imgpkg lists them.
     Planned { images: Vec<String> },
     /// Transfers into the destination repository start.
     Importing { images: usize },
@@ -39,6 +39,9 @@ pub enum Milestone {
     Writing,
     /// Everything is in the destination repository.
     Uploaded,
+    /// One file of the tarball (`manifest.json`, `sha256-<hex>.tar.gz`) was written, taking
+    /// `elapsed`.
+    FileWritten { name: String, elapsed: Duration },
     /// The copy is done; `images` lists each image (by where it was read, sorted) with the
     /// non-distributable layers it has, and `included` says whether they were copied.
     NonDistributable {

@@ -2,7 +2,7 @@
 //! the laid-out file, in parallel, largest first; `--resume` keeps what a partial file holds.
 use super::plan::{NodeKind, Plan, is_distributable};
 use super::push::chain;
-use super::{CopyOptions, CopySummary, Progress, RelocateError};
+use super::{CopyOptions, CopySummary, Milestone, Progress, RelocateError};
 use crate::bundle::tarball::{ROOT_BUNDLE_LABEL, TarImage, TarLayer, TarballWriter, manifest_json};
 use crate::registry::{Client, Descriptor, Digest, Reference};
 use bytes::Bytes;
@@ -143,10 +143,15 @@ pub(super) async fn export_plan(
     }
     let sizes: Vec<(Digest, u64)> = layers.iter().map(|(d, (l, _, _))| (d.clone(), l.size)).collect();
     let owned_path = path.to_path_buf();
+    let started = std::time::Instant::now();
     let writer =
         tokio::task::spawn_blocking(move || TarballWriter::create(&owned_path, &json, &sizes, resume))
             .await
             .map_err(|e| RelocateError::Task(e.to_string()))??;
+    progress.milestone(Milestone::FileWritten {
+        name: "manifest.json".to_string(),
+        elapsed: started.elapsed(),
+    });
     let writer = Arc::new(writer);
     let missing = writer.missing();
     let resumed = layers.len() - missing.len();
@@ -206,8 +211,13 @@ async fn fill_with_retries(
     let attempts = options.blob_attempts;
     for attempt in 1..=attempts {
         let sent = Arc::new(AtomicU64::new(0));
+        let started = std::time::Instant::now();
         match fill_once(source, writer, descriptor, from, progress, sent.clone()).await {
             Ok(()) => {
+                progress.milestone(Milestone::FileWritten {
+                    name: format!("{}.tar.gz", descriptor.digest.dashed()),
+                    elapsed: started.elapsed(),
+                });
                 progress.item(&format!(
                     "wrote layer {} ({} bytes) of {image}",
                     descriptor.digest, descriptor.size

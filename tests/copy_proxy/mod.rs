@@ -1,5 +1,6 @@
 //! A loopback HTTP/1.1 proxy in front of a plain-HTTP test registry: it logs every request
-//! (method and path) and can cut the connection part-way through an upload body.
+//! (method and path), can cut the connection part-way through an upload body, and can answer
+//! requests whose path contains a given text itself, with a refusal (403, 401, 500…).
 #![allow(dead_code)]
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -17,6 +18,8 @@ struct State {
     /// Cut the next upload body (PATCH or PUT with a body) after this many bytes, once.
     cut_after: Option<u64>,
     cuts: usize,
+    /// Requests whose path contains the text are answered here with the status, not forwarded.
+    refusals: Vec<(String, u16)>,
 }
 
 /// The proxy; it stops when dropped (its accept task is aborted).
@@ -77,6 +80,16 @@ impl Proxy {
         self.state.lock().unwrap().cut_after = Some(bytes);
     }
 
+    /// Answer every request whose path contains `path_contains` with `status` and a registry
+    /// error body, instead of forwarding it.
+    pub fn refuse(&self, path_contains: &str, status: u16) {
+        self.state
+            .lock()
+            .unwrap()
+            .refusals
+            .push((path_contains.to_string(), status));
+    }
+
     pub fn cuts(&self) -> usize {
         self.state.lock().unwrap().cuts
     }
@@ -89,11 +102,25 @@ async fn serve(client: TcpStream, server: TcpStream, state: Arc<Mutex<State>>) {
         Ok(1) if first[0] != 0x16 => {}
         _ => return,
     }
-    let (mut client_read, mut client_write) = client.into_split();
+    let (mut client_read, client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
+    // Shared with the refusals answered here; a client waits for each answer before its next
+    // request on the connection, so the two never interleave.
+    let client_write = Arc::new(tokio::sync::Mutex::new(client_write));
+    let back_write = client_write.clone();
     let back = tokio::spawn(async move {
-        let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
-        let _ = client_write.shutdown().await;
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            match server_read.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if back_write.lock().await.write_all(&chunk[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = back_write.lock().await.shutdown().await;
     });
     let mut buf: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
@@ -124,6 +151,13 @@ async fn serve(client: TcpStream, server: TcpStream, state: Arc<Mutex<State>>) {
                 chunked = true;
             }
         }
+        let refusal = {
+            let s = state.lock().unwrap();
+            s.refusals
+                .iter()
+                .find(|(text, _)| path.contains(text.as_str()))
+                .map(|(_, status)| *status)
+        };
         let cut_at = {
             let mut s = state.lock().unwrap();
             s.log.push(Request {
@@ -137,6 +171,20 @@ async fn serve(client: TcpStream, server: TcpStream, state: Arc<Mutex<State>>) {
                 None
             }
         };
+        if let Some(status) = refusal {
+            // Refused requests carry no body (GET/HEAD lookups).
+            buf.drain(..head_end);
+            if client_write
+                .lock()
+                .await
+                .write_all(&refusal_response(status, method == "HEAD"))
+                .await
+                .is_err()
+            {
+                break;
+            }
+            continue;
+        }
         if server_write.write_all(&buf[..head_end]).await.is_err() {
             break;
         }
@@ -201,6 +249,25 @@ async fn serve(client: TcpStream, server: TcpStream, state: Arc<Mutex<State>>) {
     }
     // Dropping both halves closes the connection on both sides (the cut, or the end).
     back.abort();
+}
+
+/// A registry's refusal: the status with a distribution-spec error body.
+fn refusal_response(status: u16, head: bool) -> Vec<u8> {
+    let (reason, code) = match status {
+        401 => ("Unauthorized", "UNAUTHORIZED"),
+        403 => ("Forbidden", "DENIED"),
+        _ => ("Internal Server Error", "UNKNOWN"),
+    };
+    let body = format!(r#"{{"errors":[{{"code":"{code}","message":"refused by the test proxy"}}]}}"#);
+    let mut out = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    if !head {
+        out.extend_from_slice(body.as_bytes());
+    }
+    out
 }
 
 /// Count the cut and disarm it; false when another connection already made it.

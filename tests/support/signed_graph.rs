@@ -80,6 +80,22 @@ pub async fn build(client: &Client, reg: &TestRegistry) -> Graph {
     }
 }
 
+impl Graph {
+    /// The repository `subject` was pushed to (where its signature sits too).
+    pub fn repo_of(&self, subject: &Digest) -> Reference {
+        let path = if subject == &self.signed {
+            "src/apps/signed"
+        } else if subject == &self.deep {
+            LONG_PATH
+        } else if subject == &self.nested_bundle {
+            "src/nested/bundle"
+        } else {
+            "src/root"
+        };
+        Reference::parse_repository(&format!("{}/{path}", self.root.registry())).unwrap()
+    }
+}
+
 pub async fn copy(source: Source, destination: Destination, options: CopyOptions) -> CopySummary {
     relocate::copy(
         &clients(),
