@@ -87,9 +87,10 @@ impl Voice {
             Milestone::Importing { images } => vec![format!("importing {images} images...")],
             Milestone::Writing => vec!["writing layers...".to_string()],
             Milestone::Uploaded => vec!["done uploading images".to_string()],
-            Milestone::NonDistributable { included, images } => {
-                return non_distributable_warning(*included, images).into_iter().collect();
-            }
+            // imgpkg's prefixed logger puts its prefix before every line of a message.
+            Milestone::NonDistributable { included, images } => non_distributable_warning(*included, images)
+                .map(|text| text.lines().map(str::to_string).collect())
+                .unwrap_or_default(),
         };
         lines.into_iter().map(|l| format!("copy | {l}")).collect()
     }
@@ -299,7 +300,11 @@ mod tests {
         assert_eq!(
             Voice::Imgpkg.copy_milestone(&skipped, false),
             [
-                "Warning: Skipped the followings layer(s) due to it being non-distributable. If you would like to include non-distributable layers, use the --include-non-distributable-layers flag\n - Image: reg/win@sha256:1\n   Layers:\n     - sha256:f1\n     - sha256:f2"
+                "copy | Warning: Skipped the followings layer(s) due to it being non-distributable. If you would like to include non-distributable layers, use the --include-non-distributable-layers flag",
+                "copy |  - Image: reg/win@sha256:1",
+                "copy |    Layers:",
+                "copy |      - sha256:f1",
+                "copy |      - sha256:f2",
             ]
         );
         let none = Milestone::NonDistributable {
@@ -309,7 +314,7 @@ mod tests {
         assert_eq!(
             Voice::Imgpkg.copy_milestone(&none, false),
             [
-                "Warning: '--include-non-distributable-layers' flag provided, but no images contained a non-distributable layer."
+                "copy | Warning: '--include-non-distributable-layers' flag provided, but no images contained a non-distributable layer."
             ]
         );
         let nothing = Milestone::NonDistributable {

@@ -2,6 +2,7 @@
 //! upload, each digest once, in parallel), manifests bottom-up as raw bytes, imgpkg's tags,
 //! locations images, the root tag. Whatever the destination already has is not written again.
 use super::plan::{Node, NodeKind, Plan, Top, is_distributable};
+use super::tar_import::{self, tar_layer_stream};
 use super::{CopyOptions, CopySummary, Progress, RelocateError};
 use crate::bundle::lock::{ImageLocation, ImageLocations};
 use crate::registry::{Client, Descriptor, Digest, Reference};
@@ -9,7 +10,6 @@ use bytes::Bytes;
 use futures_util::future::LocalBoxFuture;
 use futures_util::{FutureExt, StreamExt, TryStreamExt};
 use std::collections::HashMap;
-use std::io::Read;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{OnceCell, Semaphore};
@@ -23,9 +23,6 @@ const SMALL_BLOB: u64 = 1024 * 1024;
 /// to peak memory. Measured on the 10 x 50 MiB benchmark: 3 streams gave the same wall time as
 /// 5, with peak RSS 17.9 MiB instead of 20.4 MiB.
 pub(super) const MAX_LARGE_STREAMS: usize = 3;
-
-/// Bytes per read when streaming a layer out of a tarball.
-const TAR_CHUNK: usize = 256 * 1024;
 
 #[derive(Default)]
 struct Stats {
@@ -300,12 +297,41 @@ impl Pusher {
             Err(e) => return Err(self.blob_error(node, digest, 1, Box::new(e))),
         }
         // A layer the tarball does not hold (one left out without
-        // --include-non-distributable-layers) will not appear by trying again: reported at
-        // once, in imgpkg's words. Configs travel in manifest.json, not as entries.
+        // --include-non-distributable-layers) will not appear by trying again: it comes from
+        // where the image was exported, when that is on the destination registry, or the copy
+        // fails at once, in imgpkg's words. Configs travel in manifest.json, not as entries.
         if let Some(tarball) = &self.plan.tarball
             && !is_config(node, digest)
+            && !tarball.has_layer(digest)
         {
-            tarball.require_layer(digest)?;
+            let from = tar_import::missing_layer(
+                &self.destination,
+                &self.repo,
+                tarball,
+                &node.manifest.digest,
+                descriptor,
+                &self.progress,
+            )
+            .await?;
+            match from {
+                tar_import::FromOrigin::Mounted(origin) => {
+                    self.stats.mounted.fetch_add(1, Ordering::Relaxed);
+                    self.progress.skip(descriptor.size);
+                    self.progress.item(&format!(
+                        "mounted blob {digest}, which the tarball lacks, from {}",
+                        origin.repository_name()
+                    ));
+                }
+                tar_import::FromOrigin::Uploaded(origin) => {
+                    self.stats.transferred.fetch_add(1, Ordering::Relaxed);
+                    self.stats.bytes.fetch_add(descriptor.size, Ordering::Relaxed);
+                    self.progress.item(&format!(
+                        "copied blob {digest}, which the tarball lacks, from {}",
+                        origin.repository_name()
+                    ));
+                }
+            }
+            return Ok(());
         }
         if let Some(from) = &node.source
             && from.registry() == self.repo.registry()
@@ -564,41 +590,6 @@ impl Pusher {
 /// Whether `digest` is the config of image `node`.
 fn is_config(node: &Node, digest: &Digest) -> bool {
     matches!(&node.kind, NodeKind::Image { config_descriptor, .. } if &config_descriptor.digest == digest)
-}
-
-/// A layer out of the tarball as a stream: a blocking reader feeds a small bounded channel, so
-/// memory stays at a few chunks whatever the layer's size.
-fn tar_layer_stream(
-    tarball: Arc<crate::bundle::tarball::TarballReader>,
-    digest: Digest,
-) -> impl futures_util::Stream<Item = Result<Bytes, String>> + Send + 'static {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, String>>(1);
-    tokio::task::spawn_blocking(move || {
-        let mut reader = match tarball.open_layer(&digest) {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = tx.blocking_send(Err(e.to_string()));
-                return;
-            }
-        };
-        loop {
-            let mut buf = vec![0u8; TAR_CHUNK];
-            match reader.read(&mut buf) {
-                Ok(0) => return,
-                Ok(n) => {
-                    buf.truncate(n);
-                    if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(e.to_string()));
-                    return;
-                }
-            }
-        }
-    });
-    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })
 }
 
 /// An error and its causes on one line.
