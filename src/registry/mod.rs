@@ -15,7 +15,7 @@ pub use auth::{
     Credentials, IaasKeychainKind, Keychain, RegistryAuthFlags, UnknownKeychain, active_keychains,
     docker_config_path, parse_go_duration,
 };
-pub use client::{BlobStream, Client, ClientOptions, ManifestHead, dump_like_go};
+pub use client::{BlobSource, BlobStream, Client, ClientOptions, ManifestHead, dump_like_go};
 pub use error::{GoText, RegistryError};
 pub use manifest::{
     Descriptor, ImageIndex, ImageManifest, MANIFEST_ACCEPT, MEDIA_DOCKER_CONFIG, MEDIA_DOCKER_LAYER_GZIP,
