@@ -223,14 +223,15 @@ pub async fn copy(
 /// index followed through its children in manifest order; an image is named by where it now is
 /// (`DEST@digest`) after a copy to a repository, by where it was read after one to a tarball.
 fn non_distributable_layers(plan: &Plan, destination: &Destination) -> Vec<(String, Vec<String>)> {
+    // A tarball records where each image was read (imgpkg's first `Refs` entry).
+    let recorded: std::collections::HashMap<&crate::registry::Digest, &String> = plan
+        .tarball
+        .iter()
+        .flat_map(|t| t.images())
+        .filter_map(|i| Some((&i.manifest.digest, i.refs.first()?)))
+        .collect();
     let read_from = |digest: &crate::registry::Digest| -> String {
-        let in_tarball = plan.tarball.as_ref().and_then(|t| {
-            t.images()
-                .iter()
-                .find(|i| &i.manifest.digest == digest)
-                .and_then(|i| i.refs.first().cloned())
-        });
-        in_tarball.unwrap_or_else(|| {
+        recorded.get(digest).map(|r| r.to_string()).unwrap_or_else(|| {
             plan.nodes
                 .get(digest)
                 .map_or_else(|| digest.to_string(), Node::display_name)

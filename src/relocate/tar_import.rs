@@ -9,7 +9,7 @@
 //! registry: an air-gapped import never reaches out of the destination.
 use super::push::chain;
 use super::{Progress, RelocateError};
-use crate::bundle::tarball::TarballReader;
+use crate::bundle::tarball::{TarballError, TarballReader};
 use crate::registry::{Client, Descriptor, Digest, Reference};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -25,21 +25,19 @@ pub(super) enum FromOrigin {
     Uploaded(Reference),
 }
 
-/// The layer `descriptor` of image `image`, which the tarball does not hold, from where the
-/// image was exported when that is a repository of `repo`'s registry.
+/// The layer `descriptor` of image `image`, which the tarball does not hold (`missing` says
+/// so in imgpkg's words), from where the image was exported when that is a repository of
+/// `repo`'s registry.
 pub(super) async fn missing_layer(
     destination: &Client,
     repo: &Reference,
     tarball: &TarballReader,
+    missing: TarballError,
     image: &Digest,
     descriptor: &Descriptor,
     progress: &Progress,
 ) -> Result<FromOrigin, RelocateError> {
     let digest = &descriptor.digest;
-    let missing = match tarball.require_layer(digest) {
-        Ok(()) => unreachable!("only a layer the tarball lacks is looked for elsewhere"),
-        Err(e) => e,
-    };
     let Some(origin) = origin(tarball, image).filter(|o| o.registry() == repo.registry()) else {
         return Err(missing.into());
     };
@@ -63,7 +61,8 @@ pub(super) async fn missing_layer(
     };
     let uploaded = match destination.get_blob_or_urls(&origin, descriptor).await {
         Ok(stream) => {
-            // The stream borrows nothing of this function once its items are counted.
+            // The upload takes a `'static` stream, and this one borrows `progress`: it feeds the
+            // upload through a one-chunk channel instead.
             let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
             let mut stream = stream.map(counted);
             let upload = destination.push_blob(
@@ -83,7 +82,7 @@ pub(super) async fn missing_layer(
                 }
             };
             let (result, ()) = futures_util::join!(upload, feed);
-            result.map_err(|e| format!("reading it from {}: {}", origin.repository_name(), chain(&e)))
+            result.map_err(|e| format!("copying it from {}: {}", origin.repository_name(), chain(&e)))
         }
         Err(e) => Err(format!(
             "reading it from {}: {}",

@@ -135,8 +135,8 @@ impl Client {
 
 /// Where the attempts of one streamed transfer read a blob: its repository, then, when the
 /// repository does not have it, each URL of its descriptor in turn. Streamed, a URL that serves
-/// the wrong bytes is only found out at the end of its stream, after they went on to the
-/// destination: that URL (or one whose stream broke off) is then passed over, and the next
+/// the wrong bytes is only found out as its last bytes arrive, when the rest went on to the
+/// destination already: that URL (or one whose stream broke off) is then passed over, and the next
 /// [`open`](BlobSource::open) goes on to the next URL, as the whole read does, instead of asking
 /// the same one again. Once every URL has failed, `open` names each one and why.
 pub struct BlobSource {

@@ -38,12 +38,13 @@ impl Pusher {
         // fails at once, in imgpkg's words. Configs travel in manifest.json, not as entries.
         if let Some(tarball) = &self.plan.tarball
             && !is_config(node, digest)
-            && !tarball.has_layer(digest)
+            && let Err(missing) = tarball.require_layer(digest)
         {
             let from = tar_import::missing_layer(
                 &self.destination,
                 &self.repo,
                 tarball,
+                missing,
                 &node.manifest.digest,
                 descriptor,
                 &self.progress,
