@@ -1,7 +1,8 @@
 //! `copy --include-non-distributable-layers` with foreign layers the source repository does not
 //! hold: each is fetched from its descriptor's `urls` (in order, verified), registry → registry
 //! and registry → tarball → registry; a URL that fails or serves other bytes gives an error
-//! naming the layer, the image and every URL tried. The URLs point at a loopback HTTP server.
+//! naming the layer, the image and every URL tried; streamed, a URL found out at the end of its
+//! stream is passed over for the next one. The URLs point at a loopback HTTP server.
 mod support;
 
 use bytes::Bytes;
@@ -292,11 +293,97 @@ async fn urls_that_fail_or_lie_are_named_with_the_layer_and_the_image() {
     for needle in [
         Digest::of(&large).to_string(),
         image.repository_name(),
-        url("liar/1"),
-        "digest mismatch".to_string(),
+        format!(
+            "{}: it served content with digest {}",
+            url("liar/1"),
+            Digest::of(&noise(99, large.len()))
+        ),
     ] {
         assert!(msg.contains(&needle), "missing {needle:?} in:\n{msg}");
     }
+}
+
+/// Streamed (over 1 MiB), a URL that serves other bytes is only found out at the end of its
+/// stream: the next attempt goes on to the next URL instead of asking the same one again, to a
+/// registry and to a tarball; when every URL fails, each is named with why, each asked once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_layer_whose_url_lies_comes_from_the_next_url() {
+    let src = TestRegistry::start();
+    let dst = TestRegistry::start();
+    let large = noise(6, 1_300_000);
+    let (server, seen) = url_server(vec![large.clone(), large.clone(), large.clone()]).await;
+    let url = |path: &str| format!("http://{}/{path}", server.host);
+    let image = Reference::parse(&format!("{}/src/streamed:1", src.host)).unwrap();
+    // More liars than attempts (3): a URL passed over is not an attempt used up.
+    let urls = ["liar/0", "liar/1", "liar/2", "missing/0", "good/0"];
+    let asked: Vec<String> = urls.iter().map(|u| format!("/{u}")).collect();
+    let foreign = [Foreign {
+        bytes: large.clone(),
+        urls: urls.iter().map(|u| url(u)).collect(),
+    }];
+    push_image(&client(), &image, &foreign, true).await;
+
+    let to = Reference::parse_repository(&format!("{}/dst/streamed", dst.host)).unwrap();
+    copy(Source::Image(image.clone()), Destination::Repository(to.clone()))
+        .await
+        .unwrap();
+    let got = client()
+        .get_blob_bytes(&to, &Digest::of(&large), 2_000_000)
+        .await
+        .unwrap();
+    assert_eq!(&got[..], &large[..]);
+    assert_eq!(
+        std::mem::take(&mut *seen.lock().unwrap()),
+        asked,
+        "each URL asked once, in order"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("streamed.tar");
+    copy(
+        Source::Image(image.clone()),
+        Destination::Tarball {
+            path: tar.clone(),
+            resume: false,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(TarballReader::open(&tar).unwrap().has_layer(&Digest::of(&large)));
+    assert_eq!(std::mem::take(&mut *seen.lock().unwrap()), asked);
+
+    // No URL serves it: the error names each one and why; none is asked twice.
+    let image = Reference::parse(&format!("{}/src/streamed-nowhere:1", src.host)).unwrap();
+    let closed = format!("http://127.0.0.1:{}/layer", support::registry::free_port());
+    let foreign = [Foreign {
+        bytes: large.clone(),
+        urls: vec![url("liar/0"), closed.clone(), url("missing/0")],
+    }];
+    push_image(&client(), &image, &foreign, false).await;
+    let to = Reference::parse_repository(&format!("{}/dst/nowhere", dst.host)).unwrap();
+    let err = copy(Source::Image(image.clone()), Destination::Repository(to.clone()))
+        .await
+        .unwrap_err();
+    let msg = pkgr::cli::render_error(&err);
+    for needle in [
+        Digest::of(&large).to_string(),
+        image.repository_name(),
+        format!(
+            "{}: it served content with digest {}",
+            url("liar/0"),
+            Digest::of(&noise(99, large.len()))
+        ),
+        format!("{closed}: "),
+        format!("{}: it answered HTTP 404", url("missing/0")),
+        "make one of these URLs reachable".to_string(),
+    ] {
+        assert!(msg.contains(&needle), "missing {needle:?} in:\n{msg}");
+    }
+    assert_eq!(
+        std::mem::take(&mut *seen.lock().unwrap()),
+        ["/liar/0", "/missing/0"],
+        "no URL asked twice"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

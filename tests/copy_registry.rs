@@ -751,7 +751,8 @@ async fn non_distributable_layers_are_left_out_unless_asked_for() {
             .unwrap()
     );
 
-    // The caller hears which image's layers were left out (imgpkg's warning block is made of it).
+    // The caller hears which image's layers were left out (imgpkg's warning block is made of
+    // it), the image named where it now is, as imgpkg names it after a copy to a repository.
     let heard: Arc<std::sync::Mutex<Vec<Milestone>>> = Arc::default();
     let record = heard.clone();
     relocate::copy(
@@ -768,7 +769,7 @@ async fn non_distributable_layers_are_left_out_unless_asked_for() {
         heard.contains(&Milestone::NonDistributable {
             included: false,
             images: vec![(
-                image.with_digest(digest.clone()).to_string(),
+                to.with_digest(digest.clone()).to_string(),
                 vec![sha(&foreign).to_string()]
             )],
         }),

@@ -1,6 +1,5 @@
 //! Bundle operations over the registry: resolve, fetch contents, localise images.yml as imgpkg
 //! pull does, and read/write locations images.
-use super::layer_media::LayerCompression;
 use super::{
     BUNDLE_LABEL, BundleError, FileTree,
     image::config_labels,
@@ -176,15 +175,12 @@ pub async fn extract_layer(
     client: &Client,
     repository: &Reference,
     layer: &Descriptor,
-    compression: LayerCompression,
     mut extractor: Extractor,
 ) -> Result<Extractor, BundleError> {
     let bridge = open_layer(client, repository, layer).await?;
-    let result = tokio::task::spawn_blocking(move || {
-        extractor.apply_layer_as(bridge, compression).map(|()| extractor)
-    })
-    .await
-    .map_err(|e| BundleError::Other(format!("the layer extraction task failed: {e}")))?;
+    let result = tokio::task::spawn_blocking(move || extractor.apply_layer(bridge).map(|()| extractor))
+        .await
+        .map_err(|e| BundleError::Other(format!("the layer extraction task failed: {e}")))?;
     result.map_err(|e| e.context(format!("extracting layer {} of {repository}", layer.digest)))
 }
 

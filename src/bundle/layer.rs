@@ -1,6 +1,6 @@
 //! The bundle layer: limits and a bounded, path-safe reader (writing is in `layer_write`, and
 //! re-exported here).
-use super::layer_media::LayerCompression;
+use super::layer_media::{LayerCompression, Sniffed};
 use super::{BundleError, FileTree};
 use flate2::read::MultiGzDecoder;
 use std::collections::HashSet;
@@ -71,15 +71,14 @@ struct Budget {
 /// Trailing decompressed bytes tolerated after the tar end (tools pad to 10 KiB records).
 const MAX_TRAILING: u64 = 1024 * 1024;
 
-/// Validate every entry of a gzip tar and hand regular files and dirs to `visit`; fail on any
-/// entry that breaks path safety or the limits. The input is read to its end, so a digest
-/// check on the underlying stream always runs.
+/// Validate every entry of a layer's tar (gzip or plain, as its first bytes say) and hand
+/// regular files and dirs to `visit`; fail on any entry that breaks path safety or the limits.
+/// The input is read to its end, so a digest check on the underlying stream always runs.
 ///
 /// Links, device nodes and FIFOs are errors, unless `skipped` collects them instead (how imgpkg
 /// pull treats them: nothing is written for them).
 fn read_layer<R: Read>(
     blob: R,
-    compression: LayerCompression,
     limits: &Limits,
     budget: &mut Budget,
     mut skipped: Option<&mut Vec<String>>,
@@ -92,7 +91,11 @@ fn read_layer<R: Read>(
         .saturating_add(limits.max_files.saturating_add(1).saturating_mul(1024))
         .saturating_add(MAX_TRAILING);
     let over = std::rc::Rc::new(std::cell::Cell::new(false));
-    let tar = match compression {
+    let blob = Sniffed::new(blob).map_err(|e| BundleError::Corrupt {
+        entry: None,
+        source: e,
+    })?;
+    let tar = match blob.compression() {
         LayerCompression::Gzip => TarStream::Gzip(MultiGzDecoder::new(blob)),
         LayerCompression::Uncompressed => TarStream::Plain(blob),
     };
@@ -308,33 +311,26 @@ fn safe_path(raw: &str, limits: &Limits) -> Result<String, BundleError> {
     Ok(parts.join("/"))
 }
 
-/// Read a gzip tar layer into memory, enforcing `limits` and path safety.
-pub fn read_to_memory(gzip: impl Read, limits: &Limits) -> Result<FileTree, BundleError> {
+/// Read a tar layer (gzip or plain) into memory, enforcing `limits` and path safety.
+pub fn read_to_memory(blob: impl Read, limits: &Limits) -> Result<FileTree, BundleError> {
     let mut files = FileTree::new();
-    read_layer(
-        gzip,
-        LayerCompression::Gzip,
-        limits,
-        &mut Budget::default(),
-        None,
-        |entry, reader| {
-            if let SafeKind::File { .. } = entry.kind {
-                let mut data = Vec::new();
-                reader.read_to_end(&mut data).map_err(|e| BundleError::Corrupt {
-                    entry: Some(entry.path.clone()),
-                    source: e,
-                })?;
-                files.insert(entry.path, data);
-            }
-            Ok(())
-        },
-    )?;
+    read_layer(blob, limits, &mut Budget::default(), None, |entry, reader| {
+        if let SafeKind::File { .. } = entry.kind {
+            let mut data = Vec::new();
+            reader.read_to_end(&mut data).map_err(|e| BundleError::Corrupt {
+                entry: Some(entry.path.clone()),
+                source: e,
+            })?;
+            files.insert(entry.path, data);
+        }
+        Ok(())
+    })?;
     Ok(files)
 }
 
-/// Extract a gzip tar layer under `dest`, enforcing `limits` and path safety.
-pub fn extract_to_dir(gzip: impl Read, dest: &Path, limits: &Limits) -> Result<(), BundleError> {
-    Extractor::new(dest, limits.clone()).apply_layer(gzip)
+/// Extract a tar layer (gzip or plain) under `dest`, enforcing `limits` and path safety.
+pub fn extract_to_dir(blob: impl Read, dest: &Path, limits: &Limits) -> Result<(), BundleError> {
+    Extractor::new(dest, limits.clone()).apply_layer(blob)
 }
 
 /// Applies the layers of one image in order under a directory, with OCI whiteouts and limits
@@ -370,25 +366,16 @@ impl Extractor {
         self.skipped.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
-    /// Extract one gzip tar layer on top of what earlier layers wrote. `.wh.NAME` removes NAME
-    /// from earlier layers; `.wh..wh..opq` empties its directory of earlier layers' content.
-    pub fn apply_layer(&mut self, gzip: impl Read) -> Result<(), BundleError> {
-        self.apply_layer_as(gzip, LayerCompression::Gzip)
-    }
-
-    /// [`apply_layer`](Self::apply_layer) for a blob stored as `compression`.
-    pub fn apply_layer_as(
-        &mut self,
-        blob: impl Read,
-        compression: LayerCompression,
-    ) -> Result<(), BundleError> {
+    /// Extract one tar layer (gzip or plain, as its first bytes say) on top of what earlier
+    /// layers wrote. `.wh.NAME` removes NAME from earlier layers; `.wh..wh..opq` empties its
+    /// directory of earlier layers' content.
+    pub fn apply_layer(&mut self, blob: impl Read) -> Result<(), BundleError> {
         let dest = self.dest.clone();
         // Paths this layer wrote (and their parents), which whiteouts in the same layer keep.
         let mut written: HashSet<String> = HashSet::new();
         written.insert(String::new());
         read_layer(
             blob,
-            compression,
             &self.limits,
             &mut self.budget,
             self.skipped.as_mut(),

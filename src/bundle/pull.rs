@@ -3,7 +3,7 @@
 use super::BundleError;
 use super::fetch::{IMAGES_LOCK_PATH, Localized, ResolvedImage, extract_layer, localize, resolve_image};
 use super::layer::{Extractor, Limits};
-use super::layer_media::LayerCompression;
+use super::layer_media::is_tar_layer;
 use super::lock::ImagesLock;
 use crate::registry::{Client, Digest, Reference};
 use std::collections::HashSet;
@@ -199,19 +199,19 @@ async fn extract_image(
     let mut extractor = Extractor::new(dir, limits.clone()).skipping_links_and_devices();
     let count = image.manifest.layers.len();
     for (i, layer) in image.manifest.layers.iter().enumerate() {
-        let compression = LayerCompression::of_media_type(&layer.media_type).ok_or_else(|| {
-            BundleError::Unexpected(format!(
+        if !is_tar_layer(&layer.media_type) {
+            return Err(BundleError::Unexpected(format!(
                 "layer {} of {} has media type {:?}, which pkgr cannot unpack: only tar layers, \
                  gzip-compressed (…tar.gzip, …tar+gzip) or uncompressed (…tar), can be pulled",
                 layer.digest, image.reference, layer.media_type
-            ))
-        })?;
+            )));
+        }
         log(format!(
             "  Extracting layer '{}' ({}/{count})",
             layer.digest,
             i + 1
         ));
-        extractor = extract_layer(client, &image.reference, layer, compression, extractor).await?;
+        extractor = extract_layer(client, &image.reference, layer, extractor).await?;
         let skipped = extractor.take_skipped();
         if let Some(first) = skipped.first() {
             let more = match skipped.len() {

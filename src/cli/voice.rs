@@ -93,9 +93,10 @@ impl Voice {
             )],
             // imgpkg's line before it tags (pkgr tags as it pushes, so it comes once all is in).
             Milestone::Uploaded => vec!["Tagging images".to_string()],
-            Milestone::NonDistributable { included, images } => {
-                return non_distributable_warning(*included, images).into_iter().collect();
-            }
+            // imgpkg's prefixed logger puts its prefix before every line of a message.
+            Milestone::NonDistributable { included, images } => non_distributable_warning(*included, images)
+                .map(|text| text.lines().map(str::to_string).collect())
+                .unwrap_or_default(),
         };
         lines.into_iter().map(|l| format!("copy | {l}")).collect()
     }
@@ -333,7 +334,11 @@ mod tests {
         assert_eq!(
             Voice::Imgpkg.copy_milestone(&skipped, false),
             [
-                "Warning: Skipped the followings layer(s) due to it being non-distributable. If you would like to include non-distributable layers, use the --include-non-distributable-layers flag\n - Image: reg/win@sha256:1\n   Layers:\n     - sha256:f1\n     - sha256:f2"
+                "copy | Warning: Skipped the followings layer(s) due to it being non-distributable. If you would like to include non-distributable layers, use the --include-non-distributable-layers flag",
+                "copy |  - Image: reg/win@sha256:1",
+                "copy |    Layers:",
+                "copy |      - sha256:f1",
+                "copy |      - sha256:f2",
             ]
         );
         let none = Milestone::NonDistributable {
@@ -343,7 +348,7 @@ mod tests {
         assert_eq!(
             Voice::Imgpkg.copy_milestone(&none, false),
             [
-                "Warning: '--include-non-distributable-layers' flag provided, but no images contained a non-distributable layer."
+                "copy | Warning: '--include-non-distributable-layers' flag provided, but no images contained a non-distributable layer."
             ]
         );
         let nothing = Milestone::NonDistributable {

@@ -17,7 +17,7 @@ pub use auth::{
     Credentials, IaasKeychainKind, Keychain, RegistryAuthFlags, UnknownKeychain, active_keychains,
     docker_config_path, parse_go_duration,
 };
-pub use client::{BlobStream, Client, ClientOptions, ManifestHead, dump_like_go};
+pub use client::{BlobSource, BlobStream, Client, ClientOptions, ManifestHead, dump_like_go};
 pub use error::{GoText, RegistryError};
 #[cfg(test)]
 pub(crate) use fix::tests::every_variant;

@@ -25,6 +25,14 @@ pub enum RelocateError {
     },
     #[error(transparent)]
     Tarball(#[from] Box<TarballError>),
+    /// A layer the tarball lacks, which the repository the image was exported from (on the
+    /// destination registry) did not give either; imgpkg's sentence (in `missing`) first.
+    #[error("{missing}; nor could it be taken from {origin}, where the image was exported from: {why}")]
+    NotInTarballNorOrigin {
+        missing: Box<TarballError>,
+        origin: String,
+        why: String,
+    },
     // imgpkg's sentences first and whole: scripts written for imgpkg match them.
     #[error(
         "Expected bundle image but found plain image (hint: Did you use -i instead of -b?): {reference} is not a bundle"

@@ -10,6 +10,7 @@ mod push;
 mod signatures;
 mod tags;
 mod tar_export;
+mod tar_import;
 
 pub use error::RelocateError;
 pub use plan::{Node, NodeKind, Plan, Root, Top, plan_from_registry, plan_from_tarball};
@@ -208,7 +209,7 @@ pub async fn copy(
     }
     progress.milestone(Milestone::NonDistributable {
         included: options.include_non_distributable,
-        images: non_distributable_layers(&plan),
+        images: non_distributable_layers(&plan, destination),
     });
     summary.images = plan.nodes.len();
     summary.bundles = plan.bundles.len();
@@ -219,24 +220,57 @@ pub async fn copy(
     Ok(summary)
 }
 
-/// Every image with non-distributable (foreign) layers, and those layers' digests.
-fn non_distributable_layers(plan: &Plan) -> Vec<(String, Vec<String>)> {
-    let mut images: Vec<(String, Vec<String>)> = plan
-        .nodes
-        .values()
-        .filter_map(|node| match &node.kind {
+/// Every image with non-distributable (foreign) layers, and those layers' digests, as imgpkg
+/// lists them after a copy: the top-level images in the order of where they were read, each
+/// index followed through its children in manifest order; an image is named by where it now is
+/// (`DEST@digest`) after a copy to a repository, by where it was read after one to a tarball.
+fn non_distributable_layers(plan: &Plan, destination: &Destination) -> Vec<(String, Vec<String>)> {
+    // A tarball records where each image was read (imgpkg's first `Refs` entry).
+    let recorded: std::collections::HashMap<&crate::registry::Digest, &String> = plan
+        .tarball
+        .iter()
+        .flat_map(|t| t.images())
+        .filter_map(|i| Some((&i.manifest.digest, i.refs.first()?)))
+        .collect();
+    let read_from = |digest: &crate::registry::Digest| -> String {
+        recorded.get(digest).map(|r| r.to_string()).unwrap_or_else(|| {
+            plan.nodes
+                .get(digest)
+                .map_or_else(|| digest.to_string(), Node::display_name)
+        })
+    };
+    let mut tops: Vec<(String, &crate::registry::Digest)> = plan
+        .tops
+        .iter()
+        .map(|t| (read_from(&t.digest), &t.digest))
+        .collect();
+    tops.sort();
+    tops.dedup();
+    let mut images = Vec::new();
+    let mut pending: Vec<&crate::registry::Digest> = tops.iter().rev().map(|(_, d)| *d).collect();
+    while let Some(digest) = pending.pop() {
+        let Some(node) = plan.nodes.get(digest) else {
+            continue;
+        };
+        match &node.kind {
+            NodeKind::Index { children } => pending.extend(children.iter().rev().map(|c| &c.digest)),
             NodeKind::Image { layers, .. } => {
                 let foreign: Vec<String> = layers
                     .iter()
                     .filter(|l| !plan::is_distributable(&l.media_type))
                     .map(|l| l.digest.to_string())
                     .collect();
-                (!foreign.is_empty()).then(|| (node.display_name(), foreign))
+                if foreign.is_empty() {
+                    continue;
+                }
+                let name = match destination {
+                    Destination::Repository(repo) => repo.with_digest(digest.clone()).to_string(),
+                    Destination::Tarball { .. } => node.display_name(),
+                };
+                images.push((name, foreign));
             }
-            NodeKind::Index { .. } => None,
-        })
-        .collect();
-    images.sort();
+        }
+    }
     images
 }
 

@@ -5,14 +5,14 @@ use super::plan::{Node, NodeKind, Plan, Top, is_distributable};
 use super::{CopyOptions, CopySummary, Progress, RelocateError};
 use crate::bundle::lock::{ImageLocation, ImageLocations};
 use crate::registry::{Client, Descriptor, Digest, Reference};
-use bytes::Bytes;
 use futures_util::future::LocalBoxFuture;
 use futures_util::{FutureExt, StreamExt, TryStreamExt};
 use std::collections::HashMap;
-use std::io::Read;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{OnceCell, Semaphore};
+
+mod blob;
 
 /// Blobs up to this size are read whole and uploaded in one request (POST + PUT).
 const SMALL_BLOB: u64 = 1024 * 1024;
@@ -23,9 +23,6 @@ const SMALL_BLOB: u64 = 1024 * 1024;
 /// to peak memory. Measured on the 10 x 50 MiB benchmark: 3 streams gave the same wall time as
 /// 5, with peak RSS 17.9 MiB instead of 20.4 MiB.
 pub(super) const MAX_LARGE_STREAMS: usize = 3;
-
-/// Bytes per read when streaming a layer out of a tarball.
-const TAR_CHUNK: usize = 256 * 1024;
 
 #[derive(Default)]
 struct Stats {
@@ -283,198 +280,6 @@ impl Pusher {
         .boxed_local()
     }
 
-    async fn transfer_blob(&self, descriptor: &Descriptor, node: &Node) -> Result<(), RelocateError> {
-        let _permit = self
-            .transfers
-            .acquire()
-            .await
-            .map_err(|e| RelocateError::Task(e.to_string()))?;
-        let digest = &descriptor.digest;
-        match self.destination.blob_exists(&self.repo, digest).await {
-            Ok(true) => {
-                self.stats.skipped.fetch_add(1, Ordering::Relaxed);
-                self.progress.skip(descriptor.size);
-                return Ok(());
-            }
-            Ok(false) => {}
-            Err(e) => return Err(self.blob_error(node, digest, 1, Box::new(e))),
-        }
-        // A layer the tarball does not hold (one left out without
-        // --include-non-distributable-layers) will not appear by trying again: reported at
-        // once, in imgpkg's words. Configs travel in manifest.json, not as entries.
-        if let Some(tarball) = &self.plan.tarball
-            && !is_config(node, digest)
-        {
-            tarball.require_layer(digest)?;
-        }
-        if let Some(from) = &node.source
-            && from.registry() == self.repo.registry()
-            && from.repository() != self.repo.repository()
-        {
-            match self.destination.mount_blob(&self.repo, digest, from).await {
-                Ok(true) => {
-                    self.stats.mounted.fetch_add(1, Ordering::Relaxed);
-                    self.progress.skip(descriptor.size);
-                    self.progress
-                        .item(&format!("mounted blob {digest} from {}", from.repository_name()));
-                    return Ok(());
-                }
-                Ok(false) => {}
-                // imgpkg #495: a refused mount falls back to a plain upload.
-                Err(e) => self.progress.note(&format!(
-                    "mounting blob {digest} failed ({e}); uploading it instead"
-                )),
-            }
-        }
-        let _stream_permit = if descriptor.size > SMALL_BLOB {
-            Some(
-                self.large_streams
-                    .acquire()
-                    .await
-                    .map_err(|e| RelocateError::Task(e.to_string()))?,
-            )
-        } else {
-            None
-        };
-        let attempts = self.options.blob_attempts;
-        for attempt in 1..=attempts {
-            let sent = Arc::new(AtomicU64::new(0));
-            match self.upload_once(descriptor, node, sent.clone()).await {
-                Ok(()) => {
-                    self.stats.transferred.fetch_add(1, Ordering::Relaxed);
-                    self.stats.bytes.fetch_add(descriptor.size, Ordering::Relaxed);
-                    self.progress.item(&format!(
-                        "copied blob {digest} ({} bytes) of {}",
-                        descriptor.size,
-                        node.display_name()
-                    ));
-                    return Ok(());
-                }
-                Err(error) => {
-                    self.progress.retract(sent.load(Ordering::Relaxed));
-                    if attempt == attempts {
-                        return Err(self.blob_error(node, digest, attempt, error));
-                    }
-                    self.progress.note(&format!(
-                        "blob {digest} of {} failed (attempt {attempt} of {attempts}): {}; retrying",
-                        node.display_name(),
-                        chain(error.as_ref())
-                    ));
-                    // What arrived before the failure need not travel again.
-                    if let Ok(true) = self.destination.blob_exists(&self.repo, digest).await {
-                        self.stats.skipped.fetch_add(1, Ordering::Relaxed);
-                        return Ok(());
-                    }
-                }
-            }
-        }
-        unreachable!("the loop returns on its last attempt")
-    }
-
-    fn blob_error(
-        &self,
-        node: &Node,
-        digest: &Digest,
-        attempts: u32,
-        source: Box<dyn std::error::Error + Send + Sync>,
-    ) -> RelocateError {
-        RelocateError::Blob {
-            image: node.display_name(),
-            digest: digest.clone(),
-            destination: self.repo.repository_name(),
-            attempts,
-            source,
-        }
-    }
-
-    /// One streamed upload from the source (registry or tarball).
-    async fn upload_once(
-        &self,
-        descriptor: &Descriptor,
-        node: &Node,
-        sent: Arc<AtomicU64>,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let source_error: Arc<Mutex<Option<String>>> = Arc::default();
-        let progress = self.progress.clone();
-        let counted = {
-            let sent = sent.clone();
-            let source_error = source_error.clone();
-            move |item: Result<Bytes, String>| -> Result<Bytes, std::io::Error> {
-                match item {
-                    Ok(bytes) => {
-                        sent.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                        progress.add(bytes.len() as u64);
-                        Ok(bytes)
-                    }
-                    Err(message) => {
-                        *source_error.lock().expect("error slot") = Some(message.clone());
-                        Err(std::io::Error::other(message))
-                    }
-                }
-            }
-        };
-        let config = match &node.kind {
-            NodeKind::Image {
-                config,
-                config_descriptor,
-                ..
-            } if config_descriptor.digest == descriptor.digest => Some(config.clone()),
-            _ => None,
-        };
-        // Small blobs already in memory (configs, read while planning; tarballs hold them in
-        // manifest.json) or cheap to hold (small registry layers) go up in one replayable PUT.
-        let small = match (config, &node.source) {
-            (Some(config), _) => Some(config),
-            (None, Some(from)) if self.plan.tarball.is_none() && descriptor.size <= SMALL_BLOB => Some(
-                self.source
-                    .get_blob_bytes_or_urls(from, descriptor, descriptor.size)
-                    .await
-                    .map_err(|e| format!("reading it from {}: {}", from.repository_name(), chain(&e)))?,
-            ),
-            _ => None,
-        };
-        let result = if let Some(bytes) = small {
-            let size = bytes.len() as u64;
-            let pushed = self.destination.push_blob_bytes(&self.repo, bytes).await;
-            match pushed {
-                Ok(digest) if digest == descriptor.digest => {
-                    sent.fetch_add(size, Ordering::Relaxed);
-                    self.progress.add(size);
-                    Ok(())
-                }
-                Ok(digest) => return Err(format!("the destination stored it as {digest}").into()),
-                Err(e) => Err(e),
-            }
-        } else if let Some(tarball) = &self.plan.tarball {
-            let stream = tar_layer_stream(tarball.clone(), descriptor.digest.clone()).map(counted);
-            self.destination
-                .push_blob(&self.repo, &descriptor.digest, descriptor.size, stream)
-                .await
-        } else {
-            let from = node
-                .source
-                .as_ref()
-                .ok_or_else(|| format!("no source for {}", node.display_name()))?;
-            let stream = self
-                .source
-                .get_blob_or_urls(from, descriptor)
-                .await
-                .map_err(|e| format!("reading it from {}: {}", from.repository_name(), chain(&e)))?;
-            let stream = stream.map(|r| r.map_err(|e| chain(&e))).map(counted);
-            self.destination
-                .push_blob(&self.repo, &descriptor.digest, descriptor.size, stream)
-                .await
-        };
-        match result {
-            Ok(()) => Ok(()),
-            Err(e) => match source_error.lock().expect("error slot").take() {
-                // The source failed (or lied about the content); say so rather than blame the upload.
-                Some(message) => Err(format!("reading it from the source: {message}").into()),
-                None => Err(Box::new(e)),
-            },
-        }
-    }
-
     /// The locations image of every bundle, unless the destination already has the same one.
     async fn write_locations(&self) -> Result<(), RelocateError> {
         let jobs = self.plan.bundles.iter().map(|bundle| async move {
@@ -559,46 +364,6 @@ impl Pusher {
         }
         self.put_manifest(self.node(&root.digest)?, &target).await
     }
-}
-
-/// Whether `digest` is the config of image `node`.
-fn is_config(node: &Node, digest: &Digest) -> bool {
-    matches!(&node.kind, NodeKind::Image { config_descriptor, .. } if &config_descriptor.digest == digest)
-}
-
-/// A layer out of the tarball as a stream: a blocking reader feeds a small bounded channel, so
-/// memory stays at a few chunks whatever the layer's size.
-fn tar_layer_stream(
-    tarball: Arc<crate::bundle::tarball::TarballReader>,
-    digest: Digest,
-) -> impl futures_util::Stream<Item = Result<Bytes, String>> + Send + 'static {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, String>>(1);
-    tokio::task::spawn_blocking(move || {
-        let mut reader = match tarball.open_layer(&digest) {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = tx.blocking_send(Err(e.to_string()));
-                return;
-            }
-        };
-        loop {
-            let mut buf = vec![0u8; TAR_CHUNK];
-            match reader.read(&mut buf) {
-                Ok(0) => return,
-                Ok(n) => {
-                    buf.truncate(n);
-                    if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(e.to_string()));
-                    return;
-                }
-            }
-        }
-    });
-    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })
 }
 
 /// An error and its causes on one line.

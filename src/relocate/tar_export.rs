@@ -4,7 +4,7 @@ use super::plan::{NodeKind, Plan, is_distributable};
 use super::push::chain;
 use super::{CopyOptions, CopySummary, Milestone, Progress, RelocateError};
 use crate::bundle::tarball::{ROOT_BUNDLE_LABEL, TarImage, TarLayer, TarballWriter, manifest_json};
-use crate::registry::{Client, Descriptor, Digest, Reference};
+use crate::registry::{BlobSource, Client, Descriptor, Digest, Reference};
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -208,11 +208,15 @@ async fn fill_with_retries(
     options: &CopyOptions,
     progress: &Arc<Progress>,
 ) -> Result<(), RelocateError> {
+    // A foreign layer's URLs are tried in turn across the attempts: one that failed is not
+    // asked again (see `BlobSource`).
+    let blob_source = source.blob_source(from, descriptor);
     let attempts = options.blob_attempts;
-    for attempt in 1..=attempts {
+    let mut failures = 0;
+    loop {
         let sent = Arc::new(AtomicU64::new(0));
         let started = std::time::Instant::now();
-        match fill_once(source, writer, descriptor, from, progress, sent.clone()).await {
+        let error = match fill_once(&blob_source, writer, descriptor, from, progress, sent.clone()).await {
             Ok(()) => {
                 progress.milestone(Milestone::FileWritten {
                     name: format!("{}.tar.gz", descriptor.digest.dashed()),
@@ -224,33 +228,39 @@ async fn fill_with_retries(
                 ));
                 return Ok(());
             }
-            Err(error) => {
-                progress.retract(sent.load(Ordering::Relaxed));
-                if attempt == attempts {
-                    return Err(RelocateError::Blob {
-                        image: image.to_string(),
-                        digest: descriptor.digest.clone(),
-                        destination: format!(
-                            "tarball {} (run again with --resume to keep what arrived)",
-                            writer.target().display()
-                        ),
-                        attempts,
-                        source: error.into(),
-                    });
-                }
-                progress.note(&format!(
-                    "layer {} of {image} failed (attempt {attempt} of {attempts}): {error}; retrying",
-                    descriptor.digest
-                ));
-            }
+            Err(error) => error,
+        };
+        progress.retract(sent.load(Ordering::Relaxed));
+        if let Some((url, why)) = blob_source.passed_over() {
+            progress.note(&format!(
+                "layer {} of {image}: {url} failed ({why}); trying the next URL",
+                descriptor.digest
+            ));
+            continue;
         }
+        failures += 1;
+        if failures == attempts || blob_source.exhausted() {
+            return Err(RelocateError::Blob {
+                image: image.to_string(),
+                digest: descriptor.digest.clone(),
+                destination: format!(
+                    "tarball {} (run again with --resume to keep what arrived)",
+                    writer.target().display()
+                ),
+                attempts: failures,
+                source: error.into(),
+            });
+        }
+        progress.note(&format!(
+            "layer {} of {image} failed (attempt {failures} of {attempts}): {error}; retrying",
+            descriptor.digest
+        ));
     }
-    unreachable!("the loop returns on its last attempt")
 }
 
 /// Stream one layer from the registry into its slot; a blocking task does the file writes.
 async fn fill_once(
-    source: &Client,
+    source: &BlobSource,
     writer: &Arc<TarballWriter>,
     descriptor: &Descriptor,
     from: &Reference,
@@ -258,7 +268,7 @@ async fn fill_once(
     sent: Arc<AtomicU64>,
 ) -> Result<(), String> {
     let mut stream = source
-        .get_blob_or_urls(from, descriptor)
+        .open()
         .await
         .map_err(|e| format!("reading it from {}: {}", from.repository_name(), chain(&e)))?;
     // The blob stream checks size and digest at its end; the slot only counts once it has.

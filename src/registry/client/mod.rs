@@ -28,6 +28,7 @@ mod upload;
 mod wire;
 
 pub use debug::dump_like_go;
+pub use foreign::BlobSource;
 pub use options::ClientOptions;
 pub use stream::BlobStream;
 pub(crate) use wire::is_loopback;
@@ -377,6 +378,7 @@ impl Client {
             action: op.action.clone(),
             registry: op.registry.clone(),
             done: false,
+            checked: false,
         };
         Ok(BlobStream {
             size: descriptor.size,

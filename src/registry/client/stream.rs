@@ -19,6 +19,21 @@ pub(super) struct Verifying {
     pub(super) action: String,
     pub(super) registry: String,
     pub(super) done: bool,
+    /// The digest was checked when the last expected byte arrived.
+    pub(super) checked: bool,
+}
+
+impl Verifying {
+    /// The digest of everything received, against the expected one.
+    fn digest_error(&mut self) -> Option<RegistryError> {
+        self.checked = true;
+        let actual = Digest::from_sha256(std::mem::take(&mut self.hasher));
+        (actual != self.expected_digest).then(|| RegistryError::DigestMismatch {
+            action: self.action.clone(),
+            expected: self.expected_digest.to_string(),
+            actual: actual.to_string(),
+        })
+    }
 }
 
 impl Stream for Verifying {
@@ -40,6 +55,15 @@ impl Stream for Verifying {
                     })));
                 }
                 self.hasher.update(&chunk);
+                // Checked as the last byte arrives, the wrong content fails before that chunk
+                // goes on: a consumer that stops at the declared length (an upload with a
+                // Content-Length) never polls for the end, and must not pass a lie on whole.
+                if self.received == self.expected_size
+                    && let Some(error) = self.digest_error()
+                {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(error)));
+                }
                 Poll::Ready(Some(Ok(chunk)))
             }
             Poll::Ready(Some(Err(e))) => {
@@ -74,14 +98,10 @@ impl Stream for Verifying {
                         actual: self.received,
                     })));
                 }
-                let hasher = std::mem::take(&mut self.hasher);
-                let actual = Digest::from_sha256(hasher);
-                if actual != self.expected_digest {
-                    return Poll::Ready(Some(Err(RegistryError::DigestMismatch {
-                        action: self.action.clone(),
-                        expected: self.expected_digest.to_string(),
-                        actual: actual.to_string(),
-                    })));
+                if !self.checked
+                    && let Some(error) = self.digest_error()
+                {
+                    return Poll::Ready(Some(Err(error)));
                 }
                 Poll::Ready(None)
             }
