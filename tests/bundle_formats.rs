@@ -313,4 +313,12 @@ fn image_locations_sorted_with_is_bundle_always_written() {
     let err =
         ImageLocations::parse(b"apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\n").unwrap_err();
     assert!(err.to_string().contains("ImageLocations"), "{err}");
+    // A bundle without images: imgpkg writes the nil list as null (77 bytes in the layer).
+    let empty = ImageLocations::default().to_yaml();
+    assert_eq!(
+        empty,
+        "---\napiVersion: imgpkg.carvel.dev/v1alpha1\nimages: null\nkind: ImageLocations\n"
+    );
+    assert_eq!(empty.len(), 77);
+    assert!(ImageLocations::parse(empty.as_bytes()).unwrap().images.is_empty());
 }

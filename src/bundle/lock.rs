@@ -245,12 +245,16 @@ impl ImageLocations {
         Ok(ImageLocations { images })
     }
 
-    /// The YAML imgpkg writes: images sorted by `image`, `isBundle` always present.
+    /// The YAML imgpkg writes: images sorted by `image`, `isBundle` always present, `images: null`
+    /// when there are none.
     pub fn to_yaml(&self) -> String {
         let mut out = format!("---\napiVersion: {API_VERSION}\n");
         let mut images: Vec<&ImageLocation> = self.images.iter().collect();
         images.sort_by(|a, b| a.image.cmp(&b.image));
-        if !images.is_empty() {
+        if images.is_empty() {
+            // imgpkg's list is nil for a bundle without images, and its field has no omitempty.
+            out.push_str("images: null\n");
+        } else {
             out.push_str("images:\n");
             for l in images {
                 if l.image.is_empty() {
