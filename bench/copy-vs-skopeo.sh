@@ -15,6 +15,8 @@
 #             at once (one POST and one streamed PUT each, HTTP/1.1 as pkgr speaks, the same TLS
 #             and Basic auth), from files on disk; a client that does nothing else. from-tar is
 #             reported against it. (curl's default HTTP/2 is about 3x slower to docker-registry.)
+#   get-floor the source's own serving rate: the same 10 layers downloaded from SRC by curl, all
+#             at once, into files (no digest check); to-tar is reported against it.
 #   bundle50  pkgr only: the 50-image bundle, cold and warm: time and registry requests
 #             (from both registries' access logs), writes on DST
 # Measured with /usr/bin/time -v: wall time, CPU user+sys, peak RSS. Targets (issue 19): cold
@@ -170,6 +172,22 @@ for pid in "${pids[@]}"; do wait "$pid"; done
 SH
 chmod +x "$WORK/floor.sh"
 
+# The to-tar floor: every layer downloaded from SRC at once by curl into a file of its own.
+cat >"$WORK/get-floor.sh" <<'SH'
+#!/usr/bin/env bash
+set -euo pipefail
+host=$1 dir=$2 out=$3
+mkdir -p "$out"
+pids=()
+for file in "$dir"/*.digest; do
+  curl --http1.1 -sSf -o "$out/$(basename "$file" .digest)" "http://$host/v2/bench/big/blobs/$(cat "$file")" &
+  pids+=($!)
+done
+for pid in "${pids[@]}"; do wait "$pid"; done
+SH
+chmod +x "$WORK/get-floor.sh"
+rm_got() { rm -rf "$WORK/got"; }
+
 SRC_IMG="$SRC_HOST/bench/big:v1"
 ok=true
 TOOLS=(pkgr skopeo)
@@ -194,6 +212,8 @@ run_case from-tar pkgr empty_dst "$PKGR" copy --tar "$WORK/pkgr.tar" --to-repo "
 run_case from-tar skopeo empty_dst skopeo copy -q "${SKOPEO_DST[@]}" "oci-archive:$WORK/skopeo.tar" "docker://$DST_HOST/bench/big:v1"
 [ -z "${IMGPKG:-}" ] || run_case from-tar imgpkg empty_dst "$IMGPKG" copy --tar "$WORK/imgpkg.tar" --to-repo "$DST_HOST/bench/big" "${PKGR_TLS[@]}"
 run_case floor curl empty_dst "$WORK/floor.sh" "$DST_HOST" "$DST_CA" "$WORK/layers"
+run_case get-floor curl rm_got "$WORK/get-floor.sh" "$SRC_HOST" "$WORK/layers" "$WORK/got"
+rm_got
 rm -f "$WORK/pkgr.tar" "$WORK/skopeo.tar" "$WORK/imgpkg.tar"
 
 echo "== ratios pkgr / skopeo (wall) and peak RSS" >&2
@@ -216,6 +236,10 @@ read -r pw _ _ <<<"${RESULT[from-tar,pkgr]}"
 read -r fw fc _ <<<"${RESULT[floor,curl]}"
 printf 'from-tar  against the floor (curl, %s parallel uploads: %.3fs, cpu %ss): pkgr %.2fx\n' \
   "$LAYERS" "$fw" "$fc" "$(echo "$pw / $fw" | bc -l)"
+read -r tw _ _ <<<"${RESULT[to-tar,pkgr]}"
+read -r gw gc _ <<<"${RESULT[get-floor,curl]}"
+printf 'to-tar    against the floor (curl, %s parallel downloads to files, no digest check: %.3fs, cpu %ss): pkgr %.2fx\n' \
+  "$LAYERS" "$gw" "$gc" "$(echo "$tw / $gw" | bc -l)"
 fi
 
 # Registry requests from the access logs (one line per request: "METHOD /v2/... HTTP/1.1").
