@@ -35,7 +35,7 @@ pub(super) async fn missing_layer(
     missing: TarballError,
     image: &Digest,
     descriptor: &Descriptor,
-    progress: &Progress,
+    progress: &Arc<Progress>,
 ) -> Result<FromOrigin, RelocateError> {
     let digest = &descriptor.digest;
     let Some(origin) = origin(tarball, image).filter(|o| o.registry() == repo.registry()) else {
@@ -51,7 +51,7 @@ pub(super) async fn missing_layer(
     }
     let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counted = {
-        let sent = sent.clone();
+        let (sent, progress) = (sent.clone(), progress.clone());
         move |item: Result<Bytes, crate::registry::RegistryError>| -> Result<Bytes, std::io::Error> {
             let bytes = item.map_err(|e| std::io::Error::other(chain(&e)))?;
             sent.fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
@@ -60,30 +60,10 @@ pub(super) async fn missing_layer(
         }
     };
     let uploaded = match destination.get_blob_or_urls(&origin, descriptor).await {
-        Ok(stream) => {
-            // The upload takes a `'static` stream, and this one borrows `progress`: it feeds the
-            // upload through a one-chunk channel instead.
-            let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
-            let mut stream = stream.map(counted);
-            let upload = destination.push_blob(
-                repo,
-                digest,
-                descriptor.size,
-                futures_util::stream::unfold(
-                    rx,
-                    |mut rx| async move { rx.recv().await.map(|item| (item, rx)) },
-                ),
-            );
-            let feed = async move {
-                while let Some(item) = stream.next().await {
-                    if tx.send(item).await.is_err() {
-                        break;
-                    }
-                }
-            };
-            let (result, ()) = futures_util::join!(upload, feed);
-            result.map_err(|e| format!("copying it from {}: {}", origin.repository_name(), chain(&e)))
-        }
+        Ok(stream) => destination
+            .push_blob(repo, digest, descriptor.size, stream.map(counted))
+            .await
+            .map_err(|e| format!("copying it from {}: {}", origin.repository_name(), chain(&e))),
         Err(e) => Err(format!(
             "reading it from {}: {}",
             origin.repository_name(),
