@@ -6,7 +6,7 @@ use super::fetch::{
 };
 use super::layer::Limits;
 use super::lock::ImagesLock;
-use super::signature::{find_signature, signature_tag};
+use super::signature::{find_signature, signature_ref};
 use crate::registry::{Client, ManifestBody, Reference, RegistryError};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -245,10 +245,7 @@ async fn signature(
         // imgpkg lists a denied lookup as an entry of its own, keyed by the signature tag, with
         // the error instead of an image.
         Err(RegistryError::Denied { .. }) => {
-            let key = match subject.digest() {
-                Some(d) => subject.with_tag(&signature_tag(d)).to_string(),
-                None => subject.to_string(),
-            };
+            let key = signature_ref(subject);
             return Ok(Some((
                 key,
                 ImageInfo {

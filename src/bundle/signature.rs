@@ -7,6 +7,15 @@ pub fn signature_tag(digest: &Digest) -> String {
     format!("{}.sig", digest.dashed())
 }
 
+/// `repo:sha256-<hex>.sig`, where the signature of `subject` (`repo@sha256:…`) is looked up, as
+/// imgpkg names it when the lookup fails (`subject` itself when it has no digest).
+pub fn signature_ref(subject: &Reference) -> String {
+    match subject.digest() {
+        Some(d) => subject.with_tag(&signature_tag(d)).to_string(),
+        None => subject.to_string(),
+    }
+}
+
 /// A signature found next to an image.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Signature {

@@ -2,7 +2,7 @@
 //! up where that image was read from, becomes one more top-level image that keeps its tag.
 use super::plan::{Expect, Item, Plan};
 use super::{CopyOptions, RelocateError};
-use crate::bundle::signature::{find_signature, signature_tag};
+use crate::bundle::signature::{find_signature, signature_ref};
 use crate::registry::{Audience, Reference, RegistryError};
 use futures_util::StreamExt;
 
@@ -63,14 +63,6 @@ pub struct SignatureFailure {
 }
 
 impl SignatureFailure {
-    /// `repo:sha256-<hex>.sig`, as imgpkg names the image it could not retrieve.
-    fn signature_ref(&self) -> String {
-        match self.subject.digest() {
-            Some(d) => self.subject.with_tag(&signature_tag(d)).to_string(),
-            None => self.subject.to_string(),
-        }
-    }
-
     /// imgpkg's words for the failure (`access denied` for a 403; `Fetching signature for
     /// image '…': <registry error>` otherwise), then what pkgr adds for `audience`, in brackets
     /// (none without one).
@@ -106,7 +98,7 @@ impl SignatureLookupError {
         for failure in &self.failures {
             text.push_str(&format!(
                 "\nImage: '{}'\nError: {}",
-                failure.signature_ref(),
+                signature_ref(&failure.subject),
                 failure.reason(audience)
             ));
         }
